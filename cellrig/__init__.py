@@ -1,0 +1,7 @@
+"""cellrig: drive a battery test lab, stream every reading to HDF5, analyse whole campaigns."""
+
+__version__ = "0.1.0"
+
+from .storage import open_run  # noqa: E402
+
+__all__ = ["__version__", "open_run"]

@@ -1,0 +1,43 @@
+"""The run file: one HDF5 file per run, written live (SWMR) and read as xarray.
+
+Layout (``cellrig-run/1``)::
+
+    /                  attrs: schema, run_id, started (UTC), cellrig_version, cycle_stream
+    /meta              protocol, cell, lab, operator, host ... (nested groups and attributes)
+    /streams/<name>/   time (s since start, dimension scale) and 1-D columns with ``units``
+    /events            time, kind, step, cycle, message; the last ``end`` event holds the exit status
+    /index/cycles      cycle (dimension scale), first_row of each cycle in the cycle stream
+"""
+
+from ._errors import (
+    ColumnError,
+    NotARunFileError,
+    RunClosedError,
+    RunExistsError,
+    RunFileError,
+    RunNotFoundError,
+    UnknownStreamError,
+    WriterAliveError,
+)
+from ._layout import EXIT_STATUSES, SCHEMA, Column
+from ._lock import writer_alive
+from ._reader import Run, open_run
+from ._writer import RunWriter
+
+__all__ = [
+    "EXIT_STATUSES",
+    "SCHEMA",
+    "Column",
+    "ColumnError",
+    "NotARunFileError",
+    "Run",
+    "RunClosedError",
+    "RunExistsError",
+    "RunFileError",
+    "RunNotFoundError",
+    "RunWriter",
+    "UnknownStreamError",
+    "WriterAliveError",
+    "open_run",
+    "writer_alive",
+]

@@ -1,0 +1,79 @@
+"""The run file's layout: names, column declarations, exit statuses, metadata coding."""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+import numpy as np
+
+SCHEMA = "cellrig-run/1"
+STREAMS = "streams"
+EVENTS = "events"
+META = "meta"
+CYCLE_INDEX = "index/cycles"
+TIME = "time"
+CHUNK_ROWS = 16384  # ~128 KiB per float64 column: fast appends, cheap SWMR flushes
+
+#: How a run can end; the last ``end`` event carries one of these.
+EXIT_STATUSES = ("finished", "stopped", "aborted", "tripped", "failed")
+
+EVENT_COLUMNS = ("time", "kind", "step", "cycle", "message")
+
+_DTYPE_KINDS = {"f": "fiub", "i": "iub", "u": "ub", "b": "b"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A typed column of a stream: its units and numpy dtype (float64 unless said)."""
+
+    units: str
+    dtype: str = "f8"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        kind = np.dtype(self.dtype).kind
+        if kind not in _DTYPE_KINDS:
+            raise ValueError(f"column dtype {self.dtype!r} is not numeric or bool")
+
+    @property
+    def accepts(self) -> str:
+        """The numpy dtype kinds whose values this column takes without loss."""
+        return _DTYPE_KINDS[np.dtype(self.dtype).kind]
+
+
+def write_meta(group: h5py.Group, meta: Mapping[str, Any]) -> None:
+    """Store a nested dict: dicts become groups, everything else an attribute."""
+    for key, value in meta.items():
+        if isinstance(value, Mapping):
+            write_meta(group.create_group(key), value)
+        elif value is None:
+            group.attrs[key] = "null"
+            group.attrs.create(f"{key}.json", True)
+        elif isinstance(value, str | int | float | bool | np.number):
+            group.attrs[key] = value
+        else:
+            group.attrs[key] = json.dumps(value)
+            group.attrs.create(f"{key}.json", True)
+
+
+def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
+    """An object's attributes as plain Python values (JSON-coded ones decoded)."""
+    out: dict[str, Any] = {}
+    for key, value in obj.attrs.items():
+        if key.endswith(".json"):
+            continue
+        if isinstance(value, bytes):
+            value = value.decode()
+        if f"{key}.json" in obj.attrs:
+            value = json.loads(value)
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def read_meta(group: h5py.Group) -> dict[str, Any]:
+    """The inverse of :func:`write_meta`."""
+    return read_attrs(group) | {key: read_meta(sub) for key, sub in group.items()}

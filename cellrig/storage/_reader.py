@@ -1,0 +1,152 @@
+"""open_run: a run file (finished, crashed or still being written) as xarray and pandas."""
+
+import os
+from contextlib import contextmanager
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import _layout as L
+from ._errors import NotARunFileError, RunNotFoundError, UnknownStreamError
+from ._lock import writer_alive
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def check_run_file(path: str | os.PathLike) -> None:
+    """Raise a clear error unless ``path`` is a cellrig run file."""
+    with _open(Path(path)):
+        pass
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[h5py.File]:
+    if not path.exists():
+        raise RunNotFoundError(f"{path}: no such run file")
+    if path.is_dir():
+        raise NotARunFileError(f"{path}: is a directory, not a run file")
+    try:
+        f = h5py.File(path, "r", swmr=True, locking=False)
+    except OSError as exc:
+        with path.open("rb") as fh:
+            is_hdf5 = fh.read(8) == _HDF5_SIGNATURE
+        what = "an HDF5 file cellrig cannot open" if is_hdf5 else "not an HDF5 file"
+        raise NotARunFileError(f"{path}: {what}, so not a cellrig run ({exc})") from None
+    try:
+        schema = f.attrs.get("schema")
+        if schema != L.SCHEMA:
+            found = f"schema {schema!r}" if schema else "no cellrig schema attribute"
+            raise NotARunFileError(f"{path}: not a cellrig run file ({found}; expected {L.SCHEMA!r})")
+        yield f
+    finally:
+        f.close()
+
+
+def _columns(group: h5py.Group) -> dict[str, np.ndarray]:
+    """Every column of a table, cut to the rows all of them hold (a crash may leave one longer)."""
+    rows = min(d.shape[0] for d in group.values())
+    return {name: d[:rows] for name, d in group.items()}
+
+
+class Run:
+    """One run file.  Each access reads the file afresh, so a live run shows new rows."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        with _open(self.path) as f:
+            self.attrs: dict[str, Any] = L.read_attrs(f)
+            self.meta: dict[str, Any] = L.read_meta(f[L.META])
+            self._units = {
+                name: {c: d.attrs.get("units", "") for c, d in g.items()} for name, g in f[L.STREAMS].items()
+            }
+
+    def __repr__(self) -> str:
+        return f"<cellrig.Run {self.path.name} {self.status} streams={list(self.streams)}>"
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return tuple(self._units)
+
+    def stream(self, name: str) -> xr.Dataset:
+        """A stream as an xarray Dataset: ``time`` coordinate, one variable per column, units in attrs."""
+        if name not in self._units:
+            raise UnknownStreamError(f"{self.path}: unknown stream {name!r} (streams: {', '.join(self.streams)})")
+        with _open(self.path) as f:
+            cols = _columns(f[L.STREAMS][name])
+        time = cols.pop(L.TIME)
+        units = self._units[name]
+        return xr.Dataset(
+            {c: (L.TIME, v, {"units": units[c]}) for c, v in cols.items()},
+            coords={L.TIME: (L.TIME, time, {"units": "s", "long_name": "seconds since the run started"})},
+            attrs={"run_id": self.attrs["run_id"], "stream": name, "started": self.attrs["started"]},
+        )
+
+    __getitem__ = stream
+
+    def rows(self, name: str) -> int:
+        """Rows a stream holds now (cheap: reads no data)."""
+        if name not in self._units:
+            raise UnknownStreamError(f"{self.path}: unknown stream {name!r} (streams: {', '.join(self.streams)})")
+        with _open(self.path) as f:
+            return min(d.shape[0] for d in f[L.STREAMS][name].values())
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Events (step start/end, checkpoint, pause, trip, note, end) in order."""
+        with _open(self.path) as f:
+            cols = _columns(f[L.EVENTS])
+        df = pd.DataFrame(cols)
+        for c in ("kind", "message"):
+            df[c] = df[c].map(lambda b: b.decode() if isinstance(b, bytes) else b).astype("string")
+        return df
+
+    @property
+    def cycle_index(self) -> pd.DataFrame:
+        """First row of each cycle in the cycle stream."""
+        with _open(self.path) as f:
+            return pd.DataFrame(_columns(f[L.CYCLE_INDEX]))
+
+    @property
+    def live(self) -> bool:
+        """True while a writer process holds this run open."""
+        return writer_alive(self.path)
+
+    @property
+    def status(self) -> str:
+        """How the run ended, ``running`` while written, or ``interrupted`` if its writer died."""
+        end = self._end()
+        if end is not None:
+            return end[0]
+        return "running" if self.live else "interrupted"
+
+    @property
+    def end_reason(self) -> str | None:
+        """The error text or reason recorded with the end, if any."""
+        end = self._end()
+        return end[1] if end else None
+
+    def _end(self) -> tuple[str, str | None] | None:
+        ev = self.events
+        ends = ev[ev["kind"] == "end"]
+        if ends.empty:
+            return None
+        last_end = ends.index[-1]
+        if (ev.loc[last_end:, "kind"] == "resume").any():
+            return None
+        status, _, reason = str(ends["message"].iloc[-1]).partition(": ")
+        return status, reason or None
+
+    @cached_property
+    def cycle_stream(self) -> str | None:
+        return self.attrs.get("cycle_stream") or None
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    """Open a run file (finished, crashed or live) for reading."""
+    return Run(path)

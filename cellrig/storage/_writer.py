@@ -1,0 +1,440 @@
+"""RunWriter: stream rows into a crash-safe, live-readable HDF5 run file (SWMR)."""
+
+import datetime as dt
+import os
+import threading
+import time as _time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from . import _layout as L
+from ._errors import ColumnError, RunClosedError, RunExistsError, UnknownStreamError
+from ._lock import WriterLock
+from ._superblock import clear_write_flags
+
+_SCALARS = (int, float, np.number, np.bool_, bool)
+_FAST_TYPES = {  # exact Python/numpy scalar types a column of each kind takes as they are
+    "f": {float, int, np.float64, np.float32, np.int64, np.int32},
+    "i": {int, np.int64, np.int32, np.int16, np.int8},
+    "u": {np.uint64, np.uint32, np.uint16, np.uint8},
+    "b": {bool, np.bool_},
+}
+
+
+class _Stream:
+    """One stream's datasets plus a block buffer that turns small appends into big writes."""
+
+    def __init__(self, name: str, group: h5py.Group) -> None:
+        self.name = name
+        self.columns = {c: L.Column(ds.attrs.get("units", ""), ds.dtype.str) for c, ds in group.items()}
+        self.names = tuple(self.columns)
+        self.datasets = {c: group[c] for c in self.names}
+        self.rows = min(d.shape[0] for d in self.datasets.values())
+        self.buffer = {c: np.empty(L.CHUNK_ROWS, np.dtype(col.dtype)) for c, col in self.columns.items()}
+        self.pending = 0
+        self.fast_types = {c: _FAST_TYPES[np.dtype(col.dtype).kind] for c, col in self.columns.items()}
+
+    def check(self, values: Mapping[str, Any]) -> None:
+        if values.keys() != self.columns.keys():
+            missing = sorted(self.columns.keys() - values.keys())
+            extra = sorted(values.keys() - self.columns.keys())
+            raise ColumnError(
+                f"stream {self.name!r}: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"missing column(s) {missing}" if missing else "",
+                        f"unknown column(s) {extra} (declared: {list(self.names)})" if extra else "",
+                    )
+                    if part
+                )
+            )
+
+    def add_row(self, values: Mapping[str, Any]) -> None:
+        n = self.pending
+        for c, fast in self.fast_types.items():
+            v = values[c]
+            if type(v) not in fast and not self._fits(c, v):
+                raise ColumnError(
+                    f"stream {self.name!r}, column {c!r}: {v!r} is not a {self.columns[c].dtype} value"
+                )
+            self.buffer[c][n] = v
+        self.pending = n + 1
+
+    def _fits(self, column: str, value: Any) -> bool:
+        return isinstance(value, _SCALARS) and np.asarray(value).dtype.kind in self.columns[column].accepts
+
+    def as_arrays(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        arrays = {c: np.asarray(values[c]) for c in self.names}
+        lengths = {c: a.shape for c, a in arrays.items()}
+        if any(a.ndim != 1 for a in arrays.values()) or len({a.shape[0] for a in arrays.values()}) != 1:
+            raise ColumnError(f"stream {self.name!r}: columns must be 1-D and of equal length, got {lengths}")
+        for c, a in arrays.items():
+            if a.dtype.kind not in self.columns[c].accepts:
+                raise ColumnError(
+                    f"stream {self.name!r}, column {c!r}: {a.dtype} values do not fit a {self.columns[c].dtype} column"
+                )
+        return arrays
+
+    def write(self, arrays: Mapping[str, np.ndarray], n: int) -> None:
+        for c in self.names:
+            ds = self.datasets[c]
+            ds.resize((self.rows + n,))
+            ds[self.rows : self.rows + n] = arrays[c][:n]
+        self.rows += n
+
+    def drain(self) -> None:
+        if self.pending:
+            self.write(self.buffer, self.pending)
+            self.pending = 0
+
+
+class RunWriter:
+    """Write one run: declared streams of typed columns, events, metadata and a cycle index.
+
+    Create with :meth:`create` (a new file, never an overwrite) or :meth:`resume` (continue a
+    file whose writer died).  Rows are buffered and written in blocks; everything written is
+    published to readers (and fsync'ed) at least every ``flush_interval`` seconds, so a killed
+    writer loses at most that much.  Use as a context manager: leaving the block by an
+    exception records a ``failed`` (or, on Ctrl-C, ``aborted``) end before closing.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        file: h5py.File,
+        lock: WriterLock,
+        *,
+        cycle_stream: str | None,
+        flush_interval: float,
+        fsync: bool,
+    ) -> None:
+        self.path = path
+        self._file = file
+        self._lock = lock
+        self._fsync = fsync
+        self.flush_interval = flush_interval
+        self._mutex = threading.RLock()
+        self._streams = {name: _Stream(name, group) for name, group in file[L.STREAMS].items()}
+        self._events = file[L.EVENTS]
+        self._index = file[L.CYCLE_INDEX]
+        self.cycle_stream = cycle_stream
+        self._last_cycle = self._restore_last_cycle()
+        self._dirty = False
+        self._last_flush = _time.monotonic()
+        self._closed = False
+        self.status: str | None = None
+        self._stop_flusher = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name=f"cellrig-flush-{path.name}", daemon=True)
+        self._flusher.start()
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        streams: Mapping[str, Mapping[str, L.Column]],
+        meta: Mapping[str, Any] | None = None,
+        *,
+        cycle_stream: str | None = None,
+        flush_interval: float = 1.0,
+        fsync: bool = True,
+    ) -> Self:
+        """Create a new run file declaring every stream and its columns up front.
+
+        Each stream gets a ``time`` column (float64 seconds since the run started) as its
+        dimension scale.  ``cycle_stream`` names the stream whose ``cycle`` column feeds
+        the cycle index.
+        """
+        path = Path(path)
+        if cycle_stream is not None and (cycle_stream not in streams or "cycle" not in streams[cycle_stream]):
+            raise ColumnError(f"cycle_stream {cycle_stream!r} must be a declared stream with a 'cycle' column")
+        for name, columns in streams.items():
+            if L.TIME in columns:
+                raise ColumnError(f"stream {name!r}: 'time' is implicit (float64 s since start); do not declare it")
+        if path.exists():
+            raise RunExistsError(f"{path}: a run file is never overwritten")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(path)
+        lock.acquire()
+        try:
+            try:
+                f = h5py.File(path, "x", libver="latest", locking=False)
+            except FileExistsError:
+                raise RunExistsError(f"{path}: a run file is never overwritten") from None
+            _declare(f, streams, meta or {}, cycle_stream)
+            f.swmr_mode = True
+        except BaseException:
+            lock.release()
+            raise
+        return cls(path, f, lock, cycle_stream=cycle_stream, flush_interval=flush_interval, fsync=fsync)
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike, *, flush_interval: float = 1.0, fsync: bool = True) -> Self:
+        """Reopen a run whose writer died (or closed) to append to it.
+
+        Refuses while another writer is alive.  Clears the flags a killed writer leaves,
+        trims streams to the rows every column holds, and records a ``resume`` event.
+        """
+        from ._reader import check_run_file  # the reader owns "is this a run file"
+
+        path = Path(path)
+        check_run_file(path)
+        lock = WriterLock(path)
+        lock.acquire()
+        try:
+            clear_write_flags(path)
+            f = h5py.File(path, "a", libver="latest", locking=False)
+            cycle_stream = f.attrs.get("cycle_stream") or None
+            for group in f[L.STREAMS].values():
+                rows = min(d.shape[0] for d in group.values())
+                for d in group.values():
+                    d.resize((rows,))
+            _trim(f[L.EVENTS])
+            _trim(f[L.CYCLE_INDEX])
+            f.swmr_mode = True
+        except BaseException:
+            lock.release(remove=False)
+            raise
+        writer = cls(path, f, lock, cycle_stream=cycle_stream, flush_interval=flush_interval, fsync=fsync)
+        writer.event("resume", "writer resumed", time=writer.last_time())
+        writer.flush()
+        return writer
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, stream: str, /, **values: Any) -> None:
+        """Append rows to a stream: one row of scalars, or equal-length 1-D arrays.
+
+        Every declared column plus ``time`` must be given.
+        """
+        with self._mutex:
+            s = self._stream(stream)
+            s.check(values)
+            if isinstance(values.get(L.TIME), _SCALARS):
+                s.add_row(values)
+                if stream == self.cycle_stream:
+                    self._index_row(s, values["cycle"])
+                if s.pending == L.CHUNK_ROWS:
+                    s.drain()
+            else:
+                arrays = s.as_arrays(values)
+                n = len(arrays[L.TIME])
+                if stream == self.cycle_stream:
+                    self._index_block(s, arrays["cycle"])
+                if s.pending + n <= L.CHUNK_ROWS:
+                    for c in s.names:
+                        s.buffer[c][s.pending : s.pending + n] = arrays[c]
+                    s.pending += n
+                else:
+                    s.drain()
+                    s.write(arrays, n)
+            self._dirty = True
+            if _time.monotonic() - self._last_flush >= self.flush_interval:
+                self.flush()
+
+    def event(
+        self, kind: str, message: str = "", *, time: float | None = None, step: int = -1, cycle: int = -1
+    ) -> None:
+        """Record an event (step start/end, checkpoint, pause, trip, note, ...)."""
+        with self._mutex:
+            self._check_open()
+            t = self.last_time() if time is None else float(time)
+            ev = self._events
+            n = ev[L.TIME].shape[0]
+            for name, value in zip(L.EVENT_COLUMNS, (t, kind, step, cycle, message), strict=True):
+                ev[name].resize((n + 1,))
+                ev[name][n] = value
+            self._dirty = True
+
+    def flush(self) -> None:
+        """Write buffered rows and publish everything to readers now."""
+        with self._mutex:
+            self._check_open()
+            for s in self._streams.values():
+                s.drain()
+            if self._dirty:
+                self._file.flush()
+                if self._fsync:
+                    os.fsync(self._file.id.get_vfd_handle())
+                self._dirty = False
+            self._last_flush = _time.monotonic()
+
+    def close(self, status: str = "finished", error: str | None = None) -> None:
+        """Record the ``end`` event with the exit status (and error text), flush and close."""
+        if status not in L.EXIT_STATUSES:
+            raise ValueError(f"status must be one of {L.EXIT_STATUSES}, not {status!r}")
+        with self._mutex:
+            if self._closed:
+                return
+            self.event("end", status if not error else f"{status}: {error}")
+            self.status = status
+            self.flush()
+            self._stop_flusher.set()
+            self._closed = True
+            self._file.close()
+            self._lock.release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.close("finished")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.close("aborted", "interrupted (Ctrl-C)")
+        else:
+            self.close("failed", f"{type(exc).__name__}: {exc}")
+
+    # -- reading back what this writer knows ---------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return tuple(self._streams)
+
+    def rows(self, stream: str) -> int:
+        """Rows appended to a stream so far (written or buffered)."""
+        s = self._stream(stream)
+        return s.rows + s.pending
+
+    def last_time(self) -> float:
+        """The latest ``time`` appended to any stream, or 0 for an empty run."""
+        with self._mutex:
+            latest = 0.0
+            for s in self._streams.values():
+                if s.pending:
+                    latest = max(latest, float(s.buffer[L.TIME][s.pending - 1]))
+                elif s.rows:
+                    latest = max(latest, float(s.datasets[L.TIME][s.rows - 1]))
+            return latest
+
+    @property
+    def last_cycle(self) -> int | None:
+        return self._last_cycle
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _stream(self, name: str) -> _Stream:
+        self._check_open()
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise UnknownStreamError(
+                f"{self.path}: unknown stream {name!r} (declared: {', '.join(self._streams) or 'none'})"
+            ) from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RunClosedError(f"{self.path}: the run is closed ({self.status}); nothing more can be written")
+
+    def _index_row(self, s: _Stream, cycle: Any) -> None:
+        if cycle != self._last_cycle:
+            self._add_cycles([int(cycle)], [s.rows + s.pending - 1])
+
+    def _index_block(self, s: _Stream, cycles: np.ndarray) -> None:
+        if not len(cycles):
+            return
+        prev = self._last_cycle if self._last_cycle is not None else cycles[0] - 1
+        starts = np.flatnonzero(np.diff(cycles, prepend=prev))
+        if len(starts):
+            self._add_cycles(cycles[starts].tolist(), (s.rows + s.pending + starts).tolist())
+
+    def _add_cycles(self, cycles: list[int], rows: list[int]) -> None:
+        idx = self._index
+        n = idx["cycle"].shape[0]
+        for name, values in (("cycle", cycles), ("first_row", rows)):
+            idx[name].resize((n + len(values),))
+            idx[name][n:] = values
+        self._last_cycle = int(cycles[-1])
+
+    def _restore_last_cycle(self) -> int | None:
+        if self.cycle_stream is None:
+            return None
+        s = self._streams[self.cycle_stream]
+        return int(s.datasets["cycle"][s.rows - 1]) if s.rows else None
+
+    def _flush_loop(self) -> None:
+        while not self._stop_flusher.wait(self.flush_interval / 2):
+            with self._mutex:
+                if self._closed:
+                    return
+                pending = self._dirty or any(s.pending for s in self._streams.values())
+                if pending and _time.monotonic() - self._last_flush >= self.flush_interval / 2:
+                    self.flush()
+
+
+def _declare(
+    f: h5py.File, streams: Mapping[str, Mapping[str, L.Column]], meta: Mapping[str, Any], cycle_stream: str | None
+) -> None:
+    """Create every group, dataset, attribute and dimension scale (before SWMR starts)."""
+    f.attrs["schema"] = L.SCHEMA
+    f.attrs["run_id"] = str(uuid.uuid4())
+    f.attrs["started"] = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+    f.attrs["cellrig_version"] = __version__
+    f.attrs["cycle_stream"] = cycle_stream or ""
+    L.write_meta(f.create_group(L.META), meta)
+    group = f.create_group(L.STREAMS)
+    for name, columns in streams.items():
+        _table(group.create_group(name, track_order=True), {c: (col.dtype, _attrs(col)) for c, col in columns.items()})
+    text = h5py.string_dtype()
+    _table(
+        f.create_group(L.EVENTS, track_order=True),
+        {
+            "kind": (text, {}),
+            "step": ("i4", {"long_name": "protocol step number, -1 if none"}),
+            "cycle": ("i4", {"long_name": "cycle number, -1 if none"}),
+            "message": (text, {}),
+        },
+        chunk=256,
+    )
+    _table(
+        f.create_group(L.CYCLE_INDEX, track_order=True),
+        {"first_row": ("i8", {"long_name": f"first row of the cycle in {L.STREAMS}/{cycle_stream}"})},
+        scale=("cycle", "i4", {}),
+        chunk=1024,
+    )
+
+
+def _attrs(col: L.Column) -> dict[str, str]:
+    return {"units": col.units} | ({"long_name": col.description} if col.description else {})
+
+
+_TIME_SCALE = (L.TIME, "f8", {"units": "s", "long_name": "seconds since the run started"})
+
+
+def _table(
+    group: h5py.Group,
+    columns: Mapping[str, tuple[Any, dict[str, str]]],
+    *,
+    scale: tuple[str, Any, dict[str, str]] = _TIME_SCALE,
+    chunk: int = L.CHUNK_ROWS,
+) -> None:
+    """Resizable 1-D columns sharing one dimension scale, the way xarray reads them."""
+    name, dtype, attrs = scale
+    dim = group.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(chunk,))
+    dim.attrs.update(attrs)
+    dim.make_scale(name)
+    for name, (dtype, attrs) in columns.items():
+        ds = group.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(chunk,))
+        ds.attrs.update(attrs)
+        ds.dims[0].attach_scale(dim)
+
+
+def _trim(group: h5py.Group) -> None:
+    rows = min(d.shape[0] for d in group.values())
+    for d in group.values():
+        d.resize((rows,))
