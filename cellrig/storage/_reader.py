@@ -1,8 +1,8 @@
 """open_run: a run file (finished, crashed or still being written) as xarray and pandas."""
 
 import os
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any

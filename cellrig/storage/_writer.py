@@ -62,9 +62,7 @@ class _Stream:
         for c, fast in self.fast_types.items():
             v = values[c]
             if type(v) not in fast and not self._fits(c, v):
-                raise ColumnError(
-                    f"stream {self.name!r}, column {c!r}: {v!r} is not a {self.columns[c].dtype} value"
-                )
+                raise ColumnError(f"stream {self.name!r}, column {c!r}: {v!r} is not a {self.columns[c].dtype} value")
             self.buffer[c][n] = v
         self.pending = n + 1
 

@@ -1,0 +1,5 @@
+"""``python -m cellrig``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,155 @@
+"""The ``cellrig`` command."""
+
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .analysis import SUMMARY_UNITS, cycle_summary
+from .instruments.keysight_bt2200 import KeysightBT2200
+from .instruments.sim import DEFAULT_SPEED, virtual_cycler
+from .protocols import ProtocolError, builtin_protocol, load_protocol, run_cycling
+from .storage import RunFileError, open_run
+
+console = Console()
+err = Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="cellrig")
+def main() -> None:
+    """cellrig runs a battery test lab: it drives cyclers, chambers, data loggers and abuse rigs
+    through VISA, streams every reading to HDF5 run files while the test runs, and analyses
+    the results.
+
+    \b
+    Start here:
+      cellrig run --out runs/          cycle a virtual 5 Ah cell 100 times, print its summary
+      cellrig summary runs/<file>.h5   status and per-cycle summary of any run file
+    """
+
+
+@main.command()
+@click.argument("protocol", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the run file (created if missing; existing runs are never overwritten).",
+)
+@click.option("--cycles", type=click.IntRange(min=1), help="Override the protocol's number of cycles.")
+@click.option("--cell-id", default="cell-1", show_default=True, help="Name of the cell under test.")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_SPEED,
+    show_default=True,
+    help="How much faster than real time the virtual lab's clock runs.",
+)
+def run(protocol: Path | None, out_dir: Path, cycles: int | None, cell_id: str, speed: float) -> None:
+    """Run a cycling PROTOCOL on the virtual lab and print the per-cycle summary.
+
+    With no PROTOCOL, the built-in one: 1C CC-CV to 4.2 V (end at C/20), 10 min rest, 1C
+    discharge to 2.5 V, 10 min rest, 100 cycles, on a 5 Ah NMC811/graphite cell.  The
+    virtual lab is a simulated Keysight BT2200 reached through VISA over a local socket.
+    """
+    try:
+        p = load_protocol(protocol) if protocol else builtin_protocol()
+        if cycles:
+            p = p.with_cycles(cycles)
+    except ProtocolError as exc:
+        raise click.ClickException(str(exc)) from None
+    with virtual_cycler(speed=speed) as lab:
+        cycler = KeysightBT2200(lab.resource, visa_library="@py")
+        lab_meta = {
+            "cycler": {"model": "Keysight BT2200 (virtual)", "resource": lab.resource, "idn": cycler.id},
+            "clock_speed": speed,
+        }
+        err.print(f"[bold]{p.name}[/]: {p.cycles} cycles on {cell_id} · virtual BT2200 at {lab.resource}")
+        with _progress() as bar:
+            task = bar.add_task("cycling", total=p.cycles)
+            try:
+                path = run_cycling(
+                    p,
+                    cycler,
+                    out_dir,
+                    cell_id=cell_id,
+                    lab=lab_meta,
+                    progress=lambda done, total: bar.update(task, completed=max(done - 1, 0)),
+                )
+            except KeyboardInterrupt:
+                err.print("[red]interrupted[/]: instruments made safe, run file closed as aborted")
+                sys.exit(130)
+            bar.update(task, completed=p.cycles)
+        cycler.adapter.close()
+    _report(path)
+
+
+@main.command()
+@click.argument("run_file", type=click.Path(path_type=Path))
+@click.option("--all", "show_all", is_flag=True, help="Print every cycle, not the first and last few.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the summary to this CSV file.",
+)
+def summary(run_file: Path, show_all: bool, csv_path: Path | None) -> None:
+    """Print a run's status and per-cycle summary (works on live runs too)."""
+    _report(run_file, show_all=show_all, csv_path=csv_path)
+
+
+def _report(path: Path, *, show_all: bool = False, csv_path: Path | None = None) -> None:
+    try:
+        r = open_run(path)
+        table = cycle_summary(r)
+    except RunFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(_table(table, show_all))
+    status = r.status
+    colour = "green" if status in ("finished", "running") else "red"
+    console.print(f"run file: {path}\nstatus:   [{colour}]{status}[/]" + (f" ({r.end_reason})" if r.end_reason else ""))
+    if csv_path:
+        table.to_csv(csv_path, index=False)
+        console.print(f"summary:  {csv_path}")
+    if status not in ("finished", "running"):
+        sys.exit(1)
+
+
+def _table(df: pd.DataFrame, show_all: bool) -> Table:
+    cols = [
+        "cycle",
+        "charge_capacity",
+        "discharge_capacity",
+        "charge_energy",
+        "discharge_energy",
+        "coulombic_efficiency",
+        "energy_efficiency",
+    ]
+    table = Table(title="per-cycle summary", title_justify="left")
+    for c in cols:
+        unit = SUMMARY_UNITS[c]
+        table.add_column(c.replace("_", " ") + (f" ({unit})" if unit else ""), justify="right")
+    rows = df if show_all or len(df) <= 12 else pd.concat([df.head(5), df.tail(5)])
+    for i, (_, row) in enumerate(rows.iterrows()):
+        if not show_all and len(df) > 12 and i == 5:
+            table.add_row(*["…"] * len(cols))
+        table.add_row(str(int(row["cycle"])), *(f"{row[c]:.4f}" for c in cols[1:]))
+    return table
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )

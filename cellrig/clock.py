@@ -1,0 +1,48 @@
+"""The lab's one clock: the wall clock for a real lab, a scaled clock for the virtual lab.
+
+Everything that waits or timestamps in a run asks the lab's clock, so the virtual lab
+can run a month of cycling in minutes while drivers, engine and simulators agree on
+what time it is.
+"""
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Seconds on a monotonic scale, and a way to wait for them."""
+
+    scale: float
+
+    def now(self) -> float:
+        """Seconds since the clock started."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+
+class ScaledClock:
+    """A monotonic clock running ``scale`` times faster than real time."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        if scale <= 0:
+            raise ValueError(f"clock scale must be positive, not {scale}")
+        self.scale = float(scale)
+        self._t0 = time.monotonic()
+
+    def now(self) -> float:
+        return (time.monotonic() - self._t0) * self.scale
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.scale)
+
+    def __repr__(self) -> str:
+        return f"ScaledClock(scale={self.scale:g}, now={self.now():.1f} s)"
+
+
+def wall_clock() -> ScaledClock:
+    """The real lab's clock."""
+    return ScaledClock(1.0)

@@ -1,0 +1,211 @@
+"""Simulated instruments as TCP servers speaking a line-terminated (SCPI-style) command set.
+
+A simulator subclasses :class:`SimInstrument` and marks handlers with :func:`command`,
+giving the header in SCPI notation (upper case = short form, ``[...]`` = optional node):
+``@command("SEQuence:STEP:DEFine")`` matches ``SEQ:STEP:DEF``, ``sequence:step:define`` ...
+:class:`SimServer` serves one simulator on a free localhost port as a VISA
+``TCPIP0::127.0.0.1::<port>::SOCKET`` resource.
+"""
+
+import re
+import socket
+import socketserver
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import ClassVar
+
+Reply = str | bytes | None
+Handler = Callable[..., Reply]
+
+
+def command(header: str) -> Callable[[Handler], Handler]:
+    """Mark a method as the handler of an SCPI header; it gets the argument text."""
+
+    def mark(fn: Handler) -> Handler:
+        fn.scpi_header = header  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def _node(node: str) -> str:
+    short = "".join(ch for ch in node if not ch.islower())
+    rest = node[len(short) :].upper()
+    return re.escape(short.upper()) + (f"(?:{re.escape(rest)})?" if rest else "")
+
+
+def header_regex(header: str) -> re.Pattern[str]:
+    """Compile an SCPI header (``[:SOURce]:VOLTage?``) into a case-insensitive regex."""
+    query = header.endswith("?")
+    text = header.rstrip("?").lstrip(":")
+    parts = re.split(r"(\[[^\]]*\])", text)
+    out = ""
+    for part in parts:
+        if not part:
+            continue
+        if part.startswith("["):
+            inner = part[1:-1].strip(":")
+            out += "(?::?" + ":".join(_node(n) for n in inner.split(":")) + ")?"
+        else:
+            nodes = [n for n in part.split(":") if n]
+            joined = ":".join(_node(n) for n in nodes)
+            out += (":?" if out or part.startswith(":") else "") + joined
+    if text.startswith("*"):
+        out = re.escape(text.upper())
+    return re.compile(rf":?{out}{re.escape('?') if query else ''}(?=\s|$)", re.IGNORECASE)
+
+
+class SimInstrument:
+    """A simulated instrument: a command table, an error queue and the IEEE 488.2 basics."""
+
+    idn: str = "cellrig,SimInstrument,0,0"
+    read_termination: str = "\n"
+    write_termination: str = "\n"
+    _table: ClassVar[list[tuple[re.Pattern[str], str]]] = []
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        table = []
+        for klass in reversed(cls.__mro__):
+            for name, fn in vars(klass).items():
+                if hasattr(fn, "scpi_header"):
+                    table.append((header_regex(fn.scpi_header), name))
+        # longest headers first, so "DATA:LOG:CLEar" wins over "DATA:LOG?"
+        cls._table = sorted(table, key=lambda item: -len(item[0].pattern))
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.errors: deque[tuple[int, str]] = deque(maxlen=20)
+
+    def handle(self, line: str) -> Reply:
+        """Run one line (commands separated by ``;``) and return the reply, if any."""
+        replies = []
+        with self.lock:
+            for cmd in (c.strip() for c in line.split(";")):
+                if cmd:
+                    reply = self._dispatch(cmd)
+                    if reply is not None:
+                        replies.append(reply)
+        if not replies:
+            return None
+        if len(replies) == 1:
+            return replies[0]
+        return ";".join(r if isinstance(r, str) else r.decode("latin-1") for r in replies)
+
+    def _dispatch(self, cmd: str) -> Reply:
+        for regex, name in self._table:
+            m = regex.match(cmd)
+            if m:
+                args = cmd[m.end() :].strip()
+                try:
+                    return getattr(self, name)(args)
+                except InstrumentError as exc:
+                    self.errors.append((exc.code, exc.text))
+                    return exc.reply
+                except (ValueError, IndexError):
+                    self.errors.append((-224, "Illegal parameter value"))
+                    return None
+        self.errors.append((-113, "Undefined header"))
+        return None
+
+    # -- IEEE 488.2 common commands and the error queue -----------------------------------
+
+    @command("*IDN?")
+    def _idn(self, args: str) -> Reply:
+        return self.idn
+
+    @command("*RST")
+    def _rst(self, args: str) -> Reply:
+        self.reset()
+        return None
+
+    @command("*CLS")
+    def _cls(self, args: str) -> Reply:
+        self.errors.clear()
+        return None
+
+    @command("*OPC?")
+    def _opc(self, args: str) -> Reply:
+        return "1"
+
+    @command("SYSTem:ERRor[:NEXT]?")
+    def _next_error(self, args: str) -> Reply:
+        code, text = self.errors.popleft() if self.errors else (0, "No error")
+        return f'{code:+d},"{text}"'
+
+    def reset(self) -> None:
+        """Return to the power-on state (``*RST``)."""
+
+
+class InstrumentError(Exception):
+    """Raised by a handler: queued as an SCPI error, optionally answered with ``reply``."""
+
+    def __init__(self, code: int, text: str, reply: Reply = None) -> None:
+        super().__init__(f"{code}: {text}")
+        self.code, self.text, self.reply = code, text, reply
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: "_TCPServer"
+
+    def handle(self) -> None:
+        sim = self.server.sim
+        term = sim.read_termination.encode()
+        reply_term = sim.write_termination.encode()
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = b""
+        while True:
+            try:
+                chunk = self.request.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while term in buf:
+                raw, buf = buf.split(term, 1)
+                reply = sim.handle(raw.decode("latin-1").strip("\r\n"))
+                if reply is not None:
+                    data = reply.encode("latin-1") if isinstance(reply, str) else reply
+                    self.request.sendall(data + reply_term)
+
+
+class _TCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, sim: SimInstrument, host: str, port: int) -> None:
+        self.sim = sim
+        super().__init__((host, port), _Handler)
+
+
+class SimServer:
+    """Serve one simulated instrument on localhost (port 0 picks a free port)."""
+
+    def __init__(self, sim: SimInstrument, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sim = sim
+        self._server = _TCPServer(sim, host, port)
+        self.host, self.port = self._server.server_address[:2]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"sim-{type(sim).__name__}-{self.port}", daemon=True
+        )
+
+    @property
+    def resource(self) -> str:
+        """The VISA resource name that reaches this simulator."""
+        return f"TCPIP0::{self.host}::{self.port}::SOCKET"
+
+    def start(self) -> "SimServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "SimServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

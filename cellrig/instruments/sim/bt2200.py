@@ -1,0 +1,364 @@
+"""A simulated Keysight BT2200 (BT2202A mainframe with BT2203A cards) over its SCPI set.
+
+The command set follows the reference (``CELL:DEFine``, ``SEQuence:STEP:DEFine``,
+``SEQuence:TEST:DEFine``, ``CELL:ENABle``, ``CELL:INITiate``, ``STATus:CELL:REPort?``)
+and the binary data log (``DATA:LOG?``: an IEEE 488.2 definite-length block holding an
+int32 record count, then per record a uint64 millisecond time stamp and, per channel,
+float32 IMon, VSense, VLocal, Dcir1, Dcir2, uint16 CellId and int16 SequenceState).
+
+The virtual mainframe runs each cell's sequence itself on the lab clock with a fixed
+integration step, so what it records depends only on the sequence and the cell, never on
+when the host happens to ask.  Records are written every ``log_period`` seconds and at the
+end of every step; IMon and VSense are means over the interval since the previous record
+(so capacity sums exactly).  Departures from the real instrument, stated here once: a
+record carries the 32 channels of each installed card (the real one always 256), and the
+log period is a property of the virtual instrument (the real one logs every second).
+"""
+
+import math
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...clock import Clock
+from ..keysight_bt2200 import CHANNELS_PER_CARD, channel_index, record_dtype
+from ._scpi import InstrumentError, Reply, SimInstrument, command
+from .cell import Cell
+
+MODES = ("CHARGE", "DISCHARGE", "REST", "PRECHARGE")
+TESTS = ("VOLT_GE", "VOLT_LE", "CURR_GE", "CURR_LE")
+TIMINGS = ("AT", "BEFORE", "AFTER")
+ACTIONS = ("NEXT", "FAIL")
+MAX_CURRENT = 6.25  # A per channel
+MAX_VOLTAGE = 5.0  # V
+
+#: STATus:CELL:REPort? codes (1 = running is sourced; the others are this simulator's).
+IDLE, RUNNING, DONE, FAILED, ABORTED = 0, 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class Step:
+    mode: str
+    duration: float
+    current: float
+    voltage: float
+
+
+@dataclass(frozen=True)
+class Test:
+    kind: str
+    value: float
+    timing: str
+    time: float
+    action: str
+
+
+@dataclass
+class _Channel:
+    """A channel with its cell and the run state of its sequence."""
+
+    cell: Cell
+    cell_id: int = 0
+    sequence: int = 0
+    status: int = IDLE
+    step: int = 0
+    step_time: float = 0.0
+    current: float = 0.0
+    q: float = 0.0  # ∫I dt since the last record
+    e: float = 0.0  # ∫V dt since the last record
+    dt: float = 0.0  # time since the last record
+    ended: int | None = None  # SequenceState of a step that ended since the last record
+    steps: list[tuple[int, Step, list[Test]]] = field(default_factory=list)
+
+
+def cell_list(text: str) -> list[int]:
+    """Parse an SCPI channel list ``(@1001:1004,1007)`` (or a bare number) into numbers."""
+    m = re.fullmatch(r"\s*\(@([\d:,\s]+)\)\s*|\s*(\d+)\s*", text)
+    if not m:
+        raise InstrumentError(-224, "Illegal parameter value")
+    if m.group(2):
+        return [int(m.group(2))]
+    out: list[int] = []
+    for part in m.group(1).split(","):
+        lo, _, hi = part.strip().partition(":")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+class BT2200(SimInstrument):
+    """The virtual BT2200: cells on channels, sequences, buffered binary data log."""
+
+    idn = "Keysight Technologies,BT2202A,SIM0000001,1.0.0"
+
+    def __init__(
+        self,
+        clock: Clock,
+        cells: dict[int, Cell],
+        *,
+        cards: int = 1,
+        log_period: float = 1.0,
+        dt: float = 1.0,
+        records_per_query: int = 10,
+    ) -> None:
+        super().__init__()
+        self.clock = clock
+        self.cards = cards
+        self.n = cards * CHANNELS_PER_CARD
+        self.log_period = log_period
+        self.dt = dt
+        self.records_per_query = records_per_query
+        self.record = record_dtype(self.n)
+        for ch in cells:
+            self._slot(ch)
+        self.channels = {ch: _Channel(cell) for ch, cell in cells.items()}
+        self.t = 0.0
+        self.since_record = 0.0
+        self.log: deque[bytes] = deque(maxlen=1_000_000)
+        self.reset()
+
+    def reset(self) -> None:
+        self.sequences: dict[int, dict[int, Step]] = {}
+        self.tests: dict[tuple[int, int], dict[int, Test]] = {}
+        self.cells: dict[int, int] = {}  # cell id -> channel
+        self.output = False
+        for ch in self.channels.values():
+            ch.cell_id, ch.sequence, ch.status, ch.step, ch.current = 0, 0, IDLE, 0, 0.0
+
+    # -- time ------------------------------------------------------------------------------
+
+    def _dispatch(self, cmd: str) -> Reply:
+        self.advance()
+        return super()._dispatch(cmd)
+
+    def advance(self) -> None:
+        """Run every channel forward to the lab clock's present, in fixed steps."""
+        now = self.clock.now()
+        while self.t + self.dt <= now:
+            ended = False
+            for ch in self.channels.values():
+                if ch.status == RUNNING:
+                    ended |= self._integrate(ch, self.dt)
+                else:
+                    ch.current = 0.0
+                    ch.cell.step(0.0, self.dt)
+                    ch.e += ch.cell.voltage(0.0) * self.dt
+                    ch.dt += self.dt
+            self.t += self.dt
+            self.since_record += self.dt
+            if ended or self.since_record >= self.log_period - 1e-9:
+                self._log()
+
+    def _integrate(self, ch: _Channel, dt: float) -> bool:
+        """Advance one channel by ``dt``; return True if its step ended."""
+        number, step, tests = ch.steps[ch.step]
+        cell = ch.cell
+        if step.mode == "REST":
+            current = 0.0
+        elif step.mode in ("CHARGE", "PRECHARGE"):
+            current = max(min(step.current, cell.current_for_voltage(step.voltage)), 0.0)
+        else:
+            current = min(max(-step.current, cell.current_for_voltage(step.voltage)), 0.0)
+        cell.step(current, dt)
+        volts = cell.voltage(current)
+        ch.current = current
+        ch.q += current * dt
+        ch.e += volts * dt
+        ch.dt += dt
+        ch.step_time += dt
+        action = "NEXT" if ch.step_time >= step.duration - 1e-9 else None
+        for test in tests:
+            if self._test_fires(test, ch.step_time, volts, current):
+                action = test.action if action is None or test.action == "FAIL" else action
+        if action is None:
+            return False
+        if action == "FAIL":
+            ch.status = FAILED
+        elif ch.step + 1 < len(ch.steps):
+            ch.step += 1
+            ch.step_time = 0.0
+        else:
+            ch.status = DONE
+        ch.ended = -number if action == "FAIL" else number
+        return True
+
+    @staticmethod
+    def _test_fires(test: Test, t: float, volts: float, current: float) -> bool:
+        if (test.timing == "BEFORE" and t > test.time) or (test.timing == "AFTER" and t < test.time):
+            return False
+        if test.timing == "AT" and not math.isclose(t, test.time):
+            return False
+        x = volts if test.kind.startswith("VOLT") else abs(current)
+        return x >= test.value if test.kind.endswith("GE") else x <= test.value
+
+    def _log(self) -> None:
+        rec = np.zeros(1, self.record)
+        rec["timestamp_ms"] = round(self.t * 1000)
+        for number, ch in self.channels.items():
+            i = channel_index(number)
+            idle = ch.cell.voltage(0.0)
+            rec["imon"][0, i] = ch.q / ch.dt if ch.dt else ch.current
+            rec["vsense"][0, i] = ch.e / ch.dt if ch.dt else idle
+            rec["cell_id"][0, i] = ch.cell_id
+            rec["seq_state"][0, i] = self._seq_state(ch)
+            ch.q = ch.e = ch.dt = 0.0
+        rec["vlocal"] = rec["vsense"]
+        self.log.append(rec.tobytes())
+        self.since_record = 0.0
+
+    def _seq_state(self, ch: _Channel) -> int:
+        """The step that ran during the record's interval (negative if it failed)."""
+        if ch.ended is not None:
+            state, ch.ended = ch.ended, None
+            return state
+        return ch.steps[ch.step][0] if ch.status == RUNNING else 0
+
+    # -- addressing ------------------------------------------------------------------------
+
+    def _slot(self, channel: int) -> tuple[int, int]:
+        slot, ch = divmod(channel, 100)
+        if not (1 <= slot <= self.cards and 1 <= ch <= CHANNELS_PER_CARD):
+            raise InstrumentError(-222, "Data out of range")
+        return slot, ch
+
+    def _channel_of(self, cell_id: int) -> _Channel:
+        if cell_id not in self.cells:
+            raise InstrumentError(-222, f"Cell {cell_id} not defined")
+        return self.channels[self.cells[cell_id]]
+
+    def _cells(self, text: str) -> list[int]:
+        ids = cell_list(text)
+        return list(self.cells) if ids == [0] else ids
+
+    # -- commands --------------------------------------------------------------------------
+
+    @command("CELL:DEFine")
+    def _define(self, args: str) -> Reply:
+        cell_text, _, chan_text = args.partition(",")
+        cell_id, (channel,) = int(cell_text), cell_list(chan_text)
+        if channel not in self.channels:
+            self._slot(channel)
+            raise InstrumentError(-241, f"No cell connected to channel {channel}")
+        self.cells[cell_id] = channel
+        self.channels[channel].cell_id = cell_id
+        return None
+
+    @command("CELL:ENABle")
+    def _enable(self, args: str) -> Reply:
+        cells_text, _, seq_text = args.rpartition(",")
+        seq = int(seq_text)
+        if seq not in self.sequences:
+            raise InstrumentError(-222, f"Sequence {seq} not defined")
+        for cid in self._cells(cells_text):
+            self._channel_of(cid).sequence = seq
+        return None
+
+    @command("CELL:INITiate")
+    def _initiate(self, args: str) -> Reply:
+        for cid in self._cells(args):
+            ch = self._channel_of(cid)
+            steps = self.sequences.get(ch.sequence)
+            if not steps:
+                raise InstrumentError(-221, f"Settings conflict: cell {cid} has no sequence enabled")
+            ch.steps = [(n, steps[n], list(self.tests.get((ch.sequence, n), {}).values())) for n in sorted(steps)]
+            ch.step, ch.step_time, ch.status = 0, 0.0, RUNNING
+        self.output = True
+        self._log()  # a record at the start, so the first interval has a beginning
+        return None
+
+    @command("CELL:ABORt")
+    def _abort(self, args: str) -> Reply:
+        for cid in self._cells(args):
+            ch = self._channel_of(cid)
+            if ch.status == RUNNING:
+                ch.status = ABORTED
+        return None
+
+    @command("CELL:CLEar")
+    def _clear_cells(self, args: str) -> Reply:
+        for cid in self._cells(args):
+            ch = self._channel_of(cid)
+            ch.cell_id, ch.sequence, ch.status = 0, 0, IDLE
+            del self.cells[cid]
+        return None
+
+    @command("SEQuence:CLEar")
+    def _clear_sequence(self, args: str) -> Reply:
+        seq = int(args)
+        for s in list(self.sequences) if seq == 0 else [seq]:
+            self.sequences.pop(s, None)
+            for key in [k for k in self.tests if k[0] == s]:
+                del self.tests[key]
+        return None
+
+    @command("SEQuence:STEP:DEFine")
+    def _define_step(self, args: str) -> Reply:
+        seq, step, mode, duration, current, voltage = (a.strip() for a in args.split(","))
+        mode = mode.upper()
+        if mode not in MODES:
+            raise InstrumentError(-224, "Illegal parameter value")
+        cur, volts, dur = float(current), float(voltage), float(duration)
+        if not (0 <= cur <= MAX_CURRENT and 0 <= volts <= MAX_VOLTAGE and dur > 0):
+            raise InstrumentError(-222, "Data out of range")
+        self.sequences.setdefault(int(seq), {})[int(step)] = Step(mode, dur, cur, volts)
+        return None
+
+    @command("SEQuence:STEP:DEFine?")
+    def _query_step(self, args: str) -> Reply:
+        seq, step = (int(a) for a in args.split(","))
+        s = self.sequences[seq][step]
+        return f"{s.mode},{s.duration:g},{s.current:g},{s.voltage:g}"
+
+    @command("SEQuence:TEST:DEFine")
+    def _define_test(self, args: str) -> Reply:
+        seq, step, number, kind, value, timing, time, action = (a.strip().upper() for a in args.split(","))
+        if kind not in TESTS or timing not in TIMINGS or action not in ACTIONS:
+            raise InstrumentError(-224, "Illegal parameter value")
+        if (int(seq), int(step)) not in {(s, n) for s, steps in self.sequences.items() for n in steps}:
+            raise InstrumentError(-222, f"Step {seq},{step} not defined")
+        self.tests.setdefault((int(seq), int(step)), {})[int(number)] = Test(
+            kind, float(value), timing, float(time), action
+        )
+        return None
+
+    @command("OUTPut[:STATe]")
+    def _output(self, args: str) -> Reply:
+        self.output = args.upper() in ("ON", "1")
+        if not self.output:
+            for ch in self.channels.values():
+                if ch.status == RUNNING:
+                    ch.status = ABORTED
+        return None
+
+    @command("OUTPut[:STATe]?")
+    def _output_q(self, args: str) -> Reply:
+        return "1" if self.output else "0"
+
+    @command("STATus:CELL:REPort?")
+    def _report(self, args: str) -> Reply:
+        return ",".join(str(self._channel_of(cid).status) for cid in self._cells(args))
+
+    @command("MEASure:CELL:VOLTage?")
+    def _meas_volt(self, args: str) -> Reply:
+        return ",".join(f"{(ch := self._channel_of(cid)).cell.voltage(ch.current):.6f}" for cid in self._cells(args))
+
+    @command("MEASure:CELL:CURRent?")
+    def _meas_curr(self, args: str) -> Reply:
+        return ",".join(f"{self._channel_of(cid).current:.6f}" for cid in self._cells(args))
+
+    @command("DATA:LOG:RECords:AVAilable?")
+    def _available(self, args: str) -> Reply:
+        return str(len(self.log))
+
+    @command("DATA:LOG:CLEar")
+    def _clear_log(self, args: str) -> Reply:
+        self.log.clear()
+        return None
+
+    @command("DATA:LOG?")
+    def _data_log(self, args: str) -> Reply:
+        n = min(len(self.log), self.records_per_query)
+        payload = np.int32(n).tobytes() + b"".join(self.log.popleft() for _ in range(n))
+        size = str(len(payload))
+        return f"#{len(size)}{size}".encode() + payload
