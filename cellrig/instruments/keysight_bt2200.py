@@ -171,7 +171,8 @@ class KeysightBT2200(SCPIMixin, Instrument):
         """Raise if the instrument's error queue holds errors (and empty it)."""
         errors = self.check_errors()
         if errors:
-            raise RuntimeError(f"{self.name}: instrument reported " + "; ".join(f"{c} {t}" for c, t in errors))
+            text = "; ".join(f"{int(float(code))} {str(msg).strip(chr(34))}" for code, msg in errors)
+            raise RuntimeError(f"{self.name}: instrument reported {text}")
 
     def safe_state(self) -> None:
         """Abort every cell and switch the outputs off."""

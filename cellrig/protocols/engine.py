@@ -71,10 +71,13 @@ class _Recorder:
         self.t0: int | None = None
         self.state = 0
         self.last_time = 0.0
+        self.ended = False
 
     def add(self, records: np.ndarray) -> None:
         state = records["seq_state"][:, self.index].astype(np.int64)
         keep = state != 0  # records before the sequence or after it ended belong to no step
+        if self.state and not keep.all():
+            self.ended = True  # the instrument logs on after the sequence: idle records mark its end
         if not keep.any():
             return
         records, state = records[keep], state[keep]
@@ -171,7 +174,7 @@ def run_cycling(
                 continue
             state = cycler.cell_status(bt_cell)[0]
             if state != "running":
-                while len(records := cycler.fetch_log()):
+                while not recorder.ended and len(records := cycler.fetch_log()):  # the rest of the last step
                     recorder.add(records)
                 break
             time.sleep(poll_interval)

@@ -81,6 +81,24 @@ class _Stream:
                 )
         return arrays
 
+    def add_block(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Append arrays through the buffer, writing whole chunk-aligned blocks."""
+        n = len(arrays[L.TIME])
+        done = 0
+        while done < n:
+            if self.pending == 0 and n - done >= L.CHUNK_ROWS:  # whole chunks go straight to the file
+                k = (n - done) // L.CHUNK_ROWS * L.CHUNK_ROWS
+                self.write({c: a[done : done + k] for c, a in arrays.items()}, k)
+                done += k
+                continue
+            k = min(L.CHUNK_ROWS - self.pending, n - done)
+            for c in self.names:
+                self.buffer[c][self.pending : self.pending + k] = arrays[c][done : done + k]
+            self.pending += k
+            done += k
+            if self.pending == L.CHUNK_ROWS:
+                self.drain()
+
     def write(self, arrays: Mapping[str, np.ndarray], n: int) -> None:
         for c in self.names:
             ds = self.datasets[c]
@@ -225,16 +243,9 @@ class RunWriter:
                     s.drain()
             else:
                 arrays = s.as_arrays(values)
-                n = len(arrays[L.TIME])
                 if stream == self.cycle_stream:
                     self._index_block(s, arrays["cycle"])
-                if s.pending + n <= L.CHUNK_ROWS:
-                    for c in s.names:
-                        s.buffer[c][s.pending : s.pending + n] = arrays[c]
-                    s.pending += n
-                else:
-                    s.drain()
-                    s.write(arrays, n)
+                s.add_block(arrays)
             self._dirty = True
             if _time.monotonic() - self._last_flush >= self.flush_interval:
                 self.flush()

@@ -7,6 +7,7 @@ giving the header in SCPI notation (upper case = short form, ``[...]`` = optiona
 ``TCPIP0::127.0.0.1::<port>::SOCKET`` resource.
 """
 
+import contextlib
 import re
 import socket
 import socketserver
@@ -149,6 +150,14 @@ class InstrumentError(Exception):
 class _Handler(socketserver.StreamRequestHandler):
     server: "_TCPServer"
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.clients.add(self.request)
+
+    def finish(self) -> None:
+        self.server.clients.discard(self.request)
+        super().finish()
+
     def handle(self) -> None:
         sim = self.server.sim
         term = sim.read_termination.encode()
@@ -177,6 +186,7 @@ class _TCPServer(socketserver.ThreadingTCPServer):
 
     def __init__(self, sim: SimInstrument, host: str, port: int) -> None:
         self.sim = sim
+        self.clients: set[socket.socket] = set()
         super().__init__((host, port), _Handler)
 
 
@@ -201,8 +211,12 @@ class SimServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening and drop every open connection (the instrument is gone)."""
         self._server.shutdown()
         self._server.server_close()
+        for client in list(self._server.clients):
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> "SimServer":
         return self.start()

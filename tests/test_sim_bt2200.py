@@ -1,0 +1,117 @@
+"""The virtual BT2200: its SCPI parsing, its cell physics, and the driver talking to it over VISA."""
+
+import numpy as np
+import pytest
+
+from cellrig.clock import ScaledClock
+from cellrig.instruments.keysight_bt2200 import KeysightBT2200
+from cellrig.instruments.sim import BT2200, NMC811, Cell, SimServer
+from cellrig.instruments.sim._scpi import header_regex
+
+
+class ManualClock:
+    """A clock the test moves by hand."""
+
+    scale = 1.0
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.mark.parametrize(
+    ("header", "text", "matches"),
+    [
+        ("SEQuence:STEP:DEFine", "SEQ:STEP:DEF 1,2", True),
+        ("SEQuence:STEP:DEFine", "sequence:step:define 1,2", True),
+        ("SEQuence:STEP:DEFine", "SEQU:STEP:DEF 1,2", False),
+        ("SEQuence:STEP:DEFine", "SEQ:STEP:DEF? 1,2", False),
+        ("SEQuence:STEP:DEFine?", "SEQ:STEP:DEF? 1,2", True),
+        ("SYSTem:ERRor[:NEXT]?", "SYST:ERR?", True),
+        ("SYSTem:ERRor[:NEXT]?", ":SYSTEM:ERROR:NEXT?", True),
+        ("OUTPut[:STATe]", "OUTP ON", True),
+        ("*IDN?", "*idn?", True),
+    ],
+)
+def test_scpi_headers_accept_short_and_long_forms(header, text, matches):
+    assert bool(header_regex(header).match(text)) is matches
+
+
+def sim_with_cell(clock=None, soc=0.0) -> BT2200:
+    return BT2200(clock or ManualClock(), {101: Cell(NMC811, 5.0, soc=soc)}, log_period=10)
+
+
+def test_unknown_commands_and_bad_values_go_to_the_error_queue():
+    sim = sim_with_cell()
+    assert sim.handle("FOO:BAR 1") is None
+    assert sim.handle("SYST:ERR?") == '-113,"Undefined header"'
+    sim.handle("SEQ:STEP:DEF 1,1,CHARGE,3600,9.0,4.2")  # 9 A is beyond the channel
+    assert sim.handle("SYST:ERR?") == '-222,"Data out of range"'
+    assert sim.handle("SYST:ERR?") == '+0,"No error"'
+
+
+def test_a_cc_cv_charge_runs_on_the_instrument_and_ends_on_its_current_test():
+    clock = ManualClock()
+    sim = sim_with_cell(clock)
+    for cmd in (
+        "CELL:DEF 1001,(@101)",
+        "SEQ:STEP:DEF 1,1,CHARGE,14400,5,4.2",
+        "SEQ:TEST:DEF 1,1,1,CURR_LE,0.25,AFTER,0,NEXT",
+        "CELL:ENABLE (@1001),1",
+        "CELL:INIT (@1001)",
+    ):
+        assert sim.handle(cmd) is None, cmd
+    clock.t = 3000.0
+    assert sim.handle("STAT:CELL:REP? (@1001)") == "1"
+    assert float(sim.handle("MEAS:CELL:CURR? (@1001)")) == pytest.approx(5.0)  # still constant current
+    clock.t = 20000.0
+    assert sim.handle("STAT:CELL:REP? (@1001)") == "2"
+    assert sim.channels[101].cell.soc > 0.99
+    assert sim.handle("SYST:ERR?") == '+0,"No error"'
+
+
+def test_driver_over_a_real_socket_reads_the_log_and_sees_errors():
+    clock = ScaledClock(10_000)
+    sim = sim_with_cell(clock)
+    with SimServer(sim) as server:
+        bt = KeysightBT2200(server.resource, visa_library="@py", timeout=2000)
+        assert bt.id.startswith("Keysight Technologies,BT2202A")
+        bt.define_cell(1002, 102)  # no cell on channel 102
+        with pytest.raises(RuntimeError, match="Keysight BT2200: instrument reported -241 No cell connected"):
+            bt.raise_errors()
+        bt.define_cell(1001, 101)
+        bt.define_step(1, 1, "CHARGE", 600, 5.0, 4.2)
+        bt.enable(1001, 1)
+        bt.initiate(1001)
+        bt.raise_errors()
+        records = []
+        while bt.cell_status(1001) == ["running"]:
+            records.extend(bt.fetch_log())
+            clock.sleep(10)
+        while not records or records[-1]["seq_state"][0] != 0:  # the log goes on; stop at the first idle record
+            records.extend(bt.fetch_log())
+        records = [r for r in records if r["seq_state"][0] != 0]
+        bt.safe_state()
+        assert bt.output_enabled is False
+        bt.adapter.close()
+    log = np.array(records)
+    t = log["timestamp_ms"] / 1000.0
+    current = log["imon"][:, 0].astype(float)
+    # 600 s at 5 A, recorded as interval means: the charge adds up to 600 × 5 A s exactly
+    assert np.sum(current[1:] * np.diff(t)) == pytest.approx(3000.0, rel=1e-6)
+    assert log["seq_state"][0, 0] == 1 and log["cell_id"][0, 0] == 1001
+
+
+def test_stopping_the_server_drops_connected_clients():
+    sim = sim_with_cell()
+    server = SimServer(sim).start()
+    bt = KeysightBT2200(server.resource, visa_library="@py", timeout=500)
+    assert bt.id
+    server.stop()
+    with pytest.raises(Exception):  # noqa: B017 - pyvisa raises its own I/O error types
+        bt.ask("*IDN?")
