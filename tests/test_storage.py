@@ -176,7 +176,7 @@ def test_not_a_run_file(tmp_path):
 
 def test_unknown_stream(tmp_path):
     w = new_run(tmp_path)
-    with pytest.raises(UnknownStreamError, match="unknown stream 'chamber' .*declared: cycler, daq"):
+    with pytest.raises(UnknownStreamError, match=r"unknown stream 'chamber' .*declared: cycler, daq"):
         w.append("chamber", time=0.0, temperature=25.0)
     w.close()
     with pytest.raises(UnknownStreamError, match="unknown stream 'rig'"):

@@ -1,0 +1,53 @@
+"""The ``cellrig`` command as a user types it (the installed console script, in a subprocess)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from cellrig import open_run
+from cellrig.analysis import cycle_summary
+
+CELLRIG = Path(sys.executable).with_name("cellrig")  # the script pip installed beside this Python
+
+
+def cellrig(*args: str) -> subprocess.CompletedProcess:
+    assert CELLRIG.exists(), f"{CELLRIG} missing: install the package (pip install -e .) first"
+    return subprocess.run([str(CELLRIG), *args], capture_output=True, text=True, timeout=600)
+
+
+def test_help_lists_the_commands():
+    out = cellrig("--help")
+    assert out.returncode == 0
+    for word in ("run", "summary", "HDF5"):
+        assert word in out.stdout
+    assert "--out" in cellrig("run", "--help").stdout
+
+
+def test_run_the_builtin_protocol_100_cycles(tmp_path):
+    """The README's main command: 100 cycles of a 5 Ah cell on the virtual lab."""
+    out = cellrig("run", "--out", str(tmp_path / "runs"))
+    assert out.returncode == 0, out.stderr
+    assert "status:   finished" in out.stdout
+    (path,) = (tmp_path / "runs").glob("*.h5")
+    table = cycle_summary(open_run(path))
+    assert table["cycle"].tolist() == list(range(1, 101))
+    assert table["discharge_capacity"].between(0.97 * 5.0, 5.0).all()
+    assert table["coulombic_efficiency"].between(0.98, 1.0).all()
+    shown = cellrig("summary", str(path), "--csv", str(tmp_path / "s.csv"))
+    assert shown.returncode == 0 and "per-cycle summary" in shown.stdout
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 101
+
+
+def test_a_bad_protocol_is_refused_with_file_and_line_and_no_run_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ncycles: 3\ncell:\n  chemistry: NMC\n  nominal_capacity_Ah: five\n")
+    out = cellrig("run", str(bad), "--out", str(tmp_path / "runs"))
+    assert out.returncode == 1
+    assert f"{bad}:5: cell.nominal_capacity_Ah: expected a number, got 'five'" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_summary_of_a_missing_file_says_so(tmp_path):
+    out = cellrig("summary", str(tmp_path / "nope.h5"))
+    assert out.returncode == 1 and "no such run file" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,25 @@
+"""The repository's promises to a new user: the README's commands, CI running them, clean code."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text())
+
+
+def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_test_one():
+    main, tests = readme_commands()[:2]
+    assert main.endswith("cellrig run --out runs")
+    assert tests.endswith("python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1] == tests
+
+
+def test_ruff_is_clean():
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
