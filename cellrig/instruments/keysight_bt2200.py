@@ -13,7 +13,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from ._visa import tune_socket
+from ._connection import ManagedConnection
 
 MODES = ("CHARGE", "DISCHARGE", "REST", "PRECHARGE")
 TESTS = ("VOLT_GE", "VOLT_LE", "CURR_GE", "CURR_LE")
@@ -65,7 +65,7 @@ def cells_arg(cells: int | list[int] | tuple[int, ...]) -> str:
     return "(@" + ",".join(str(int(c)) for c in cells) + ")"
 
 
-class KeysightBT2200(SCPIMixin, Instrument):
+class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
     """Keysight BT2200 cycler mainframe.
 
     >>> bt = KeysightBT2200("TCPIP0::192.168.1.20::5025::SOCKET", visa_library="@py")
@@ -75,12 +75,12 @@ class KeysightBT2200(SCPIMixin, Instrument):
     >>> bt.enable(1001, 1); bt.initiate(1001)
     """
 
+    model = "Keysight BT2200"
+
     def __init__(self, adapter, name: str = "Keysight BT2200", **kwargs) -> None:
         kwargs.setdefault("read_termination", "\n")
         kwargs.setdefault("write_termination", "\n")
-        kwargs.setdefault("timeout", 5000)
         super().__init__(adapter, name, **kwargs)
-        tune_socket(self.adapter)
 
     output_enabled = Instrument.control(
         "OUTP?",
@@ -155,6 +155,9 @@ class KeysightBT2200(SCPIMixin, Instrument):
 
     def fetch_log(self) -> np.ndarray:
         """Fetch the next records of the data log (the instrument returns at most a few)."""
+        return self.transaction("fetch DATA:LOG?", self._fetch_log, retry=False)
+
+    def _fetch_log(self) -> np.ndarray:
         self.write("DATA:LOG?")
         head = self.read_bytes(2)
         if head[:1] != b"#":

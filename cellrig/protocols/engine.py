@@ -165,19 +165,19 @@ def run_cycling(
         cycler.initiate(bt_cell)
         cycler.raise_errors()
         writer.event("start", f"{protocol.name}: {protocol.cycles} cycles of {', '.join(STEP_NAMES)}")
-        while True:
+        while not recorder.ended:  # the first idle record after the sequence ends the loop
             records = cycler.fetch_log()
             if len(records):
                 recorder.add(records)
                 if progress:
                     progress(recorder.cycle, protocol.cycles)
-                continue
-            state = cycler.cell_status(bt_cell)[0]
-            if state != "running":
+            elif cycler.cell_status(bt_cell)[0] != "running":
                 while not recorder.ended and len(records := cycler.fetch_log()):  # the rest of the last step
                     recorder.add(records)
                 break
-            time.sleep(poll_interval)
+            else:
+                time.sleep(poll_interval)
+        state = cycler.cell_status(bt_cell)[0]
         recorder.finish()
         status, reason = {
             "done": ("finished", None),

@@ -1,0 +1,142 @@
+"""The connection policy every cellrig driver follows, in one place.
+
+- one lock per connection: a query (write + read) is never interleaved with another thread's;
+- a timeout on every call (the VISA timeout);
+- transient faults (timeouts, dropped sockets, garbled replies) are retried with exponential
+  backoff on a fresh connection;
+- what still fails raises :class:`InstrumentError`, naming the role, model and resource.
+
+A dead instrument therefore raises within ``(retries + 1) × timeout + backoff`` seconds.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pyvisa
+from pymeasure.adapters import VISAAdapter
+
+from ._visa import tune_socket
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ConnectionPolicy:
+    """How hard a driver tries before it gives up on an instrument."""
+
+    timeout_s: float = 5.0
+    retries: int = 2
+    backoff_s: float = 0.1
+
+    @property
+    def give_up_after_s(self) -> float:
+        """Upper bound on the time a dead instrument takes to raise."""
+        return (self.retries + 1) * self.timeout_s + self.backoff_s * (2**self.retries - 1)
+
+
+class InstrumentError(RuntimeError):
+    """An instrument failed (after the policy's retries) or reported an error."""
+
+
+#: Faults worth another try: I/O errors and timeouts, dropped sockets, replies that do not parse.
+TRANSIENT = (pyvisa.errors.VisaIOError, OSError, ValueError, IndexError)
+_CONNECTION = (pyvisa.errors.VisaIOError, OSError)
+
+
+class ManagedConnection:
+    """Mixin for pymeasure ``Instrument`` drivers: applies the connection policy to all I/O.
+
+    Put it first in the bases: ``class Driver(ManagedConnection, SCPIMixin, Instrument)``.
+    """
+
+    role: str = ""
+    model: str = ""
+
+    def __init__(self, adapter: Any, name: str, *, policy: ConnectionPolicy | None = None, **kwargs: Any) -> None:
+        if policy is None and "timeout" in kwargs:  # a plain VISA timeout (ms) sets the policy's
+            policy = ConnectionPolicy(timeout_s=kwargs.pop("timeout") / 1000)
+        self.policy = policy or ConnectionPolicy()
+        kwargs["timeout"] = int(self.policy.timeout_s * 1000)
+        self._open_kwargs = {k: v for k, v in kwargs.items() if k != "visa_library"}
+        self.lock = threading.RLock()
+        self._depth = threading.local()
+        super().__init__(adapter, name, **kwargs)
+        tune_socket(self.adapter)
+
+    # -- what the policy wraps ------------------------------------------------------------
+
+    def write(self, command: str, **kwargs: Any) -> None:
+        return self._guarded(f"write {command!r}", super().write, command, **kwargs)
+
+    def ask(self, command: str, query_delay: float | None = None) -> str:
+        return self._guarded(f"query {command!r}", super().ask, command, query_delay)
+
+    def values(self, command: str, *args: Any, **kwargs: Any) -> list[Any]:
+        return self._guarded(f"query {command!r}", super().values, command, *args, **kwargs)
+
+    def transaction(self, what: str, fn: Callable[[], T], *, retry: bool = True) -> T:
+        """Run a multi-step exchange (e.g. write then read a binary block) under the policy.
+
+        ``retry=False`` for destructive reads (a data log that pops what it returns): a retry
+        could silently drop what the failed attempt consumed, so the failure is raised instead.
+        """
+        return self._guarded(what, fn, attempts=None if retry else 1)
+
+    # -- the policy -----------------------------------------------------------------------
+
+    @property
+    def resource(self) -> str:
+        return str(getattr(self.adapter, "resource_name", None) or self.adapter)
+
+    def describe(self) -> str:
+        """``role (model at resource)``: how errors name this instrument."""
+        who = self.model or self.name
+        return f"{self.role} ({who} at {self.resource})" if self.role else f"{who} at {self.resource}"
+
+    def _guarded(self, what: str, fn: Callable[..., T], *args: Any, attempts: int | None = None, **kwargs: Any) -> T:
+        with self.lock:
+            if getattr(self._depth, "n", 0):  # already inside a guarded call: the outer one handles faults
+                return fn(*args, **kwargs)
+            self._depth.n = 1
+            try:
+                return self._with_retries(what, fn, args, kwargs, attempts or self.policy.retries + 1)
+            finally:
+                self._depth.n = 0
+
+    def _with_retries(self, what: str, fn: Callable[..., T], args: tuple, kwargs: dict, attempts: int) -> T:
+        for attempt in range(attempts):
+            try:
+                return fn(*args, **kwargs)
+            except TRANSIENT as exc:
+                self._start_clean()  # a timed-out or garbled exchange may leave stale bytes behind
+                if attempt == attempts - 1:
+                    tries = f"after {attempts} attempts" if attempts > 1 else "(not retried: its data may be lost)"
+                    raise InstrumentError(
+                        f"{self.describe()}: {what} failed {tries}: {type(exc).__name__}: {exc}"
+                    ) from exc
+                log.warning("%s: %s failed (%s), retrying", self.describe(), what, exc)
+                time.sleep(self.policy.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _start_clean(self) -> None:
+        try:
+            self.reconnect()
+        except _CONNECTION as err:  # still down: the next attempt reports it
+            log.warning("%s: reconnect failed: %s", self.describe(), err)
+
+    def reconnect(self) -> None:
+        """Close and reopen the VISA connection."""
+        adapter = self.adapter
+        if not isinstance(adapter, VISAAdapter):
+            return
+        try:
+            adapter.connection.close()
+        except Exception as err:  # a dead connection may fail to close; it is replaced anyway
+            log.debug("%s: close before reconnect failed: %s", self.describe(), err)
+        adapter.connection = adapter.manager.open_resource(adapter.resource_name, **self._open_kwargs)
+        tune_socket(adapter)
