@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
-from .analysis import SUMMARY_UNITS, cycle_summary
+from .analysis import cycle_summary
 from .instruments.keysight_bt2200 import KeysightBT2200
 from .instruments.sim import DEFAULT_SPEED, virtual_cycler
 from .protocols import ProtocolError, builtin_protocol, load_protocol, run_cycling
@@ -122,25 +122,34 @@ def _report(path: Path, *, show_all: bool = False, csv_path: Path | None = None)
         sys.exit(1)
 
 
+_COLUMNS = {  # summary column -> (header, format)
+    "cycle": ("cycle", "{:.0f}"),
+    "charge_capacity": ("Qc Ah", "{:.4f}"),
+    "discharge_capacity": ("Qd Ah", "{:.4f}"),
+    "charge_energy": ("Ec Wh", "{:.3f}"),
+    "discharge_energy": ("Ed Wh", "{:.3f}"),
+    "coulombic_efficiency": ("CE", "{:.4f}"),
+    "energy_efficiency": ("EE", "{:.4f}"),
+    "duration": ("hours", "{:.2f}"),
+}
+
+
 def _table(df: pd.DataFrame, show_all: bool) -> Table:
-    cols = [
-        "cycle",
-        "charge_capacity",
-        "discharge_capacity",
-        "charge_energy",
-        "discharge_energy",
-        "coulombic_efficiency",
-        "energy_efficiency",
-    ]
-    table = Table(title="per-cycle summary", title_justify="left")
-    for c in cols:
-        unit = SUMMARY_UNITS[c]
-        table.add_column(c.replace("_", " ") + (f" ({unit})" if unit else ""), justify="right")
-    rows = df if show_all or len(df) <= 12 else pd.concat([df.head(5), df.tail(5)])
+    table = Table(
+        title="per-cycle summary",
+        title_justify="left",
+        caption="Q capacity, E energy (c charge, d discharge), CE = Qd/Qc, EE = Ed/Ec",
+        caption_justify="left",
+    )
+    for header, _ in _COLUMNS.values():
+        table.add_column(header, justify="right")
+    cut = not show_all and len(df) > 12
+    rows = pd.concat([df.head(5), df.tail(5)]) if cut else df
     for i, (_, row) in enumerate(rows.iterrows()):
-        if not show_all and len(df) > 12 and i == 5:
-            table.add_row(*["…"] * len(cols))
-        table.add_row(str(int(row["cycle"])), *(f"{row[c]:.4f}" for c in cols[1:]))
+        if cut and i == 5:
+            table.add_row(*["…"] * len(_COLUMNS))
+        values = {**row, "duration": row["duration"] / 3600}
+        table.add_row(*(fmt.format(values[c]) for c, (_, fmt) in _COLUMNS.items()))
     return table
 
 
