@@ -115,3 +115,49 @@ def test_stopping_the_server_drops_connected_clients():
     server.stop()
     with pytest.raises(Exception):  # noqa: B017 - pyvisa raises its own I/O error types
         bt.ask("*IDN?")
+
+
+def test_channels_as_cyclers_run_their_own_steps_and_share_the_log():
+    from cellrig.instruments.roles import Cycler, CyclerLimits, CyclerStep
+
+    clock = ManualClock()
+    sim = BT2200(clock, {101: Cell(NMC811, 5.0, soc=0.2), 102: Cell(NMC811, 5.0, soc=0.8)}, log_period=10)
+    with SimServer(sim) as server:
+        bt = KeysightBT2200(server.resource, visa_library="@py", timeout=2000)
+        a, b = bt.channel(101), bt.channel(102, CyclerLimits(2.5, 4.2, 5.0))
+        assert isinstance(a, Cycler) and a.identify().model == "BT2202A"
+        a.start_step(CyclerStep("cc", max_time=36_000, current=5.0, until_voltage_above=4.1))
+        b.start_step(CyclerStep("cc", max_time=36_000, current=-2.5, until_voltage_below=3.4))
+        clock.t = 2000.0
+        first_a = a.fetch_samples()  # fetching a's share keeps b's records for b
+        clock.t = 20_000.0
+        assert (a.status(), b.status()) == ("done", "done")
+        sa = {k: np.concatenate([first_a[k], v]) for k, v in a.fetch_samples().items()}
+        sb = b.fetch_samples()
+        bt.adapter.close()
+    assert np.all(np.diff(sa["time"]) > 0) and np.all(np.diff(sb["time"]) > 0)
+    assert sa["time"][0] == sb["time"][0] == 0.0  # both logged from the first record on
+    assert sa["voltage"][(sa["step"] == 1)].max() == pytest.approx(4.1, abs=0.01)
+    assert sb["voltage"][(sb["step"] == 1)].min() == pytest.approx(3.4, abs=0.01)
+    charged = np.sum(sa["current"][1:] * np.diff(sa["time"])) / 3600
+    assert charged == pytest.approx(sim.channels[101].cell.soc * 5.0 - 1.0, rel=0.01)
+
+
+def test_a_channel_refuses_steps_beyond_its_limits_before_writing():
+    from cellrig.instruments.roles import CyclerLimits, CyclerStep
+
+    sim = sim_with_cell()
+    with SimServer(sim) as server:
+        bt = KeysightBT2200(server.resource, visa_library="@py", timeout=2000)
+        ch = bt.channel(101, CyclerLimits(2.5, 4.2, 5.0))
+        for bad in (
+            CyclerStep("cc", 3600, current=6.0, until_voltage_above=4.2),
+            CyclerStep("cccv", 3600, current=1.0, voltage=4.5, until_current_below=0.1),
+            CyclerStep("cc", 3600, current=-1.0, until_voltage_below=2.0),
+        ):
+            with pytest.raises(ValueError):
+                ch.start_step(bad)
+        with pytest.raises(ValueError, match="rating"):
+            ch.configure_limits(CyclerLimits(2.5, 4.2, 10.0))
+        assert sim.sequences == {}  # nothing reached the instrument
+        bt.adapter.close()

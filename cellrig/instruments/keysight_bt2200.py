@@ -14,6 +14,7 @@ from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from ._connection import ManagedConnection
+from .roles import CyclerLimits, CyclerStep, Identity, Samples
 
 MODES = ("CHARGE", "DISCHARGE", "REST", "PRECHARGE")
 TESTS = ("VOLT_GE", "VOLT_LE", "CURR_GE", "CURR_LE")
@@ -81,6 +82,31 @@ class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
         kwargs.setdefault("read_termination", "\n")
         kwargs.setdefault("write_termination", "\n")
         super().__init__(adapter, name, **kwargs)
+        self._backlog: dict[int, list[np.ndarray]] = {}  # channel -> fetched records not yet taken
+
+    def channel(self, channel: int, limits: CyclerLimits | None = None) -> "BT2200Channel":
+        """One channel of this mainframe as a cycler (the ``Cycler`` role)."""
+        return BT2200Channel(self, channel, limits)
+
+    def watch(self, channel: int) -> None:
+        """Keep the data-log records of ``channel`` for :meth:`take_records` from now on."""
+        with self.lock:
+            self._backlog.setdefault(channel, [])
+
+    def take_records(self, channel: int) -> np.ndarray:
+        """Drain the data log and return the records fetched so far for ``channel``.
+
+        The log holds every channel; what other channels' consumers have not taken yet is
+        kept for them, so several channels can run from one mainframe without losing records.
+        """
+        with self.lock:
+            self.watch(channel)
+            queue = self._backlog[channel]
+            while len(records := self.fetch_log()):
+                for backlog in self._backlog.values():
+                    backlog.append(records)
+            self._backlog[channel] = []
+        return np.concatenate(queue) if queue else np.empty(0, record_dtype(0))
 
     output_enabled = Instrument.control(
         "OUTP?",
@@ -181,3 +207,103 @@ class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
         """Abort every cell and switch the outputs off."""
         self.abort(0)
         self.output_enabled = False
+
+
+RATING = CyclerLimits(min_voltage=VOLTAGE_RANGE[0], max_voltage=VOLTAGE_RANGE[1], max_current=CURRENT_RANGE[1])
+
+
+class BT2200Channel:
+    """One BT2200 channel as a :class:`~cellrig.instruments.roles.Cycler`.
+
+    Each step is loaded as a one-step sequence of its own (sequence number = the channel's
+    position + 1) and run by the instrument; samples come from the shared data log.
+    """
+
+    def __init__(self, mainframe: KeysightBT2200, channel: int, limits: CyclerLimits | None = None) -> None:
+        self.mainframe = mainframe
+        self.channel = channel
+        self.cell_id = channel // 100 * 1000 + channel % 100
+        self.sequence = channel_index(channel) + 1
+        self.limits = RATING
+        self.configure_limits(limits or RATING)
+        mainframe.define_cell(self.cell_id, channel)
+        mainframe.raise_errors()
+        mainframe.watch(channel)
+
+    def __repr__(self) -> str:
+        return f"<BT2200 channel {self.channel} on {self.mainframe.resource}>"
+
+    def identify(self) -> Identity:
+        return Identity.from_idn(self.mainframe.id)
+
+    def configure_limits(self, limits: CyclerLimits) -> None:
+        """Set the limits every step is checked against (within the channel's rating)."""
+        if not (
+            RATING.min_voltage <= limits.min_voltage < limits.max_voltage <= RATING.max_voltage
+            and 0 < limits.max_current <= RATING.max_current
+        ):
+            raise ValueError(f"limits {limits} exceed the BT2200 channel rating {RATING}")
+        self.limits = limits
+
+    def start_step(self, step: CyclerStep) -> None:
+        """Load ``step`` into the instrument and start it; checked against the limits first."""
+        mode, current, voltage, tests = self._translate(step)
+        seq, bt = self.sequence, self.mainframe
+        bt.write(f"SEQ:CLEAR {seq}")
+        bt.define_step(seq, 1, mode, step.max_time, current, voltage)
+        for number, (kind, value) in enumerate(tests, start=1):
+            bt.define_test(seq, 1, number, kind, value, "AFTER", 0, "NEXT")
+        bt.enable(self.cell_id, seq)
+        bt.initiate(self.cell_id)
+        bt.raise_errors()
+
+    def _translate(self, step: CyclerStep) -> tuple[str, float, float, list[tuple[str, float]]]:
+        lim = self.limits
+        if abs(step.current) > lim.max_current:
+            raise ValueError(f"{self!r}: |{step.current}| A exceeds the {lim.max_current} A limit")
+        for v in (step.voltage, step.until_voltage_above, step.until_voltage_below):
+            if v is not None and not lim.min_voltage <= v <= lim.max_voltage:
+                raise ValueError(f"{self!r}: {v} V is outside {lim.min_voltage}–{lim.max_voltage} V")
+        if step.max_time <= 0:
+            raise ValueError(f"{self!r}: max_time must be positive")
+        if step.mode == "rest":
+            return "REST", 0.0, 0.0, []
+        charging = step.current > 0 or (step.mode == "cv" and step.current == 0)
+        mode = "CHARGE" if charging else "DISCHARGE"
+        current = abs(step.current) or lim.max_current
+        tests: list[tuple[str, float]] = []
+        if step.mode == "cc":
+            target = step.until_voltage_above if charging else step.until_voltage_below
+            voltage = target if target is not None else (lim.max_voltage if charging else lim.min_voltage)
+            if target is not None:
+                tests.append(("VOLT_GE" if charging else "VOLT_LE", target))
+        else:  # cccv, cv: hold the voltage once reached
+            if step.voltage is None:
+                raise ValueError(f"{self!r}: a {step.mode} step needs a voltage")
+            voltage = step.voltage
+        if step.until_current_below is not None:
+            tests.append(("CURR_LE", step.until_current_below))
+        return mode, current, voltage, tests
+
+    def fetch_samples(self) -> Samples:
+        """Buffered samples of this channel: time (s, instrument clock), voltage, current, step state."""
+        records = self.mainframe.take_records(self.channel)
+        if not len(records):
+            return {k: np.empty(0) for k in ("time", "voltage", "current", "step")}
+        i = channel_index(self.channel)
+        return {
+            "time": records["timestamp_ms"] / 1000.0,
+            "voltage": records["vsense"][:, i].astype(np.float64),
+            "current": records["imon"][:, i].astype(np.float64),
+            "step": records["seq_state"][:, i].astype(np.int32),
+        }
+
+    def status(self) -> str:
+        return self.mainframe.cell_status(self.cell_id)[0]
+
+    def stop(self) -> None:
+        self.mainframe.abort(self.cell_id)
+
+    def safe_state(self) -> None:
+        """Abort this channel's cell (open circuit); other channels keep running."""
+        self.stop()

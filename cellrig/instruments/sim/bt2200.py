@@ -115,6 +115,7 @@ class BT2200(SimInstrument):
         self.channels = {ch: _Channel(cell) for ch, cell in cells.items()}
         self.t = 0.0
         self.since_record = 0.0
+        self.last_record_t: float | None = None
         self.log: deque[bytes] = deque(maxlen=1_000_000)
         self.reset()
 
@@ -206,6 +207,22 @@ class BT2200(SimInstrument):
         rec["vlocal"] = rec["vsense"]
         self.log.append(rec.tobytes())
         self.since_record = 0.0
+        self.last_record_t = self.t
+
+    def _start_record(self) -> None:
+        """Give each started channel a record at its start, so its first interval has a beginning.
+
+        If a record was already logged at this instant and is still in the log, the started
+        channels' states are written into it instead of logging a second record at the same time.
+        """
+        if self.last_record_t != self.t or not self.log:
+            self._log()
+            return
+        rec = np.frombuffer(self.log[-1], self.record).copy()
+        for number, ch in self.channels.items():
+            if ch.status == RUNNING and ch.step == 0 and ch.step_time == 0.0:
+                rec["seq_state"][0, channel_index(number)] = ch.steps[0][0]
+        self.log[-1] = rec.tobytes()
 
     def _seq_state(self, ch: _Channel) -> int:
         """The step that ran during the record's interval (negative if it failed)."""
@@ -264,7 +281,7 @@ class BT2200(SimInstrument):
             ch.steps = [(n, steps[n], list(self.tests.get((ch.sequence, n), {}).values())) for n in sorted(steps)]
             ch.step, ch.step_time, ch.status = 0, 0.0, RUNNING
         self.output = True
-        self._log()  # a record at the start, so the first interval has a beginning
+        self._start_record()
         return None
 
     @command("CELL:ABORt")
