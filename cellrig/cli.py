@@ -1,6 +1,7 @@
 """The ``cellrig`` command."""
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -12,7 +13,9 @@ from rich.table import Table
 from . import __version__
 from .analysis import cycle_summary
 from .instruments.keysight_bt2200 import KeysightBT2200
+from .instruments.registry import VISA_LIBRARY
 from .instruments.sim import DEFAULT_SPEED, virtual_cycler
+from .lab import Lab, LabFileError
 from .protocols import ProtocolError, builtin_protocol, load_protocol, run_cycling
 from .storage import RunFileError, open_run
 
@@ -65,13 +68,13 @@ def run(protocol: Path | None, out_dir: Path, cycles: int | None, cell_id: str, 
             p = p.with_cycles(cycles)
     except ProtocolError as exc:
         raise click.ClickException(str(exc)) from None
-    with virtual_cycler(speed=speed) as lab:
-        cycler = KeysightBT2200(lab.resource, visa_library="@py")
+    with virtual_cycler(speed=speed) as virtual:
+        cycler = KeysightBT2200(virtual.resource, visa_library=VISA_LIBRARY)
         lab_meta = {
-            "cycler": {"model": "Keysight BT2200 (virtual)", "resource": lab.resource, "idn": cycler.id},
+            "cycler": {"model": "Keysight BT2200 (virtual)", "resource": virtual.resource, "idn": cycler.id},
             "clock_speed": speed,
         }
-        err.print(f"[bold]{p.name}[/]: {p.cycles} cycles on {cell_id} · virtual BT2200 at {lab.resource}")
+        err.print(f"[bold]{p.name}[/]: {p.cycles} cycles on {cell_id} · virtual BT2200 at {virtual.resource}")
         with _progress() as bar:
             task = bar.add_task("cycling", total=p.cycles)
             try:
@@ -151,6 +154,52 @@ def _table(df: pd.DataFrame, show_all: bool) -> Table:
         values = {**row, "duration": row["duration"] / 3600}
         table.add_row(*(fmt.format(values[c]) for c, (_, fmt) in _COLUMNS.items()))
     return table
+
+
+@main.group()
+def lab() -> None:
+    """Check and list the instruments of a lab (a lab.toml file)."""
+
+
+@lab.command("check")
+@click.argument("lab_file", type=click.Path(dir_okay=False, path_type=Path))
+def lab_check(lab_file: Path) -> None:
+    """Open every instrument in LAB_FILE, compare it with the file and program its limits.
+
+    Prints role, model, serial, firmware, resource and status for each; exits non-zero if
+    any instrument is unreachable or is not the model the file says.
+    """
+    try:
+        the_lab = Lab.from_file(lab_file)
+    except LabFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    with the_lab:
+        rows = the_lab.check()
+    table = Table(title=f"lab check: {the_lab.name}", title_justify="left")
+    for header in ("role", "model", "serial", "firmware", "resource", "status"):
+        table.add_column(header)
+    for row in rows:
+        ident = row.identity
+        cells = (ident.model, ident.serial, ident.firmware) if ident else ("?", "", "")
+        status = f"[green]{row.status}[/]" if row.ok else f"[red]{row.status}[/]"
+        table.add_row(row.role, *cells, row.spec.resource, status)
+    console.print(table)
+    if not all(row.ok for row in rows):
+        sys.exit(1)
+
+
+@lab.command("list")
+def lab_list() -> None:
+    """List the VISA resources pyvisa (pyvisa-py backend) can see on this machine."""
+    import pyvisa
+
+    with warnings.catch_warnings():  # pyvisa-py suggests zeroconf for HiSLIP discovery; not needed here
+        warnings.simplefilter("ignore")
+        resources = pyvisa.ResourceManager(VISA_LIBRARY).list_resources()
+    for resource in resources:
+        console.print(resource)
+    if not resources:
+        err.print("no VISA resources found (raw TCP socket instruments are not discoverable: name them in lab.toml)")
 
 
 def _progress() -> Progress:

@@ -21,6 +21,8 @@ def test_help_lists_the_commands():
     for word in ("run", "summary", "HDF5"):
         assert word in out.stdout
     assert "--out" in cellrig("run", "--help").stdout
+    listed = cellrig("lab", "list")
+    assert listed.returncode == 0 and "Warning" not in listed.stderr
 
 
 def test_run_the_builtin_protocol_100_cycles(tmp_path):

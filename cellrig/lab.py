@@ -1,0 +1,244 @@
+"""The lab: which instrument plays which role, read from ``lab.toml``, checked before anything opens.
+
+::
+
+    name = "cell lab 2"
+
+    [roles.cycler]                       # a role name the protocols refer to
+    driver = "keysight_bt2200"           # see cellrig.instruments.registry.DRIVERS
+    resource = "TCPIP0::192.168.1.20::5025::SOCKET"
+    options = { channel = 101 }          # driver options
+    limits = { min_voltage = 2.5, max_voltage = 4.2, max_current = 5.0 }   # within the rating
+    safe_state = "open-circuit"          # what every way out of a run leaves it in
+    timeout_s = 5                        # connection policy (optional)
+    retries = 2
+
+Every entry is checked (known driver, well-formed VISA resource, known options, limits
+within the instrument's rating, a safe state the driver knows) and every problem is
+reported at once, with the file, the key and the reason, before any connection is made.
+"""
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyvisa import rname
+
+from .clock import Clock, wall_clock
+from .instruments._connection import ConnectionPolicy
+from .instruments.registry import DRIVERS, DriverInfo
+from .instruments.roles import Identity
+
+_ENTRY_KEYS = {"driver", "resource", "options", "limits", "safe_state", "timeout_s", "retries"}
+
+
+class LabFileError(ValueError):
+    """A lab file that cannot be used: names the file, the keys and the reasons."""
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """One ``[roles.<name>]`` entry, checked."""
+
+    name: str
+    driver: str
+    resource: str
+    options: dict[str, Any]
+    limits: Any
+    safe_state: str
+    policy: ConnectionPolicy
+
+    @property
+    def info(self) -> DriverInfo:
+        return DRIVERS[self.driver]
+
+
+@dataclass
+class Lab:
+    """The lab's roles, the one clock they share, and (once opened) their instruments."""
+
+    name: str
+    roles: dict[str, RoleSpec]
+    origin: str = "<lab>"
+    clock: Clock = field(default_factory=wall_clock)
+    instruments: dict[str, Any] = field(default_factory=dict)
+    _connections: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, clock: Clock | None = None) -> "Lab":
+        """Read and check a lab file; nothing is opened."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise LabFileError(f"{path}: no such lab file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise LabFileError(f"{path}: not valid TOML ({exc})") from None
+        return cls.from_dict(data, str(path), clock)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], origin: str = "<lab>", clock: Clock | None = None) -> "Lab":
+        problems: list[str] = []
+        unknown = sorted(set(data) - {"name", "roles"})
+        if unknown:
+            problems.append(f"{', '.join(unknown)}: unknown key(s) (known: name, roles)")
+        roles_data = data.get("roles")
+        if not isinstance(roles_data, dict) or not roles_data:
+            problems.append("roles: no [roles.<name>] entries")
+            roles_data = {}
+        roles = {}
+        for name, entry in roles_data.items():
+            spec = _check_entry(name, entry, problems)
+            if spec is not None:
+                roles[name] = spec
+        if problems:
+            raise LabFileError(f"{origin}: " + "".join(f"\n  {p}" for p in problems))
+        return cls(str(data.get("name", Path(origin).stem)), roles, origin, clock or wall_clock())
+
+    # -- connecting -------------------------------------------------------------------------
+
+    def open(self) -> dict[str, Any]:
+        """Connect every role's instrument (one connection per resource, shared by its roles)."""
+        for name, spec in self.roles.items():
+            if name not in self.instruments:
+                self.instruments[name] = self._open(spec)
+        return self.instruments
+
+    def _open(self, spec: RoleSpec) -> Any:
+        key = (spec.driver, spec.resource)
+        connection = self._connections.get(key)
+        if connection is None:
+            connection = spec.info.connect(spec.resource, spec.policy)
+            self._connections[key] = connection
+        instrument = spec.info.role_object(connection, spec.options, spec.limits)
+        instrument.role = spec.name
+        return instrument
+
+    def __getitem__(self, role: str) -> Any:
+        if role not in self.roles:
+            raise KeyError(f"{self.origin}: no role {role!r} (roles: {', '.join(self.roles)})")
+        if role not in self.instruments:
+            self.instruments[role] = self._open(self.roles[role])
+        return self.instruments[role]
+
+    def make_safe(self) -> dict[str, str | None]:
+        """Put every opened instrument in its declared safe state; report failures per role."""
+        outcome: dict[str, str | None] = {}
+        for name, instrument in self.instruments.items():
+            try:
+                instrument.safe_state()
+                outcome[name] = None
+            except Exception as exc:  # keep going: every other instrument must still be made safe
+                outcome[name] = f"{type(exc).__name__}: {exc}"
+        return outcome
+
+    def close(self) -> None:
+        for connection in self._connections.values():
+            adapter = getattr(connection, "adapter", None)
+            if adapter is not None:
+                adapter.close()
+        self._connections.clear()
+        self.instruments.clear()
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- checking ---------------------------------------------------------------------------
+
+    def check(self) -> list["CheckRow"]:
+        """Open each instrument, ask who it is, compare with the file, program and read back limits."""
+        rows = []
+        for name, spec in self.roles.items():
+            try:
+                instrument = self[name]
+                ident = instrument.identify()
+                problem = spec.info.model_problem(ident)
+                if problem is None:
+                    instrument.configure_limits(spec.limits)
+                rows.append(CheckRow(name, spec, ident, problem or "ok"))
+            except Exception as exc:  # an unreachable instrument is a row of the report, not a crash
+                rows.append(CheckRow(name, spec, None, f"unreachable: {type(exc).__name__}: {exc}"))
+        return rows
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    role: str
+    spec: RoleSpec
+    identity: Identity | None
+    status: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _check_entry(name: str, entry: Any, problems: list[str]) -> RoleSpec | None:
+    where = f"roles.{name}"
+    if not isinstance(entry, dict):
+        problems.append(f"{where}: expected a table of driver, resource, …")
+        return None
+    start = len(problems)
+    for key in sorted(set(entry) - _ENTRY_KEYS):
+        problems.append(f"{where}.{key}: unknown key (known: {', '.join(sorted(_ENTRY_KEYS))})")
+    driver = entry.get("driver")
+    info = DRIVERS.get(driver) if isinstance(driver, str) else None
+    if info is None:
+        problems.append(f"{where}.driver: unknown driver {driver!r} (known: {', '.join(sorted(DRIVERS))})")
+        return None
+    resource = entry.get("resource")
+    try:
+        rname.parse_resource_name(str(resource))
+    except (rname.InvalidResourceName, ValueError) as exc:
+        problems.append(f"{where}.resource: {resource!r} is not a VISA resource name ({exc})")
+    options = entry.get("options", {})
+    for key in sorted(set(options) - set(info.options)):
+        problems.append(
+            f"{where}.options.{key}: unknown option for {driver} (known: {', '.join(info.options) or 'none'})"
+        )
+    for key, kind in info.options.items():
+        if key in options and not isinstance(options[key], kind):
+            problems.append(f"{where}.options.{key}: expected {kind.__name__}, got {options[key]!r}")
+    limits = _check_limits(where, info, entry.get("limits", {}), problems)
+    safe = entry.get("safe_state", info.safe_states[0])
+    if safe not in info.safe_states:
+        problems.append(f"{where}.safe_state: {safe!r} is not one of {', '.join(info.safe_states)}")
+    policy = ConnectionPolicy(
+        timeout_s=float(entry.get("timeout_s", ConnectionPolicy.timeout_s)),
+        retries=int(entry.get("retries", ConnectionPolicy.retries)),
+    )
+    if len(problems) > start:
+        return None
+    return RoleSpec(name, driver, str(resource), dict(options), limits, safe, policy)
+
+
+def _check_limits(where: str, info: DriverInfo, given: Any, problems: list[str]) -> Any:
+    rating = info.rating
+    fields = {f.name for f in dataclasses.fields(rating)}
+    if not isinstance(given, dict):
+        problems.append(f"{where}.limits: expected a table of {', '.join(sorted(fields))}")
+        return rating
+    for key in sorted(set(given) - fields):
+        problems.append(f"{where}.limits.{key}: unknown limit (known: {', '.join(sorted(fields))})")
+    values = {}
+    for key in fields:
+        value = given.get(key, getattr(rating, key))
+        rated = getattr(rating, key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{where}.limits.{key}: expected a number, got {value!r}")
+            continue
+        lower_bound = key.startswith("min_")
+        if (value < rated) if lower_bound else (value > rated):
+            side = "below" if lower_bound else "above"
+            problems.append(f"{where}.limits.{key}: {value} is {side} the {info.title} rating of {rated}")
+        values[key] = value
+    try:
+        return type(rating)(**values)
+    except TypeError:
+        return rating

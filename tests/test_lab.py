@@ -1,0 +1,124 @@
+"""lab.toml: every bad entry refused with file, key and reason before anything opens; lab check."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cellrig.instruments.sim import BT2200, NMC811, Cell, SimServer
+from cellrig.lab import Lab, LabFileError
+
+CELLRIG = Path(sys.executable).with_name("cellrig")
+
+
+class ManualClock:
+    scale = 1.0
+    t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+
+def lab_text(resource: str, **extra: str) -> str:
+    lines = [
+        'name = "bench 3"',
+        "[roles.cycler]",
+        'driver = "keysight_bt2200"',
+        f'resource = "{resource}"',
+        "options = { channel = 101 }",
+        "limits = { min_voltage = 2.5, max_voltage = 4.2, max_current = 5.0 }",
+    ]
+    return "\n".join(lines + [f"{k} = {v}" for k, v in extra.items()]) + "\n"
+
+
+def test_a_good_lab_file_reads_without_opening_anything(tmp_path):
+    path = tmp_path / "lab.toml"
+    path.write_text(lab_text("TCPIP0::10.0.0.5::5025::SOCKET"))  # nothing listens there: never contacted
+    lab = Lab.from_file(path)
+    spec = lab.roles["cycler"]
+    assert (lab.name, spec.driver, spec.options, spec.safe_state) == (
+        "bench 3",
+        "keysight_bt2200",
+        {"channel": 101},
+        "open-circuit",
+    )
+    assert spec.limits.max_voltage == 4.2
+    assert lab.instruments == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "messages"),
+    [
+        (
+            lab_text("TCPIP0::1.2.3.4::5025::SOCKET").replace("keysight_bt2200", "bt9000"),
+            ["roles.cycler.driver: unknown driver 'bt9000'"],
+        ),
+        (lab_text("TCPIP0:1.2.3.4:5025"), ["roles.cycler.resource: 'TCPIP0:1.2.3.4:5025' is not a VISA resource name"]),
+        (
+            lab_text("TCPIP0::1.2.3.4::5025::SOCKET")
+            .replace("max_current = 5.0", "max_current = 10.0")
+            .replace("channel = 101", "chanel = 101"),
+            [
+                "roles.cycler.limits.max_current: 10.0 is above the Keysight BT2200 rating of 6.25",
+                "roles.cycler.options.chanel: unknown option",
+            ],
+        ),
+        (
+            lab_text("TCPIP0::1.2.3.4::5025::SOCKET", safe_state='"on"', colour='"red"'),
+            ["roles.cycler.safe_state: 'on' is not one of open-circuit", "roles.cycler.colour: unknown key"],
+        ),
+        ('name = "x"\n', ["roles: no [roles.<name>] entries"]),
+        ("roles = [1,\n", ["not valid TOML"]),
+    ],
+)
+def test_bad_entries_are_all_reported_with_file_and_key(tmp_path, text, messages):
+    path = tmp_path / "lab.toml"
+    path.write_text(text)
+    with pytest.raises(LabFileError) as info:
+        Lab.from_file(path)
+    text = str(info.value)
+    assert text.startswith(str(path))
+    for message in messages:
+        assert message in text
+
+
+def served_bt2200(idn: str | None = None) -> SimServer:
+    sim = BT2200(ManualClock(), {101: Cell(NMC811, 5.0, soc=0.5)})
+    if idn:
+        sim.idn = idn
+    return SimServer(sim).start()
+
+
+def test_lab_check_against_the_virtual_instrument(tmp_path):
+    server = served_bt2200()
+    try:
+        path = tmp_path / "lab.toml"
+        path.write_text(lab_text(server.resource))
+        out = subprocess.run([str(CELLRIG), "lab", "check", str(path)], capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "BT2202A" in out.stdout and "SIM0000001" in out.stdout and "ok" in out.stdout
+
+
+def test_lab_check_says_which_instrument_is_the_wrong_model(tmp_path):
+    server = served_bt2200("Keysight Technologies,B2902A,MY123,2.0")
+    dead = "TCPIP0::127.0.0.1::9::SOCKET"  # discard port: nothing listens
+    try:
+        path = tmp_path / "lab.toml"
+        path.write_text(
+            lab_text(server.resource)
+            + lab_text(dead).split("\n", 1)[1].replace("[roles.cycler]", "[roles.spare]")
+            + "timeout_s = 0.5\nretries = 0\n"
+        )
+        lab = Lab.from_file(path)
+        with lab:
+            rows = {row.role: row for row in lab.check()}
+        out = subprocess.run([str(CELLRIG), "lab", "check", str(path)], capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert out.returncode == 1 and "model mismatch" in out.stdout and "unreachable" in out.stdout
+    assert rows["cycler"].status.startswith("model mismatch: the lab file says Keysight BT2200")
+    assert "'B2902A'" in rows["cycler"].status
+    assert rows["spare"].status.startswith("unreachable")
