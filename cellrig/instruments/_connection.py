@@ -77,7 +77,18 @@ class ManagedConnection:
         return self._guarded(f"query {command!r}", super().ask, command, query_delay)
 
     def values(self, command: str, *args: Any, **kwargs: Any) -> list[Any]:
-        return self._guarded(f"query {command!r}", super().values, command, *args, **kwargs)
+        """Query and parse; unlike plain pymeasure, a numeric reply with no number in it is an error, not text.
+
+        (Mixed replies such as SCPI's ``-113,"Undefined header"`` keep pymeasure's behaviour.)
+        """
+        return self._guarded(f"query {command!r}", self._strict_values, command, *args, **kwargs)
+
+    def _strict_values(self, command: str, *args: Any, **kwargs: Any) -> list[Any]:
+        result = super().values(command, *args, **kwargs)
+        cast = kwargs.get("cast", float)
+        if cast in (int, float) and all(isinstance(v, str) for v in result):
+            raise ValueError(f"reply {result!r} to {command!r} does not parse as {cast.__name__}")
+        return result
 
     def transaction(self, what: str, fn: Callable[[], T], *, retry: bool = True) -> T:
         """Run a multi-step exchange (e.g. write then read a binary block) under the policy.

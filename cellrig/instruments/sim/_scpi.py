@@ -14,7 +14,8 @@ import socketserver
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 Reply = str | bytes | None
 Handler = Callable[..., Reply]
@@ -78,6 +79,28 @@ class SimInstrument:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.errors: deque[tuple[int, str]] = deque(maxlen=20)
+        self.faults: list[Fault] = []
+        self.last_replies: dict[str, bytes] = {}
+        self.dead = False
+
+    def inject(self, kind: "FaultKind", count: int = 1, match: str = "", **details: Any) -> None:
+        """Play a fault on the next ``count`` commands starting with ``match`` (see :class:`Fault`)."""
+        with self.lock:
+            self.faults.append(Fault(kind, count, match, **details))
+
+    def take_fault(self, line: str) -> "Fault | None":
+        """The fault due for this command, if any (consuming one of its count)."""
+        with self.lock:
+            for fault in self.faults:
+                if line.upper().startswith(fault.match.upper()):
+                    if fault.kind == "dead":
+                        self.dead = True
+                        return fault
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
 
     def handle(self, line: str) -> Reply:
         """Run one line (commands separated by ``;``) and return the reply, if any."""
@@ -147,6 +170,34 @@ class InstrumentError(Exception):
         self.code, self.text, self.reply = code, text, reply
 
 
+FaultKind = Literal["timeout", "drop", "garble", "stuck", "error", "dead"]
+
+
+@dataclass
+class Fault:
+    """A fault the simulator plays on the next ``count`` commands that start with ``match``.
+
+    - ``timeout``: the command is swallowed, no reply;
+    - ``drop``: the connection is closed (the instrument accepts a new one);
+    - ``garble``: the reply arrives corrupted;
+    - ``stuck``: a query answers what it answered last time (a frozen reading);
+    - ``error``: the command is refused with SCPI error ``code``;
+    - ``dead``: the instrument never answers again and refuses connections (``count`` ignored).
+    """
+
+    kind: FaultKind
+    count: int = 1
+    match: str = ""
+    code: int = -350
+    text: str = "Device-specific error"
+
+
+def garble(reply: bytes) -> bytes:
+    """Corrupt a reply the way a noisy line does: digits turn into junk."""
+    out = bytes(b if not 48 <= b <= 57 else 63 for b in reply)
+    return out if out != reply else b"\x15" + reply
+
+
 class _Handler(socketserver.StreamRequestHandler):
     server: "_TCPServer"
 
@@ -161,10 +212,9 @@ class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         sim = self.server.sim
         term = sim.read_termination.encode()
-        reply_term = sim.write_termination.encode()
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         buf = b""
-        while True:
+        while not sim.dead:  # a dead instrument's network interface still accepts, then hangs up
             try:
                 chunk = self.request.recv(65536)
             except OSError:
@@ -174,10 +224,27 @@ class _Handler(socketserver.StreamRequestHandler):
             buf += chunk
             while term in buf:
                 raw, buf = buf.split(term, 1)
-                reply = sim.handle(raw.decode("latin-1").strip("\r\n"))
-                if reply is not None:
-                    data = reply.encode("latin-1") if isinstance(reply, str) else reply
-                    self.request.sendall(data + reply_term)
+                if not self._serve(sim, raw.decode("latin-1").strip("\r\n")):
+                    return
+
+    def _serve(self, sim: "SimInstrument", line: str) -> bool:
+        """Answer one line, playing any fault due; False when the connection must close."""
+        fault = sim.take_fault(line)
+        kind = fault.kind if fault else None
+        if kind in ("drop", "dead"):
+            return False
+        if kind == "timeout":
+            return True
+        if kind == "error":
+            sim.errors.append((fault.code, fault.text))
+            return True
+        reply = sim.last_replies.get(line) if kind == "stuck" and line in sim.last_replies else sim.handle(line)
+        if reply is None:
+            return True
+        data = reply.encode("latin-1") if isinstance(reply, str) else reply
+        sim.last_replies[line] = data
+        self.request.sendall((garble(data) if kind == "garble" else data) + sim.write_termination.encode())
+        return True
 
 
 class _TCPServer(socketserver.ThreadingTCPServer):
@@ -214,6 +281,10 @@ class SimServer:
         """Stop listening and drop every open connection (the instrument is gone)."""
         self._server.shutdown()
         self._server.server_close()
+        self.drop_connections()
+
+    def drop_connections(self) -> None:
+        """Close every open connection; the server keeps listening for new ones."""
         for client in list(self._server.clients):
             with contextlib.suppress(OSError):
                 client.shutdown(socket.SHUT_RDWR)
