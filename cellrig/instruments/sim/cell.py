@@ -1,34 +1,64 @@
-"""A battery cell for the virtual lab: an equivalent circuit (OCV(SOC), R0, one RC pair).
+"""A battery cell for the virtual lab.
 
-Sign convention: current is positive when charging.  The model is stepped with a fixed
-time step by whatever instrument drives it; with the same inputs it gives the same
-answer, whatever the wall clock does.
+Electrical: an equivalent circuit (OCV(SOC), R0, one RC pair) whose resistance rises in the
+cold (Arrhenius) and whose accessible capacity shrinks below 25 °C.  Ageing: capacity fade
+with equivalent full cycles — a square-root (SEI) term plus a knee — and resistance growth,
+faster when hot.  Thermal: one lumped mass with Joule and reversible (entropic) heat and
+convection to its surroundings.  Abuse: an internal short (from a nail or crush, or when the
+separator melts) discharges the cell through itself; self-heating follows an Arrhenius rate
+linearised around the onset temperature T1 (dT/dt = 0.02 K/min there, 1 K/s at the trigger T2,
+the definitions of the standards reference §7) and consumes a reactant whose heat takes an
+adiabatic cell to about T3; venting loses mass and releases gas (H₂S for sulfide cells).
+
+Sign convention: current is positive when charging.  The model is stepped with fixed time
+steps by the instruments that hold the cell; the same inputs give the same result.
 """
 
 import bisect
 import math
 from dataclasses import dataclass
 
+R_GAS = 8.314  # J/(mol K)
+T_REF = 298.15  # K (25 °C)
+ONSET_RATE = 0.02 / 60  # K/s self-heating at T1 (ARC seek threshold, standards reference §7)
+TRIGGER_RATE = 1.0  # K/s self-heating at T2 (the 1 °C/s criterion, standards reference §7)
+
 
 @dataclass(frozen=True)
 class Chemistry:
-    """A chemistry preset: OCV curve, resistances, voltage window, coulombic efficiency."""
+    """A chemistry preset: everything the model needs, per ampere-hour where it scales."""
 
     name: str
     soc: tuple[float, ...]
     ocv: tuple[float, ...]
-    r0_ohm_ah: float  # ohmic resistance times capacity (so R0 scales as 1/capacity)
-    r1_ohm_ah: float  # RC-pair resistance times capacity
+    r0_ohm_ah: float  # ohmic resistance × capacity at 25 °C
+    r1_ohm_ah: float  # RC-pair resistance × capacity at 25 °C
     tau_s: float  # RC-pair time constant
     v_min: float
     v_max: float
+    t_min: float  # rated operating window, °C
+    t_max: float
     coulombic_efficiency: float  # charge stored per charge passed while charging
+    resistance_activation_j_mol: float  # Arrhenius activation energy of R0 and R1
+    cold_capacity_per_k: float  # accessible-capacity loss per K below 25 °C
+    specific_energy_wh_kg: float  # sets the cell mass
+    entropic_v_per_k: float  # dU/dT for the reversible heat
+    rated_cycles: int  # equivalent full cycles to 80 % at 25 °C, 1C
+    knee_fraction: float  # where in the life the knee starts
+    t1: float  # °C, self-heating onset
+    t2: float  # °C, thermal-runaway trigger
+    t3: float  # °C, peak of an adiabatic runaway
+    separator_fail_c: float  # internal short forms above this (separator melt / electrolyte decomposition)
+    vent_c: float  # venting temperature; inf for cells that do not vent
+    electrolyte_fraction: float  # of cell mass
+    gas: str  # what venting releases
+    nail_short_ohm_ah: float  # internal-short resistance × capacity with a nail fully through
     source: str
 
 
-#: NMC811/graphite: OCV shape from Chen et al., J. Electrochem. Soc. 167, 080534 (2020)
-#: (LG M50, 5 Ah), read off at coarse SOC points; R0 ≈ 15 mΩ·(5 Ah) and a 60 s RC pair
-#: are typical of that cell's HPPC at 25 °C.
+#: NMC811/graphite (liquid).  OCV shape after Chen et al., J. Electrochem. Soc. 167, 080534 (2020)
+#: (LG M50, 5 Ah), read at coarse SOC points; T1/T2/T3 representative of NCM811 ARC results
+#: reviewed by Feng et al., Energy Storage Materials 10 (2018) 246 (values not re-read: unverified).
 NMC811 = Chemistry(
     name="NMC811/graphite",
     soc=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
@@ -38,45 +68,246 @@ NMC811 = Chemistry(
     tau_s=60.0,
     v_min=2.5,
     v_max=4.2,
+    t_min=-20.0,
+    t_max=60.0,
     coulombic_efficiency=0.9995,
-    source="Chen et al., J. Electrochem. Soc. 167, 080534 (2020)",
+    resistance_activation_j_mol=30_000,
+    cold_capacity_per_k=0.004,
+    specific_energy_wh_kg=260,
+    entropic_v_per_k=-0.0001,
+    rated_cycles=1000,
+    knee_fraction=0.7,
+    t1=100.0,
+    t2=180.0,
+    t3=750.0,
+    separator_fail_c=150.0,
+    vent_c=130.0,
+    electrolyte_fraction=0.15,
+    gas="CO/H2",
+    nail_short_ohm_ah=0.25,
+    source="Chen et al. 2020 (OCV, LG M50); Feng et al. 2018 (T1/T2/T3, unverified)",
 )
+
+#: LFP/graphite: flat 3.2–3.3 V plateau; cycle life of the EVE 304 Ah datasheet (≥ 3500 cycles at 25 °C,
+#: standards reference S13); T1/T2/T3 representative of LFP ARC results in Feng et al. 2018 (unverified).
+LFP = Chemistry(
+    name="LFP/graphite",
+    soc=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95, 0.98, 1.0),
+    ocv=(2.50, 2.90, 3.10, 3.20, 3.24, 3.27, 3.29, 3.31, 3.33, 3.36, 3.42, 3.65),
+    r0_ohm_ah=0.060,
+    r1_ohm_ah=0.030,
+    tau_s=80.0,
+    v_min=2.5,
+    v_max=3.65,
+    t_min=-20.0,
+    t_max=60.0,
+    coulombic_efficiency=0.9997,
+    resistance_activation_j_mol=32_000,
+    cold_capacity_per_k=0.005,
+    specific_energy_wh_kg=165,
+    entropic_v_per_k=-0.00005,
+    rated_cycles=3500,
+    knee_fraction=0.75,
+    t1=120.0,
+    t2=250.0,
+    t3=450.0,
+    separator_fail_c=170.0,
+    vent_c=160.0,
+    electrolyte_fraction=0.15,
+    gas="CO/H2",
+    nail_short_ohm_ah=0.25,
+    source="EVE 304 Ah datasheet via standards reference S13 (cycle life); Feng et al. 2018 (T1/T2/T3, unverified)",
+)
+
+#: Sulfide all-solid-state cell matching the seed: 350 Wh/kg, rated −20…85 °C, > 3000 cycles, survives a
+#: 200 °C chamber, nail and crush without fire.  No liquid to vent; the sulfide releases H₂S when damaged
+#: (standards reference §6, unverified).  Its T1/T2/T3 are set to honour the seed's claims, not measured.
+SULFIDE_ASSB = Chemistry(
+    name="sulfide all-solid-state (Si/NMC)",
+    soc=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    ocv=(2.50, 3.15, 3.35, 3.45, 3.55, 3.61, 3.67, 3.74, 3.83, 3.92, 4.01, 4.09, 4.20),
+    r0_ohm_ah=0.070,
+    r1_ohm_ah=0.040,
+    tau_s=120.0,
+    v_min=2.5,
+    v_max=4.2,
+    t_min=-20.0,
+    t_max=85.0,
+    coulombic_efficiency=0.9997,
+    resistance_activation_j_mol=35_000,
+    cold_capacity_per_k=0.005,
+    specific_energy_wh_kg=350,
+    entropic_v_per_k=-0.00008,
+    rated_cycles=3200,
+    knee_fraction=0.8,
+    t1=240.0,
+    t2=320.0,
+    t3=520.0,
+    separator_fail_c=400.0,
+    vent_c=math.inf,
+    electrolyte_fraction=0.0,
+    gas="H2S",
+    nail_short_ohm_ah=5.0,
+    source="seed claims (350 Wh/kg, -20…85 °C, >3000 cycles, 200 °C / nail / crush without fire)",
+)
+
+CHEMISTRIES = {c.name: c for c in (NMC811, LFP, SULFIDE_ASSB)}
+PRESETS = {"nmc811": NMC811, "lfp": LFP, "sulfide": SULFIDE_ASSB}
 
 
 @dataclass
 class Cell:
-    """State of one cell: state of charge, RC-pair voltage, charge passed."""
+    """State of one cell.  ``variation`` scales capacity and resistance (cell-to-cell spread)."""
 
     chemistry: Chemistry = NMC811
     capacity_ah: float = 5.0
     soc: float = 0.5
+    temperature: float = 25.0  # °C
+    ambient: float = 25.0  # °C, set by whatever the cell sits in
+    h_w_per_k: float = 0.5  # convection to the surroundings
+    stack_pressure_kpa: float = 0.0
+    capacity_variation: float = 1.0
+    resistance_variation: float = 1.0
     v_rc: float = 0.0
+    throughput_ah: float = 0.0
+    short_ohm: float = math.inf  # internal short imposed from outside (nail, crush)
+    reacted: float = 0.0  # fraction of the runaway reactant consumed
+    vented: bool = False
+    mass_loss_g: float = 0.0
+    gas_released_mmol: float = 0.0
+
+    # -- derived properties --------------------------------------------------------------
+
+    @property
+    def mass_g(self) -> float:
+        nominal_v = self.chemistry.ocv[len(self.chemistry.ocv) // 2]
+        return self.capacity_ah * nominal_v / self.chemistry.specific_energy_wh_kg * 1000
+
+    @property
+    def heat_capacity_j_per_k(self) -> float:
+        return self.mass_g * 1.0  # ≈ 1 J/(g K) for a Li-ion cell
+
+    @property
+    def efc(self) -> float:
+        """Equivalent full cycles so far."""
+        return self.throughput_ah / (2 * self.capacity_ah)
+
+    def fade(self) -> float:
+        """Fraction of capacity lost to ageing: √efc term plus a knee (20 % at the rated life)."""
+        c = self.chemistry
+        n = self.efc / c.rated_cycles
+        knee = c.knee_fraction
+        sei = 0.12 * math.sqrt(n)
+        late = 0.08 * ((n - knee) / (1 - knee)) ** 2 if n > knee else 0.0
+        return sei + late
+
+    @property
+    def retained_capacity_ah(self) -> float:
+        """Capacity at 25 °C after ageing."""
+        return self.capacity_ah * self.capacity_variation * max(1.0 - self.fade(), 0.05)
+
+    def _arrhenius(self) -> float:
+        t = min(self.temperature, 80.0) + 273.15  # the fit holds over the operating range only
+        return math.exp(self.chemistry.resistance_activation_j_mol / R_GAS * (1 / t - 1 / T_REF))
 
     @property
     def r0(self) -> float:
-        return self.chemistry.r0_ohm_ah / self.capacity_ah
+        growth = 1.0 + 1.5 * self.fade()
+        return self.chemistry.r0_ohm_ah / self.capacity_ah * self.resistance_variation * growth * self._arrhenius()
 
     @property
     def r1(self) -> float:
-        return self.chemistry.r1_ohm_ah / self.capacity_ah
+        return self.chemistry.r1_ohm_ah / self.capacity_ah * self.resistance_variation * self._arrhenius()
+
+    def accessible_fraction(self) -> float:
+        """Share of the capacity reachable at the present temperature (less in the cold)."""
+        cold = max(25.0 - self.temperature, 0.0)
+        return max(1.0 - self.chemistry.cold_capacity_per_k * cold, 0.2)
 
     def ocv(self) -> float:
+        """Open-circuit voltage.  In the cold the bottom of the capacity is kinetically out of reach,
+        so the voltage reaches its floor early (the charge is still there when the cell warms)."""
+        f = self.accessible_fraction()
+        soc = (self.soc - (1.0 - f)) / f if f < 1.0 else self.soc
         xs, ys = self.chemistry.soc, self.chemistry.ocv
-        i = min(max(bisect.bisect_right(xs, self.soc), 1), len(xs) - 1)
+        i = min(max(bisect.bisect_right(xs, soc), 1), len(xs) - 1)
         x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-        return y0 + (y1 - y0) * (min(max(self.soc, x0), x1) - x0) / (x1 - x0)
+        emf = y0 + (y1 - y0) * (min(max(soc, x0), x1) - x0) / (x1 - x0)
+        return emf * (1.0 - self.reacted)  # runaway destroys the electrodes: the voltage collapses
+
+    def internal_short_ohm(self) -> float:
+        """The short inside the cell: imposed (nail, crush) or from a failed separator."""
+        if self.temperature >= self.chemistry.separator_fail_c or self.reacted > 0.5:
+            return min(self.short_ohm, 0.005)
+        return self.short_ohm
+
+    # -- what instruments see ------------------------------------------------------------
 
     def voltage(self, current: float) -> float:
-        """Terminal voltage with ``current`` flowing now."""
-        return self.ocv() + self.v_rc + current * self.r0
+        """Terminal voltage with ``current`` flowing in the external circuit."""
+        short = self.internal_short_ohm()
+        if math.isinf(short):
+            return self.ocv() + self.v_rc + current * self.r0
+        # the cell's EMF drives the external current and the short in parallel
+        return (self.ocv() + self.v_rc + current * self.r0) * short / (short + self.r0)
 
     def current_for_voltage(self, volts: float) -> float:
         """The current that holds the terminal at ``volts`` now (constant-voltage phase)."""
         return (volts - self.ocv() - self.v_rc) / self.r0
 
+    # -- time ----------------------------------------------------------------------------
+
     def step(self, current: float, dt: float) -> None:
-        """Pass ``current`` for ``dt`` seconds."""
-        eff = self.chemistry.coulombic_efficiency if current > 0 else 1.0
-        self.soc = min(max(self.soc + current * eff * dt / (3600.0 * self.capacity_ah), 0.0), 1.0)
-        decay = math.exp(-dt / self.chemistry.tau_s)
+        """Pass ``current`` through the terminals for ``dt`` seconds."""
+        c = self.chemistry
+        q_full = 3600.0 * self.retained_capacity_ah
+        short = self.internal_short_ohm()
+        i_short = 0.0 if math.isinf(short) else -max(self.voltage(current), 0.0) / short
+        total = current + i_short
+        eff = c.coulombic_efficiency if total > 0 else 1.0
+        self.soc = min(max(self.soc + total * eff * dt / q_full, 0.0), 1.0)
+        self.throughput_ah += abs(current) * dt / 3600.0
+        decay = math.exp(-dt / c.tau_s)
         self.v_rc = self.v_rc * decay + self.r1 * current * (1.0 - decay)
+        t_k = self.temperature + 273.15
+        joule = total**2 * self.r0 + (i_short**2 * short if i_short else 0.0)
+        reversible = -total * t_k * c.entropic_v_per_k
+        loss = self.h_w_per_k * (self.temperature - self.ambient) + self._radiation()
+        self.temperature += (joule + reversible - loss) * dt / self.heat_capacity_j_per_k
+        self._self_heat(dt)
+        self._vent(dt)
+
+    def _radiation(self) -> float:
+        """W radiated (emissivity 0.8) from a surface scaled from a 70 g pouch's 0.02 m²."""
+        area = 0.02 * (self.mass_g / 70.0) ** (2 / 3)
+        return 0.8 * 5.67e-8 * area * ((self.temperature + 273.15) ** 4 - (self.ambient + 273.15) ** 4)
+
+    def self_heating_rate(self) -> float:
+        """K/s of runaway self-heating now: 0.02 K/min at T1, 1 K/s at T2, exponential between."""
+        c = self.chemistry
+        if self.reacted >= 1.0:
+            return 0.0
+        theta = (c.t2 - c.t1) / math.log(TRIGGER_RATE / ONSET_RATE)
+        rate = ONSET_RATE * math.exp(min((self.temperature - c.t1) / theta, 50.0))
+        return rate * (1.0 - self.reacted)
+
+    def _self_heat(self, dt: float) -> None:
+        c = self.chemistry
+        adiabatic_rise = c.t3 - c.t1
+        rate = self.self_heating_rate()
+        substeps = max(1, math.ceil(rate * dt / 5.0))  # at most ~5 K per substep during runaway
+        for _ in range(substeps):
+            rise = min(self.self_heating_rate() * dt / substeps, (1.0 - self.reacted) * adiabatic_rise)
+            self.temperature += rise
+            self.reacted = min(self.reacted + rise / adiabatic_rise, 1.0)
+
+    def _vent(self, dt: float) -> None:
+        c = self.chemistry
+        if not self.vented and self.temperature >= c.vent_c:
+            self.vented = True
+            self.mass_loss_g += 0.3 * c.electrolyte_fraction * self.mass_g
+            self.gas_released_mmol += 5.0 * self.capacity_ah
+        if self.reacted > 0.5 and c.electrolyte_fraction:  # runaway ejects most of the electrolyte and more
+            self.mass_loss_g = max(self.mass_loss_g, (c.electrolyte_fraction + 0.15) * self.mass_g)
+        if c.gas == "H2S" and (self.short_ohm < math.inf or self.temperature > c.t1):
+            self.gas_released_mmol += 1e-3 * dt  # a trickle of H₂S from exposed or hot sulfide electrolyte
