@@ -7,9 +7,23 @@ from dataclasses import dataclass
 from ...clock import ScaledClock
 from ._scpi import SimInstrument, SimServer
 from .bt2200 import BT2200
-from .cell import NMC811, Cell, Chemistry
+from .cell import LFP, NMC811, PRESETS, SULFIDE_ASSB, Cell, Chemistry
+from .world import World
 
-__all__ = ["BT2200", "NMC811", "Cell", "Chemistry", "SimInstrument", "SimServer", "VirtualCycler", "virtual_cycler"]
+__all__ = [
+    "BT2200",
+    "LFP",
+    "NMC811",
+    "PRESETS",
+    "SULFIDE_ASSB",
+    "Cell",
+    "Chemistry",
+    "SimInstrument",
+    "SimServer",
+    "VirtualCycler",
+    "World",
+    "virtual_cycler",
+]
 
 #: How much faster than real time the virtual lab runs by default.
 DEFAULT_SPEED = 50_000.0
@@ -34,6 +48,10 @@ def virtual_cycler(
 ) -> Iterator[VirtualCycler]:
     """Serve a virtual BT2200 (by default one fresh, discharged 5 Ah NMC811 cell on channel 101)."""
     clock = ScaledClock(speed)
-    sim = BT2200(clock, cells or {101: Cell(NMC811, 5.0, soc=0.0)}, log_period=log_period)
+    world = World(clock)
+    cells = cells or {101: Cell(NMC811, 5.0, soc=0.0)}
+    for channel, cell in cells.items():
+        world.add_cell(f"cell-{channel}", cell)
+    sim = world.add(BT2200(world, cells, log_period=log_period))
     with SimServer(sim) as server:
         yield VirtualCycler(clock, sim, server)

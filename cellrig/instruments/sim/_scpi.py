@@ -82,6 +82,10 @@ class SimInstrument:
         self.faults: list[Fault] = []
         self.last_replies: dict[str, bytes] = {}
         self.dead = False
+        self.world: Any = None  # set when the simulator joins a World
+
+    def advance(self) -> None:
+        """Bring the simulated physics up to the present (simulators with physics override this)."""
 
     def inject(self, kind: "FaultKind", count: int = 1, match: str = "", **details: Any) -> None:
         """Play a fault on the next ``count`` commands starting with ``match`` (see :class:`Fault`)."""
@@ -106,6 +110,8 @@ class SimInstrument:
         """Run one line (commands separated by ``;``) and return the reply, if any."""
         replies = []
         with self.lock:
+            if self.world is not None:
+                self.world.advance()
             for cmd in (c.strip() for c in line.split(";")):
                 if cmd:
                     reply = self._dispatch(cmd)

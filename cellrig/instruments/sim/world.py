@@ -1,0 +1,78 @@
+"""One physical world for the virtual lab: every simulator and cell on one clock, in lockstep.
+
+Simulators advance lazily (to the clock's present, whenever a command arrives).  In a world,
+that present is the world's time: before any simulator answers a command, the world walks
+every simulator forward together in fixed steps, so a thermocouple on a DAQ reads the cell
+temperature the cycler's current produced at that very instant, and a cell in a chamber
+feels that chamber's air.  One lock serialises all simulators of the world.
+"""
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ...clock import Clock
+from .cell import Cell
+
+
+class Simulated(Protocol):
+    """What a simulator must offer to live in a world."""
+
+    lock: Any
+    world: Any
+
+    def advance(self) -> None: ...
+
+
+@dataclass
+class World:
+    """Simulators, cells and their couplings (cells in chambers, probes on cells) on one clock."""
+
+    clock: Clock
+    dt: float = 1.0
+    t: float = 0.0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    sims: list[Simulated] = field(default_factory=list)
+    cells: dict[str, Cell] = field(default_factory=dict)
+    loose_cells: list[Cell] = field(default_factory=list)  # cells no instrument steps: the world does
+    couplings: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def scale(self) -> float:
+        return self.clock.scale
+
+    def now(self) -> float:
+        """The world's time: what every simulator in it sees as the present."""
+        return self.t
+
+    def add(self, sim: Simulated) -> Simulated:
+        """Put a simulator in the world (it then shares the world's time and lock)."""
+        sim.lock = self.lock
+        sim.world = self
+        self.sims.append(sim)
+        return sim
+
+    def add_cell(self, name: str, cell: Cell, *, loose: bool = False) -> Cell:
+        """Register a cell; ``loose`` if no instrument steps it (it then rests at open circuit)."""
+        self.cells[name] = cell
+        if loose:
+            self.loose_cells.append(cell)
+        return cell
+
+    def couple(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` every step before the simulators (e.g. copy chamber air to a cell's ambient)."""
+        self.couplings.append(fn)
+
+    def advance(self) -> None:
+        """Walk everything forward to the clock's present in steps of ``dt``."""
+        with self.lock:
+            target = self.clock.now()
+            while self.t + self.dt <= target:
+                self.t += self.dt
+                for coupling in self.couplings:
+                    coupling()
+                for cell in self.loose_cells:
+                    cell.step(0.0, self.dt)
+                for sim in self.sims:
+                    sim.advance()
