@@ -1,6 +1,7 @@
 """The ``cellrig`` command."""
 
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .analysis import cycle_summary
 from .instruments.keysight_bt2200 import KeysightBT2200
 from .instruments.registry import VISA_LIBRARY
 from .instruments.sim import DEFAULT_SPEED, virtual_cycler
+from .instruments.sim.lab import VirtualLab
 from .lab import Lab, LabFileError
 from .protocols import ProtocolError, builtin_protocol, load_protocol, run_cycling
 from .storage import RunFileError, open_run
@@ -200,6 +202,42 @@ def lab_list() -> None:
         console.print(resource)
     if not resources:
         err.print("no VISA resources found (raw TCP socket instruments are not discoverable: name them in lab.toml)")
+
+
+@main.command()
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_SPEED,
+    show_default=True,
+    help="How much faster than real time the virtual lab's clock runs.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the cells' cell-to-cell variation.")
+@click.option(
+    "--write-lab",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a lab.toml pointing at the served instruments (for `cellrig lab check` …).",
+)
+def sim(speed: float, seed: int, write_lab: Path | None) -> None:
+    """Serve the virtual lab in the foreground until Ctrl-C.
+
+    Every simulated instrument listens on its own localhost port and speaks its real
+    command set; the table shows each role's VISA resource.
+    """
+    with VirtualLab(speed=speed, seed=seed) as virtual:
+        table = Table(title=f"virtual lab, clock ×{speed:g}", title_justify="left")
+        for header in ("role", "driver", "VISA resource"):
+            table.add_column(header)
+        for name, resource in virtual.resources().items():
+            table.add_row(name, virtual.roles[name].driver, resource)
+        console.print(table)
+        if write_lab:
+            console.print(f"lab file: {virtual.write_lab(write_lab)}")
+        console.print("serving; Ctrl-C to stop", highlight=False)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            err.print("stopped")
 
 
 def _progress() -> Progress:

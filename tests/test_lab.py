@@ -122,3 +122,24 @@ def test_lab_check_says_which_instrument_is_the_wrong_model(tmp_path):
     assert rows["cycler"].status.startswith("model mismatch: the lab file says Keysight BT2200")
     assert "'B2902A'" in rows["cycler"].status
     assert rows["spare"].status.startswith("unreachable")
+
+
+def test_cellrig_sim_serves_the_virtual_lab_and_lab_check_passes_against_it(tmp_path):
+    lab_file = tmp_path / "virtual.toml"
+    server = subprocess.Popen(
+        [str(CELLRIG), "sim", "--write-lab", str(lab_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        for line in server.stdout:  # the server says when it is up
+            if line.startswith("serving"):
+                break
+        check = subprocess.run(
+            [str(CELLRIG), "lab", "check", str(lab_file)], capture_output=True, text=True, timeout=120
+        )
+    finally:
+        server.send_signal(subprocess.signal.SIGINT)
+        server.wait(timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for role in Lab.from_file(lab_file).roles:
+        assert role in check.stdout
+    assert server.returncode == 0

@@ -87,6 +87,10 @@ class SimInstrument:
     def advance(self) -> None:
         """Bring the simulated physics up to the present (simulators with physics override this)."""
 
+    def quiet(self) -> bool:
+        """True when nothing in this simulator changes fast (its world may then take large steps)."""
+        return False
+
     def inject(self, kind: "FaultKind", count: int = 1, match: str = "", **details: Any) -> None:
         """Play a fault on the next ``count`` commands starting with ``match`` (see :class:`Fault`)."""
         with self.lock:

@@ -133,21 +133,31 @@ class BT2200(SimInstrument):
         self.advance()
         return super()._dispatch(cmd)
 
+    def quiet(self) -> bool:
+        """True while no channel runs a sequence (time can then pass in large steps)."""
+        return all(ch.status != RUNNING for ch in self.channels.values())
+
     def advance(self) -> None:
-        """Run every channel forward to the lab clock's present, in fixed steps."""
+        """Run every channel forward to the lab clock's present, in fixed steps.
+
+        While every channel is idle, time jumps to the next record in one step.
+        """
         now = self.clock.now()
         while self.t + self.dt <= now:
+            dt = self.dt
+            if self.quiet():
+                dt = max(self.dt, min(self.log_period - self.since_record, now - self.t) // self.dt * self.dt)
             ended = False
             for ch in self.channels.values():
                 if ch.status == RUNNING:
-                    ended |= self._integrate(ch, self.dt)
+                    ended |= self._integrate(ch, dt)
                 else:
                     ch.current = 0.0
-                    ch.cell.step(0.0, self.dt)
-                    ch.e += ch.cell.voltage(0.0) * self.dt
-                    ch.dt += self.dt
-            self.t += self.dt
-            self.since_record += self.dt
+                    ch.cell.step(0.0, dt)
+                    ch.e += ch.cell.voltage(0.0) * dt
+                    ch.dt += dt
+            self.t += dt
+            self.since_record += dt
             if ended or self.since_record >= self.log_period - 1e-9:
                 self._log()
 

@@ -23,6 +23,7 @@ class Simulated(Protocol):
     world: Any
 
     def advance(self) -> None: ...
+    def quiet(self) -> bool: ...
 
 
 @dataclass
@@ -31,6 +32,7 @@ class World:
 
     clock: Clock
     dt: float = 1.0
+    quiet_dt: float = 60.0
     t: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
     sims: list[Simulated] = field(default_factory=list)
@@ -65,14 +67,21 @@ class World:
         self.couplings.append(fn)
 
     def advance(self) -> None:
-        """Walk everything forward to the clock's present in steps of ``dt``."""
+        """Walk everything forward to the clock's present in steps of ``dt``.
+
+        While every simulator is quiet (nothing cycling, ramping or moving), steps of up to
+        ``quiet_dt`` seconds carry the idle cells and air forward.
+        """
         with self.lock:
             target = self.clock.now()
             while self.t + self.dt <= target:
-                self.t += self.dt
+                dt = self.dt
+                if all(sim.quiet() for sim in self.sims):
+                    dt = max(self.dt, min(self.quiet_dt, target - self.t) // self.dt * self.dt)
+                self.t += dt
                 for coupling in self.couplings:
                     coupling()
                 for cell in self.loose_cells:
-                    cell.step(0.0, self.dt)
+                    cell.step(0.0, dt)
                 for sim in self.sims:
                     sim.advance()

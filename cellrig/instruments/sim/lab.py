@@ -1,0 +1,101 @@
+"""The virtual lab: the default set of simulated instruments, served on free localhost ports.
+
+``VirtualLab`` builds one world (cells, chamber air, thermocouples, the rig's anvil), puts a
+simulator of every driver cellrig has in it, serves each on its own port, and writes the
+``lab.toml`` that points cellrig at them — so everything that runs on a real lab runs here.
+"""
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...clock import ScaledClock
+from ._scpi import SimInstrument, SimServer
+from .bt2200 import BT2200
+from .cell import PRESETS, Cell
+from .world import World
+
+DEFAULT_SPEED = 50_000.0
+
+
+@dataclass(frozen=True)
+class Role:
+    """A role of the virtual lab: its driver, its simulator and the lab-file extras."""
+
+    driver: str
+    build: Callable[["VirtualLab"], SimInstrument]
+    options: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, float] = field(default_factory=dict)
+
+
+def _bt2200(lab: "VirtualLab") -> SimInstrument:
+    cells = {101 + i: lab.cell(f"cycler-{i + 1}", "nmc811") for i in range(8)}
+    return BT2200(lab.world, cells, cards=1, log_period=10.0)
+
+
+#: The default virtual lab, role by role.
+ROLES: dict[str, Role] = {
+    "cycler": Role(
+        "keysight_bt2200", _bt2200, {"channel": 101}, {"min_voltage": 2.5, "max_voltage": 4.2, "max_current": 5.0}
+    ),
+}
+
+
+class VirtualLab:
+    """The simulated instruments of :data:`ROLES` in one world, served on free ports."""
+
+    def __init__(self, speed: float = DEFAULT_SPEED, seed: int = 0, roles: dict[str, Role] | None = None) -> None:
+        self.clock = ScaledClock(speed)
+        self.world = World(self.clock)
+        self.random = random.Random(seed)
+        self.roles = dict(roles or ROLES)
+        self.sims = {name: self.world.add(role.build(self)) for name, role in self.roles.items()}
+        self.servers: dict[str, SimServer] = {}
+
+    def cell(self, name: str, preset: str, capacity_ah: float = 5.0, soc: float = 0.0) -> Cell:
+        """A cell of the world with the seed's cell-to-cell spread (standard deviation 1 % capacity, 3 % resistance)."""
+        cell = Cell(
+            PRESETS[preset],
+            capacity_ah,
+            soc=soc,
+            capacity_variation=self.random.gauss(1.0, 0.01),
+            resistance_variation=self.random.gauss(1.0, 0.03),
+        )
+        return self.world.add_cell(name, cell)
+
+    def start(self) -> "VirtualLab":
+        for name, sim in self.sims.items():
+            self.servers[name] = SimServer(sim).start()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        self.servers.clear()
+
+    def __enter__(self) -> "VirtualLab":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def resources(self) -> dict[str, str]:
+        return {name: server.resource for name, server in self.servers.items()}
+
+    def lab_toml(self) -> str:
+        """A lab file for cellrig that points at the running simulators."""
+        lines = [f'name = "virtual lab (clock ×{self.clock.scale:g})"']
+        for name, role in self.roles.items():
+            lines += ["", f"[roles.{name}]", f'driver = "{role.driver}"', f'resource = "{self.servers[name].resource}"']
+            if role.options:
+                lines.append("options = { " + ", ".join(f"{k} = {v!r}" for k, v in role.options.items()) + " }")
+            if role.limits:
+                lines.append("limits = { " + ", ".join(f"{k} = {v!r}" for k, v in role.limits.items()) + " }")
+        return "\n".join(lines) + "\n"
+
+    def write_lab(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.lab_toml())
+        return path
