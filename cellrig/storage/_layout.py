@@ -20,6 +20,16 @@ CHUNK_ROWS = 16384  # ~128 KiB per float64 column: fast appends, cheap SWMR flus
 EXIT_STATUSES = ("finished", "stopped", "aborted", "tripped", "failed")
 
 EVENT_COLUMNS = ("time", "kind", "step", "cycle", "message")
+EVENT_KIND_BYTES = 32
+EVENT_MESSAGE_BYTES = 2048
+
+
+def fit_text(text: str, size: int) -> bytes:
+    """UTF-8 bytes of ``text`` cut (on a character boundary, marked …) to fit ``size`` bytes."""
+    data = text.encode()
+    if len(data) <= size:
+        return data
+    return data[: size - 3].decode(errors="ignore").encode() + "…".encode()
 
 _DTYPE_KINDS = {"f": "fiub", "i": "iub", "u": "ub", "b": "b"}
 

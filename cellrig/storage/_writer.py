@@ -259,7 +259,8 @@ class RunWriter:
             t = self.last_time() if time is None else float(time)
             ev = self._events
             n = ev[L.TIME].shape[0]
-            for name, value in zip(L.EVENT_COLUMNS, (t, kind, step, cycle, message), strict=True):
+            row = (t, L.fit_text(kind, L.EVENT_KIND_BYTES), step, cycle, L.fit_text(message, L.EVENT_MESSAGE_BYTES))
+            for name, value in zip(L.EVENT_COLUMNS, row, strict=True):
                 ev[name].resize((n + 1,))
                 ev[name][n] = value
             self._dirty = True
@@ -399,11 +400,14 @@ def _declare(
     group = f.create_group(L.STREAMS)
     for name, columns in streams.items():
         _table(group.create_group(name, track_order=True), {c: (col.dtype, _attrs(col)) for c, col in columns.items()})
-    text = h5py.string_dtype()
+    # Fixed-length text: variable-length strings live in a global heap that a killed writer can
+    # leave half-written, after which appending to the resumed file fails ("bad heap index").
+    kind_text = h5py.string_dtype("utf-8", L.EVENT_KIND_BYTES)
+    text = h5py.string_dtype("utf-8", L.EVENT_MESSAGE_BYTES)
     _table(
         f.create_group(L.EVENTS, track_order=True),
         {
-            "kind": (text, {}),
+            "kind": (kind_text, {}),
             "step": ("i4", {"long_name": "protocol step number, -1 if none"}),
             "cycle": ("i4", {"long_name": "cycle number, -1 if none"}),
             "message": (text, {}),
