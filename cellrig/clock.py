@@ -46,3 +46,18 @@ class ScaledClock:
 def wall_clock() -> ScaledClock:
     """The real lab's clock."""
     return ScaledClock(1.0)
+
+
+class ManualClock:
+    """A clock that moves only when told: for tests and for stepping a simulation by hand."""
+
+    scale = 1.0
+
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += max(seconds, 0.0)

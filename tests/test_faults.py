@@ -4,19 +4,12 @@ import time
 
 import pytest
 
+from cellrig.clock import ManualClock
 from cellrig.instruments._connection import ConnectionPolicy, InstrumentError
 from cellrig.instruments.keysight_bt2200 import KeysightBT2200
 from cellrig.instruments.sim import BT2200, NMC811, Cell, SimServer
 
 POLICY = ConnectionPolicy(timeout_s=0.3, retries=2, backoff_s=0.01)
-
-
-class ManualClock:
-    scale = 1.0
-    t = 0.0
-
-    def now(self) -> float:
-        return self.t
 
 
 @pytest.fixture
@@ -50,7 +43,7 @@ def test_a_fault_that_outlasts_the_retries_raises_naming_role_model_and_resource
 
 
 def test_a_dropped_connection_mid_session_is_reconnected(bench):
-    sim, server, bt = bench
+    _, server, bt = bench
     assert bt.id.startswith("Keysight")
     server.drop_connections()
     assert bt.id.startswith("Keysight")  # reconnected under the policy, nothing for the caller to do
@@ -77,7 +70,7 @@ def test_a_dead_instrument_raises_within_the_policy_bound(bench):
     sim, _, bt = bench
     sim.inject("dead")
     start = time.monotonic()
-    with pytest.raises(InstrumentError, match="cycler .Keysight BT2200 at TCPIP0::127.0.0.1::"):
+    with pytest.raises(InstrumentError, match=r"cycler .Keysight BT2200 at TCPIP0::127.0.0.1::"):
         bt.id  # noqa: B018
     # a guarantee of the policy (not a benchmark): the error comes within its stated bound
     assert time.monotonic() - start < POLICY.give_up_after_s + 1.0

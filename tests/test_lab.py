@@ -6,18 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from cellrig.clock import ManualClock
 from cellrig.instruments.sim import BT2200, NMC811, Cell, SimServer
 from cellrig.lab import Lab, LabFileError
 
 CELLRIG = Path(sys.executable).with_name("cellrig")
-
-
-class ManualClock:
-    scale = 1.0
-    t = 0.0
-
-    def now(self) -> float:
-        return self.t
 
 
 def lab_text(resource: str, **extra: str) -> str:

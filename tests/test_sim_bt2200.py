@@ -3,25 +3,10 @@
 import numpy as np
 import pytest
 
-from cellrig.clock import ScaledClock
+from cellrig.clock import ManualClock, ScaledClock
 from cellrig.instruments.keysight_bt2200 import KeysightBT2200
 from cellrig.instruments.sim import BT2200, NMC811, Cell, SimServer
 from cellrig.instruments.sim._scpi import header_regex
-
-
-class ManualClock:
-    """A clock the test moves by hand."""
-
-    scale = 1.0
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,9 @@ class ManagedConnection:
 
     role: str = ""
     model: str = ""
+    #: A numeric query whose reply holds no number raises (a garbled reply) instead of returning text.
+    #: Stock pymeasure drivers read text through numeric getters, so their wrappers switch this off.
+    strict_numbers: bool = True
 
     def __init__(self, adapter: Any, name: str, *, policy: ConnectionPolicy | None = None, **kwargs: Any) -> None:
         if policy is None and "timeout" in kwargs:  # a plain VISA timeout (ms) sets the policy's
@@ -86,7 +89,7 @@ class ManagedConnection:
     def _strict_values(self, command: str, *args: Any, **kwargs: Any) -> list[Any]:
         result = super().values(command, *args, **kwargs)
         cast = kwargs.get("cast", float)
-        if cast in (int, float) and all(isinstance(v, str) for v in result):
+        if self.strict_numbers and cast in (int, float) and all(isinstance(v, str) for v in result):
             raise ValueError(f"reply {result!r} to {command!r} does not parse as {cast.__name__}")
         return result
 

@@ -1,0 +1,121 @@
+"""Keithley DAQ6510 through pymeasure's stock ``KeithleyDAQ6510``, wrapped as a :class:`~cellrig.instruments.roles.DAQ`.
+
+The stock driver measures the front terminals or one closed channel, but has no
+temperature-scan commands (reference §4.2, §7).  :class:`DAQ6510Logger` keeps an unmodified
+stock instance and sends the reference's thermocouple-scan SCPI through its ``write`` /
+``ask`` (``:FUNC 'TEMP',(@…)``, ``:SENS:TEMP:TRAN TC``, ``:SENS:TEMP:TC:TYPE``,
+``:SENS:TEMP:TC:RJUN:RSEL INT``, ``:SENS:TEMP:ODET ON``, ``:ROUT:SCAN:CRE``,
+``:ROUT:SCAN:COUN:SCAN``, ``:ROUT:SCAN:INT``, ``:INIT``, ``:TRAC:ACT?``,
+``:TRAC:DATA? <start>, <end>, "defbuffer1", READ, REL, CHAN``); starting and aborting the
+scan use the stock ``start_buffer()`` (``:INIT``) and ``stop_buffer()`` (``:ABOR``).  Not in
+the reference, so unverified: ``:FUNC 'VOLT:DC',(@…)`` with ``:SENS:VOLT:RANG <r>,(@…)`` for
+voltage channels, ``:ROUT:SCAN:COUN:SCAN 0`` meaning "scan until aborted" and ``:TRAC:CLE``
+(both seen in public DAQ6510 examples), REL being seconds since the scan's first reading, and
+an open thermocouple with open detection on reading the overflow +9.9E+37 (``keysight_daq970a.OVERLOAD``).
+
+The buffer is read by index and never cleared during a scan, so a fetch that fails can be
+repeated; ``defbuffer1`` must be large enough for the whole scan (its overflow is not handled).
+"""
+
+from pymeasure.instruments.keithley import KeithleyDAQ6510
+from pymeasure.instruments.validators import strict_range
+
+from ._connection import ManagedConnection
+from .keysight_daq970a import ScanLogger, channel_list, plan_scan, raise_errors, scan_samples
+from .roles import DAQChannel, Identity, Samples
+
+SLOTS = (1, 2)  # reference §4.2
+TC_TYPES = ("B", "E", "J", "K", "N", "R", "S", "T")  # unverified
+VOLT_RANGES = (0.1, 1.0, 10.0, 100.0, 1000.0)  # V, the stock driver's DC voltage_range limits
+MAX_INTERVAL = 100_000.0  # s between scans, unverified
+BUFFER = "defbuffer1"
+
+
+class ManagedKeithleyDAQ6510(ManagedConnection, KeithleyDAQ6510):
+    """pymeasure's stock ``KeithleyDAQ6510`` under cellrig's connection policy; no command changed."""
+
+    model = "Keithley DAQ6510"
+
+    def __init__(self, adapter, name: str = "Keithley DAQ6510", **kwargs) -> None:
+        kwargs.setdefault("read_termination", "\n")
+        kwargs.setdefault("write_termination", "\n")
+        super().__init__(adapter, name, **kwargs)
+
+    strict_numbers = False  # the stock getters read text (sense_mode …) through numeric casts
+
+
+class DAQ6510Logger(ScanLogger):
+    """A DAQ6510 with multiplexer cards as a scanning logger, around a stock ``KeithleyDAQ6510``.
+
+    ``modules`` maps slot → channels of the card there (default: one 20-channel 7700 in slot 1).
+    Scan speed is assumed the armature-multiplexer rate of reference §4.1 (unverified for the 7700).
+    """
+
+    slots = SLOTS
+
+    def __init__(self, daq: KeithleyDAQ6510, modules: dict[int, int] | None = None) -> None:
+        self.daq = daq
+        self.name = daq.name
+        self._install(modules)
+        self.next_index = 1  # buffer index of the next reading to fetch
+
+    def __repr__(self) -> str:
+        return f"<DAQ6510Logger on {self.daq.adapter}>"
+
+    def identify(self) -> Identity:
+        return Identity.from_idn(self.daq.id)
+
+    def configure_channels(self, channels: dict[str, DAQChannel]) -> None:
+        """Reset, then set up thermocouple (open detection on) and voltage channels and the scan list."""
+        plan = plan_scan(channels, self.modules, TC_TYPES, VOLT_RANGES)
+        daq = self.daq
+        daq.reset()
+        daq.clear()
+        for tc_type, chans in plan.thermocouples.items():
+            where = channel_list(chans)
+            daq.write(f":FUNC 'TEMP',{where}")
+            daq.write(f":SENS:TEMP:TRAN TC,{where}")
+            daq.write(f":SENS:TEMP:TC:TYPE {tc_type},{where}")
+            daq.write(f":SENS:TEMP:TC:RJUN:RSEL INT,{where}")
+            daq.write(f":SENS:TEMP:ODET ON,{where}")
+        for volt_range, chans in plan.voltages.items():
+            where = channel_list(chans)
+            daq.write(f":FUNC 'VOLT:DC',{where}")
+            daq.write(f":SENS:VOLT:RANG {volt_range:g},{where}")
+        daq.write(f":ROUT:SCAN:CRE {channel_list(plan.channels)}")
+        raise_errors(daq)
+        self.plan = plan
+
+    def start_scan(self, interval: float) -> None:
+        """Scan every ``interval`` seconds into a cleared ``defbuffer1`` until stopped."""
+        self._configured()
+        strict_range(interval, (self.limits.min_interval, MAX_INTERVAL))
+        daq = self.daq
+        daq.write(":ROUT:SCAN:COUN:SCAN 0")
+        daq.write(f":ROUT:SCAN:INT {interval:g}")
+        daq.write(":TRAC:CLE")
+        daq.start_buffer()
+        raise_errors(daq)
+        self.next_index = 1
+
+    def fetch_samples(self) -> Samples:
+        """The whole scans buffered since the last fetch: time (s since the scan's first reading) and one
+        column per name.  A scan still in progress waits for the next call."""
+        plan = self._configured()
+        stored = self.daq.values(":TRAC:ACT?", cast=int)[0]
+        whole = (stored - self.next_index + 1) // len(plan.names) * len(plan.names)
+        if whole <= 0:
+            return scan_samples([], plan, self.name)
+        first, last = self.next_index, self.next_index + whole - 1
+        readings = self.daq.values(f':TRAC:DATA? {first}, {last}, "{BUFFER}", READ, REL, CHAN')
+        self.next_index = last + 1
+        return scan_samples(readings, plan, self.name)
+
+    def stop(self) -> None:
+        """Abort the scan, and wait for the instrument to confirm; a scan cut short is never fetched."""
+        self.daq.stop_buffer()
+        self.daq.ask("*OPC?")
+
+    def safe_state(self) -> None:
+        """Abort the scan (a logger has no outputs to switch off)."""
+        self.stop()
