@@ -36,7 +36,7 @@ def test_a_good_lab_file_reads_without_opening_anything(tmp_path):
         {"channel": 101},
         "open-circuit",
     )
-    assert spec.limits.max_voltage == 4.2
+    assert spec.limits == {"min_voltage": 2.5, "max_voltage": 4.2, "max_current": 5.0}
     assert lab.instruments == {}
 
 

@@ -99,6 +99,7 @@ class PouchCell:
     crush_short_factor: float = 2.0
     tau_s: float = 0.005
     max_cell_step_s: float = 1.0  # the cell is sub-stepped at most this coarsely while shorted
+    resting_s: float = 0.0  # rest time not yet applied to the cell
     t: float = field(default=0.0, init=False)
     short_ohm: float = field(default=math.inf, init=False)  # the lowest short made so far
     shorted_at: float | None = field(default=None, init=False)
@@ -130,8 +131,11 @@ class PouchCell:
             self.short_ohm = short_ohm
             if self.shorted_at is None:
                 self.shorted_at = self.t
-        if self.shorted_at is None:
-            self.cell.step(0.0, dt)
+        if self.shorted_at is None:  # intact: rest time is gathered into steps of max_cell_step_s
+            self.resting_s += dt
+            if self.resting_s >= self.max_cell_step_s:
+                self.cell.step(0.0, self.resting_s)
+                self.resting_s = 0.0
             return
         n = math.ceil(dt / self.max_cell_step_s)
         for _ in range(n):

@@ -140,26 +140,50 @@ class BT2200(SimInstrument):
     def advance(self) -> None:
         """Run every channel forward to the lab clock's present, in fixed steps.
 
-        While every channel is idle, time jumps to the next record in one step.
+        While every channel is idle, the cells rest in one step and the periodic records of
+        that span are written as one block.
         """
         now = self.clock.now()
+        if self.quiet() and now - self.t >= self.dt:
+            self._rest((now - self.t) // self.dt * self.dt)
         while self.t + self.dt <= now:
-            dt = self.dt
-            if self.quiet():
-                dt = max(self.dt, min(self.log_period - self.since_record, now - self.t) // self.dt * self.dt)
             ended = False
             for ch in self.channels.values():
                 if ch.status == RUNNING:
-                    ended |= self._integrate(ch, dt)
+                    ended |= self._integrate(ch, self.dt)
                 else:
-                    ch.current = 0.0
-                    ch.cell.step(0.0, dt)
-                    ch.e += ch.cell.voltage(0.0) * dt
-                    ch.dt += dt
-            self.t += dt
-            self.since_record += dt
+                    self._idle(ch, self.dt)
+            self.t += self.dt
+            self.since_record += self.dt
             if ended or self.since_record >= self.log_period - 1e-9:
                 self._log()
+
+    @staticmethod
+    def _idle(ch: _Channel, dt: float) -> None:
+        ch.current = 0.0
+        ch.cell.step(0.0, dt)
+        ch.e += ch.cell.voltage(0.0) * dt
+        ch.dt += dt
+
+    def _rest(self, span: float) -> None:
+        """Every channel idle for ``span`` seconds: one cell step, the span's records in one block."""
+        first = self.log_period - self.since_record
+        count = int((span - first) // self.log_period) + 1 if span >= first - 1e-9 else 0
+        for ch in self.channels.values():
+            self._idle(ch, span)
+        if count:
+            times = self.t + first + self.log_period * np.arange(count)
+            block = np.zeros(count, self.record)
+            block["timestamp_ms"] = np.round(times * 1000)
+            for number, ch in self.channels.items():
+                i = channel_index(number)
+                block["vsense"][:, i] = block["vlocal"][:, i] = ch.cell.voltage(0.0)
+                block["cell_id"][:, i] = ch.cell_id
+                ch.q = ch.e = ch.dt = 0.0
+            self.log.extend(rec.tobytes() for rec in block)
+            self.last_record_t = float(times[-1])
+        self.t += span
+        self.since_record = (self.since_record + span) % self.log_period
 
     def _integrate(self, ch: _Channel, dt: float) -> bool:
         """Advance one channel by ``dt``; return True if its step ended."""

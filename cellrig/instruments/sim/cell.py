@@ -272,15 +272,19 @@ class Cell:
         t_k = self.temperature + 273.15
         joule = total**2 * self.r0 + (i_short**2 * short if i_short else 0.0)
         reversible = -total * t_k * c.entropic_v_per_k
-        loss = self.h_w_per_k * (self.temperature - self.ambient) + self._radiation()
-        self.temperature += (joule + reversible - loss) * dt / self.heat_capacity_j_per_k
+        self._relax(joule + reversible, dt)
         self._self_heat(dt)
         self._vent(dt)
 
-    def _radiation(self) -> float:
-        """W radiated (emissivity 0.8) from a surface scaled from a 70 g pouch's 0.02 m²."""
-        area = 0.02 * (self.mass_g / 70.0) ** (2 / 3)
-        return 0.8 * 5.67e-8 * area * ((self.temperature + 273.15) ** 4 - (self.ambient + 273.15) ** 4)
+    def _relax(self, power_w: float, dt: float) -> None:
+        """Heat ``power_w`` in, convection and radiation out: exact for a constant loss coefficient,
+        so any step is stable (idle cells can take long steps)."""
+        t, ta = self.temperature + 273.15, self.ambient + 273.15
+        area = 0.02 * (self.mass_g / 70.0) ** (2 / 3)  # scaled from a 70 g pouch's 0.02 m²
+        radiation = 0.8 * 5.67e-8 * area * (t * t + ta * ta) * (t + ta)  # W/K, emissivity 0.8
+        h = self.h_w_per_k + radiation
+        settle = self.ambient + power_w / h
+        self.temperature = settle + (self.temperature - settle) * math.exp(-h * dt / self.heat_capacity_j_per_k)
 
     def self_heating_rate(self) -> float:
         """K/s of runaway self-heating now: 0.02 K/min at T1, 1 K/s at T2, exponential between."""

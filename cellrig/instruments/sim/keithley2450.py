@@ -65,6 +65,10 @@ class SMU2450(SimInstrument):
     def advance(self) -> None:
         """Run the cell forward to the clock's present, in fixed steps."""
         now = self.clock.now()
+        if not self.output and now - self.t >= self.dt:  # open circuit: the cell only rests
+            span = (now - self.t) // self.dt * self.dt
+            self.cell.step(0.0, span)
+            self.t += span
         while self.t + self.dt <= now:
             self.cell.step(self.current(), self.dt)
             self.t += self.dt

@@ -13,8 +13,15 @@ from typing import Any
 
 from ...clock import ScaledClock
 from ._scpi import SimInstrument, SimServer
+from .abuse_rig import PouchCell, PressSim
 from .bt2200 import BT2200
 from .cell import PRESETS, Cell
+from .daq970a import DAQ970A
+from .daq6510 import DAQ6510
+from .espec import Espec
+from .keithley2450 import SMU2450
+from .thermotron import Thermotron3800
+from .watlow_f4t import F4T
 from .world import World
 
 DEFAULT_SPEED = 50_000.0
@@ -31,15 +38,60 @@ class Role:
 
 
 def _bt2200(lab: "VirtualLab") -> SimInstrument:
-    cells = {101 + i: lab.cell(f"cycler-{i + 1}", "nmc811") for i in range(8)}
+    """Eight cells of three chemistries; the first four in the ESPEC oven, the rest in the F4T chamber."""
+    presets = ("nmc811", "nmc811", "nmc811", "lfp", "lfp", "lfp", "sulfide", "sulfide")
+    cells = {101 + i: lab.cell(f"cycler-{101 + i}", preset) for i, preset in enumerate(presets)}
     return BT2200(lab.world, cells, cards=1, log_period=10.0)
 
 
-#: The default virtual lab, role by role.
+def _espec(lab: "VirtualLab") -> SimInstrument:
+    sim = Espec(lab.world)
+    lab.world.place_in(sim.air, [lab.world.cells[f"cycler-{ch}"] for ch in range(101, 105)])
+    return sim
+
+
+def _f4t(lab: "VirtualLab") -> SimInstrument:
+    sim = F4T(lab.world)
+    lab.world.place_in(sim.air, [lab.world.cells[f"cycler-{ch}"] for ch in range(105, 109)])
+    return sim
+
+
+def _daq970a(lab: "VirtualLab") -> SimInstrument:
+    """Thermocouples on the eight cycler cells (101–108) and in each chamber's air (109, 110)."""
+    world = lab.world
+    probes = {ch: lambda t, cell=world.cells[f"cycler-{ch}"]: cell.temperature for ch in range(101, 109)}
+    probes[109] = lambda t: lab.sims["chamber"].air.temperature
+    probes[110] = lambda t: lab.sims["chamber2"].air.temperature
+    return DAQ970A(world, probes)
+
+
+def _smu(lab: "VirtualLab") -> SimInstrument:
+    return SMU2450(lab.world, lab.cell("smu-1", "sulfide", capacity_ah=0.5))
+
+
+def _rig(lab: "VirtualLab") -> SimInstrument:
+    cell = lab.cell("rig-1", "nmc811", soc=1.0)  # stepped by the rig's specimen, not as a loose cell
+    return PressSim(lab.world, PouchCell(cell=cell))
+
+
+def _daq6510(lab: "VirtualLab") -> SimInstrument:
+    """Thermocouples on the rig's cell (101) and the lab air (102)."""
+    rig_cell = lab.world.cells["rig-1"]
+    return DAQ6510(lab.world, {101: lambda t: rig_cell.temperature, 102: lambda t: 23.0})
+
+
+#: The default virtual lab, role by role (built in this order: later roles may use earlier ones).
 ROLES: dict[str, Role] = {
     "cycler": Role(
         "keysight_bt2200", _bt2200, {"channel": 101}, {"min_voltage": 2.5, "max_voltage": 4.2, "max_current": 5.0}
     ),
+    "chamber": Role("espec", _espec, {}, {"max_temperature": 200.0}),
+    "chamber2": Role("watlow_f4t", _f4t, {}, {"max_temperature": 130.0}),
+    "chamber3": Role("thermotron_3800", lambda lab: Thermotron3800(lab.world)),
+    "daq": Role("keysight_daq970a", _daq970a),
+    "smu": Role("keithley_2450", _smu, {}, {"min_voltage": 2.5, "max_voltage": 4.2, "max_current": 0.5}),
+    "rig": Role("press_100", _rig, {}, {"max_force": 100.0}),
+    "daq2": Role("keithley_daq6510", _daq6510),
 }
 
 
@@ -51,7 +103,9 @@ class VirtualLab:
         self.world = World(self.clock)
         self.random = random.Random(seed)
         self.roles = dict(roles or ROLES)
-        self.sims = {name: self.world.add(role.build(self)) for name, role in self.roles.items()}
+        self.sims: dict[str, SimInstrument] = {}
+        for name, role in self.roles.items():
+            self.sims[name] = self.world.add(role.build(self))
         self.servers: dict[str, SimServer] = {}
 
     def cell(self, name: str, preset: str, capacity_ah: float = 5.0, soc: float = 0.0) -> Cell:

@@ -32,7 +32,7 @@ class World:
 
     clock: Clock
     dt: float = 1.0
-    quiet_dt: float = 60.0
+    quiet_dt: float = 600.0
     t: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
     sims: list[Simulated] = field(default_factory=list)
@@ -61,6 +61,18 @@ class World:
         if loose:
             self.loose_cells.append(cell)
         return cell
+
+    def place_in(self, air: Any, cells: list[Cell]) -> None:
+        """Put cells in a chamber: they feel its air, and it carries their heat capacity and heat."""
+        air.load_heat_capacity_j_per_k += sum(c.heat_capacity_j_per_k for c in cells)
+
+        def exchange() -> None:
+            air.advance()
+            air.load_power_w = sum(c.h_w_per_k * (c.temperature - air.temperature) for c in cells)
+            for cell in cells:
+                cell.ambient = air.temperature
+
+        self.couple(exchange)
 
     def couple(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` every step before the simulators (e.g. copy chamber air to a cell's ambient)."""
