@@ -67,7 +67,7 @@ def test_driver_over_a_real_socket_reads_the_log_and_sees_errors():
         bt = KeysightBT2200(server.resource, visa_library="@py", timeout=2000)
         assert bt.id.startswith("Keysight Technologies,BT2202A")
         bt.define_cell(1002, 102)  # no cell on channel 102
-        with pytest.raises(RuntimeError, match="Keysight BT2200: instrument reported -241 No cell connected"):
+        with pytest.raises(RuntimeError, match=r"Keysight BT2200 at .*: instrument reported -241 No cell connected"):
             bt.raise_errors()
         bt.define_cell(1001, 101)
         bt.define_step(1, 1, "CHARGE", 600, 5.0, 4.2)

@@ -81,3 +81,27 @@ def test_two_runs_never_share_a_file(lab, tmp_path):
     first = run_cycling(p, lab.cycler, tmp_path)
     second = run_cycling(p, lab.cycler, tmp_path)
     assert first != second and open_run(first).status == open_run(second).status == "finished"
+
+
+def test_a_dropped_connection_and_a_lost_reply_mid_run_are_recovered_without_losing_the_run(lab, tmp_path):
+    faults = iter(
+        [
+            lambda: lab.server.drop_connections(),  # the cycler's socket goes away ...
+            lambda: lab.sim.inject("timeout", match="DATA:LOG?"),  # ... a query goes unanswered ...
+            lambda: lab.sim.inject("drop", match="DATA:LOG?"),  # ... the link drops as a query arrives
+        ]
+    )
+
+    def progress(cycle: int, total: int) -> None:
+        if cycle >= 2:
+            next(faults, lambda: None)()
+
+    path = run_cycling(builtin_protocol().with_cycles(4), lab.cycler, tmp_path, progress=progress)
+    run = open_run(path)
+    assert run.status == "finished"
+    table = cycle_summary(run)
+    assert table["cycle"].tolist() == [1, 2, 3, 4]
+    capacity = lab.sim.channels[101].cell.capacity_ah
+    assert table["discharge_capacity"].between(0.97 * capacity, capacity).all()
+    gaps = np.diff(run["cycler"]["time"].values)
+    assert gaps.min() > 0 and gaps.max() <= lab.sim.log_period + 1e-9  # no record went missing

@@ -101,6 +101,38 @@ class ManagedConnection:
         """
         return self._guarded(what, fn, attempts=None if retry else 1)
 
+    def query_block(self, command: str) -> bytes:
+        """Send a query answered by an IEEE 488.2 definite-length block; return the block's bytes.
+
+        Retried while nothing of the reply has arrived.  Once the block has begun, a failure
+        raises :class:`InstrumentError` saying what it held is lost: a data log that pops what
+        it returns must not be asked again as if nothing happened.
+        """
+        return self.transaction(f"query {command!r}", lambda: self._read_block(command))
+
+    def _read_block(self, command: str) -> bytes:
+        self.write(command)
+        head = self.read_bytes(2)
+        try:
+            if head[:1] != b"#":
+                raise ValueError(f"the reply does not start a binary block: {head!r}")
+            size = int(self.read_bytes(int(head[1:2])))
+            payload = self.read_bytes(size) if size else b""
+            self.read_bytes(1)  # the terminator after the block
+        except TRANSIENT as exc:
+            self._start_clean()
+            raise InstrumentError(
+                f"{self.describe()}: the reply to {command!r} broke off; what it held is lost: {exc}"
+            ) from exc
+        return payload
+
+    def raise_errors(self) -> None:
+        """Raise :class:`InstrumentError` if the instrument's SCPI error queue holds errors (emptying it)."""
+        errors = self.check_errors()
+        if errors:
+            text = "; ".join(f"{int(float(code)):+d} {str(msg).strip(chr(34))}" for code, msg in errors)
+            raise InstrumentError(f"{self.describe()}: instrument reported {text}")
+
     # -- the policy -----------------------------------------------------------------------
 
     @property

@@ -12,7 +12,6 @@ buffers hardware-timed records (10 kHz clock, decimated) that the host drains as
 >>> rig.status(); rig.fetch_samples()
 """
 
-import functools
 import logging
 from typing import Any
 
@@ -309,7 +308,7 @@ class Press100(ManagedConnection, SCPIMixin, Instrument):
         blocks = []
         while waiting > 0:
             n = min(waiting, self.records_per_query)
-            block = self.transaction("fetch ACQ:DATA?", functools.partial(self._fetch, n), retry=False)
+            block = self._fetch(n)
             if not len(block):
                 break
             blocks.append(block)
@@ -327,13 +326,6 @@ class Press100(ManagedConnection, SCPIMixin, Instrument):
             log.error("%s: retract refused (%s); e-stop", self.describe(), err)
             self.estop()
 
-    def raise_errors(self) -> None:
-        """Raise :class:`InstrumentError` if the rig's error queue holds errors (and empty it)."""
-        errors = self.check_errors()
-        if errors:
-            text = "; ".join(f"{int(float(code)):+d} {str(msg).strip(chr(34))}" for code, msg in errors)
-            raise InstrumentError(f"{self.describe()}: instrument reported {text}")
-
     # -- helpers -------------------------------------------------------------------------
 
     def _send(self, command: str) -> None:
@@ -344,15 +336,9 @@ class Press100(ManagedConnection, SCPIMixin, Instrument):
         self.transaction(command, send)
 
     def _fetch(self, n: int) -> np.ndarray:
-        self.write(f"ACQ:DATA? {n}")
-        head = self.read_bytes(2)
-        if head[:1] != b"#":
-            raise ValueError(f"{self.name}: ACQ:DATA? reply does not start a binary block: {head!r}")
-        size = int(self.read_bytes(int(head[1:2])))
-        payload = self.read_bytes(size) if size else b""
-        self.read_bytes(1)  # the terminator after the block
-        if size % RECORD.itemsize:
-            raise ValueError(f"{self.name}: ACQ:DATA? block of {size} bytes is not whole records")
+        payload = self.query_block(f"ACQ:DATA? {n}")
+        if len(payload) % RECORD.itemsize:
+            raise InstrumentError(f"{self.describe()}: ACQ:DATA? block of {len(payload)} bytes is not whole records")
         return np.frombuffer(payload, RECORD)
 
     @staticmethod

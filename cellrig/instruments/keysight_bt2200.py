@@ -181,27 +181,11 @@ class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
 
     def fetch_log(self) -> np.ndarray:
         """Fetch the next records of the data log (the instrument returns at most a few)."""
-        return self.transaction("fetch DATA:LOG?", self._fetch_log, retry=False)
-
-    def _fetch_log(self) -> np.ndarray:
-        self.write("DATA:LOG?")
-        head = self.read_bytes(2)
-        if head[:1] != b"#":
-            raise ValueError(f"{self.name}: DATA:LOG? reply does not start a binary block: {head!r}")
-        size = int(self.read_bytes(int(head[1:2])))
-        payload = self.read_bytes(size)
-        self.read_bytes(1)  # the terminator after the block
+        payload = self.query_block("DATA:LOG?")
         count = int(np.frombuffer(payload[:4], "<i4")[0])
         if count == 0:
             return np.empty(0, record_dtype(0))
-        return np.frombuffer(payload[4:], record_dtype(_record_channels((size - 4) // count)))
-
-    def raise_errors(self) -> None:
-        """Raise if the instrument's error queue holds errors (and empty it)."""
-        errors = self.check_errors()
-        if errors:
-            text = "; ".join(f"{int(float(code))} {str(msg).strip(chr(34))}" for code, msg in errors)
-            raise RuntimeError(f"{self.name}: instrument reported {text}")
+        return np.frombuffer(payload[4:], record_dtype(_record_channels((len(payload) - 4) // count)))
 
     def safe_state(self) -> None:
         """Abort every cell and switch the outputs off."""
