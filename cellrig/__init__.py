@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from .storage import open_run
+from .storage import open_campaign, open_run
 
-__all__ = ["__version__", "open_run"]
+__all__ = ["__version__", "open_campaign", "open_run"]

@@ -16,6 +16,7 @@ from .analysis import cycle_summary
 from .instruments.keysight_bt2200 import KeysightBT2200
 from .instruments.registry import VISA_LIBRARY
 from .instruments.sim import DEFAULT_SPEED, virtual_cycler
+from .instruments.sim._scpi import FAULT_KINDS, Fault
 from .instruments.sim.lab import VirtualLab
 from .lab import Lab, LabFileError
 from .protocols import ProtocolError, builtin_protocol, load_protocol, run_cycling
@@ -218,13 +219,33 @@ def lab_list() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a lab.toml pointing at the served instruments (for `cellrig lab check` …).",
 )
-def sim(speed: float, seed: int, write_lab: Path | None) -> None:
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="ROLE:KIND[:COUNT[:COMMAND]]",
+    help="Inject a fault: KIND is timeout, drop, garble, stuck, error or dead, on the next COUNT "
+    "(default 1) commands starting with COMMAND (default any). Repeatable.",
+)
+def sim(speed: float, seed: int, write_lab: Path | None, faults: tuple[str, ...]) -> None:
     """Serve the virtual lab in the foreground until Ctrl-C.
 
     Every simulated instrument listens on its own localhost port and speaks its real
     command set; the table shows each role's VISA resource.
     """
-    with VirtualLab(speed=speed, seed=seed) as virtual:
+    planned: dict[str, list[Fault]] = {}
+    for text in faults:
+        parts = text.split(":", 3)
+        role, kind, count, match = parts + ["", "1", ""][len(parts) - 1 :]
+        if kind not in FAULT_KINDS or not count.isdigit():
+            kinds = ", ".join(FAULT_KINDS)
+            raise click.BadParameter(f"{text!r}: expected ROLE:KIND[:COUNT[:COMMAND]], KIND one of {kinds}")
+        planned.setdefault(role, []).append(Fault(kind, int(count), match))
+    try:
+        virtual = VirtualLab(speed=speed, seed=seed, faults=planned)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from None
+    with virtual:
         table = Table(title=f"virtual lab, clock ×{speed:g}", title_justify="left")
         for header in ("role", "driver", "VISA resource"):
             table.add_column(header)

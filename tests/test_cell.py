@@ -107,3 +107,13 @@ def test_self_heating_matches_the_t1_t2_definitions():
 
 def test_cell_to_cell_variation_scales_capacity():
     assert Cell(NMC811, 5.0, capacity_variation=0.98).retained_capacity_ah == pytest.approx(4.9)
+
+
+def test_the_sulfide_cell_needs_its_stack_pressure_and_liquid_cells_do_not_care():
+    rated = Cell(SULFIDE_ASSB, 5.0, stack_pressure_kpa=500.0)
+    loose = Cell(SULFIDE_ASSB, 5.0, stack_pressure_kpa=50.0)
+    assert loose.r0 > 3 * rated.r0
+    for cell in (rated, loose):
+        cell.throughput_ah = 2 * 5.0 * 500
+    assert loose.retained_capacity_ah < rated.retained_capacity_ah
+    assert Cell(NMC811, 5.0, stack_pressure_kpa=0.0).r0 == Cell(NMC811, 5.0).r0

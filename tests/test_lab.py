@@ -1,5 +1,6 @@
 """lab.toml: every bad entry refused with file, key and reason before anything opens; lab check."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,29 @@ def test_cellrig_sim_serves_the_virtual_lab_and_lab_check_passes_against_it(tmp_
     for role in Lab.from_file(lab_file).roles:
         assert role in check.stdout
     assert server.returncode == 0
+
+
+def test_faults_planned_in_the_virtual_lab_show_up_at_lab_check(tmp_path):
+    lab_file = tmp_path / "virtual.toml"
+    server = subprocess.Popen(
+        [str(CELLRIG), "sim", "--write-lab", str(lab_file), "--fault", "cycler:garble:9:*IDN"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in server.stdout:
+            if line.startswith("serving"):
+                break
+        check = subprocess.run(
+            [str(CELLRIG), "lab", "check", str(lab_file)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "250"},  # one table row per line
+        )
+    finally:
+        server.send_signal(subprocess.signal.SIGINT)
+        server.wait(timeout=30)
+    assert check.returncode == 1
+    assert "model mismatch" in check.stdout and "BT????A" in check.stdout

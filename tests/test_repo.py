@@ -20,6 +20,7 @@ def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_test_one():
     assert ci[-1] == tests
 
 
-def test_ruff_is_clean():
-    out = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout + out.stderr
+def test_ruff_is_clean_and_the_code_formatted():
+    for args in (["check"], ["format", "--check"]):
+        out = subprocess.run([sys.executable, "-m", "ruff", *args, str(ROOT)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr

@@ -1,65 +1,249 @@
-"""Per-cycle summary of a run's cycler stream, in one vectorised pass over the cycle index."""
+"""Per-cycle summary of a run's cycler stream, in one vectorised pass (no Python loop over cycles).
+
+The stream is split into steps (:mod:`.steps`); each cycle's numbers are sums, extremes or last
+values over its steps, taken with ``np.ufunc.reduceat`` at the cycle boundaries.  Capacities and
+energies are integrated from the logged current (each row's mean current × its interval, so the
+step boundary is included: reference/analysis.md §5); efficiencies are fractions, not percent.
+Coulombic efficiency pairs charge and discharge of the same cycle (charge-first protocols).
+"""
 
 import os
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
 from ..storage import Run, open_run
+from .steps import CC, CV, DEFAULT_DETECTION, PULSE, StepDetection, Steps, find_steps, read_stream
 
-SUMMARY_UNITS = {
-    "cycle": "",
-    "start_time": "s",
-    "duration": "s",
-    "charge_capacity": "Ah",
-    "discharge_capacity": "Ah",
-    "charge_energy": "Wh",
-    "discharge_energy": "Wh",
-    "coulombic_efficiency": "",
-    "energy_efficiency": "",
+#: column -> (units, meaning).  "charge" counts every charging row of the cycle, pulses included.
+SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
+    "cycle": ("", "cycle number"),
+    "start_time": ("s", "time the cycle started (end of the previous cycle's last row)"),
+    "duration": ("s", "cycle duration"),
+    "charge_capacity": ("Ah", "charge passed while charging"),
+    "discharge_capacity": ("Ah", "charge passed while discharging"),
+    "charge_energy": ("Wh", "energy in while charging"),
+    "discharge_energy": ("Wh", "energy out while discharging"),
+    "coulombic_efficiency": ("", "discharge / charge capacity (fraction)"),
+    "energy_efficiency": ("", "discharge / charge energy (fraction)"),
+    "voltage_efficiency": ("", "mean discharge / mean charge voltage"),
+    "cc_charge_capacity": ("Ah", "charge passed in CC charge steps (pulses excluded)"),
+    "cv_charge_capacity": ("Ah", "charge passed in CV charge steps"),
+    "cc_charge_time": ("s", "time in CC charge steps"),
+    "cv_charge_time": ("s", "time in CV charge steps"),
+    "cv_share": ("", "CV charge capacity / charge capacity"),
+    "charge_time": ("s", "time charging"),
+    "discharge_time": ("s", "time discharging"),
+    "rest_time": ("s", "time at rest"),
+    "mean_charge_voltage": ("V", "capacity-weighted mean voltage while charging (energy / capacity)"),
+    "mean_discharge_voltage": ("V", "capacity-weighted mean voltage while discharging"),
+    "end_charge_voltage": ("V", "voltage at the end of the last charge step (pulses excluded)"),
+    "end_discharge_voltage": ("V", "voltage at the end of the last discharge step (pulses excluded)"),
+    "max_voltage": ("V", "highest voltage"),
+    "min_voltage": ("V", "lowest voltage"),
+    "dc_internal_resistance": ("ohm", "|ΔV/ΔI| of the cycle's last pulse; NaN without a pulse"),
+    "temperature_min": ("degC", "lowest temperature reading in the cycle"),
+    "temperature_mean": ("degC", "mean of the temperature readings in the cycle"),
+    "temperature_max": ("degC", "highest temperature reading in the cycle"),
+    "charge_throughput": ("Ah", "cumulative charge + discharge capacity up to the cycle's end"),
+    "energy_throughput": ("Wh", "cumulative charge + discharge energy up to the cycle's end"),
+    "equivalent_full_cycles": ("", "charge_throughput / (2 × nominal capacity)"),
+    "complete": ("", "False for the last cycle of a run still being written (or whose writer died)"),
 }
+SUMMARY_UNITS = {name: units for name, (units, _) in SUMMARY_COLUMNS.items()}
+TEMPERATURE_COLUMNS = ("temperature_min", "temperature_mean", "temperature_max")
+
+#: Summary columns with Battery Data Format labels (ontology 1.3.0).  BDF has no per-cycle table
+#: yet (its issue #17): the ``Cycle …`` counters reset every cycle, so their value at a cycle's
+#: end is that cycle's total; the labels in ``BDF_TERMS`` are BDF's (reference/analysis.md §3.5,
+#: §6), the others follow its ``Quantity / unit`` pattern and are cellrig's own.
+BDF_NAMES = {
+    "cycle": "Cycle Count / 1",
+    "start_time": "Test Time / s",
+    "duration": "Cycle Duration / s",
+    "charge_capacity": "Cycle Charging Capacity / Ah",
+    "discharge_capacity": "Cycle Discharging Capacity / Ah",
+    "charge_energy": "Cycle Charging Energy / Wh",
+    "discharge_energy": "Cycle Discharging Energy / Wh",
+    "coulombic_efficiency": "Coulombic Efficiency / 1",
+    "energy_efficiency": "Energy Efficiency / 1",
+    "voltage_efficiency": "Voltage Efficiency / 1",
+    "cc_charge_capacity": "Cycle CC Charging Capacity / Ah",
+    "cv_charge_capacity": "Cycle CV Charging Capacity / Ah",
+    "cc_charge_time": "Cycle CC Charging Time / s",
+    "cv_charge_time": "Cycle CV Charging Time / s",
+    "cv_share": "Cycle CV Charging Share / 1",
+    "charge_time": "Cycle Charging Time / s",
+    "discharge_time": "Cycle Discharging Time / s",
+    "rest_time": "Cycle Rest Time / s",
+    "mean_charge_voltage": "Mean Charging Voltage / V",
+    "mean_discharge_voltage": "Mean Discharging Voltage / V",
+    "end_charge_voltage": "End of Charge Voltage / V",
+    "end_discharge_voltage": "End of Discharge Voltage / V",
+    "max_voltage": "Maximum Voltage / V",
+    "min_voltage": "Minimum Voltage / V",
+    "dc_internal_resistance": "DC Internal Resistance / ohm",
+    "temperature_min": "Minimum Temperature / degC",
+    "temperature_mean": "Mean Temperature / degC",
+    "temperature_max": "Maximum Temperature / degC",
+    "charge_throughput": "Cumulative Capacity / Ah",
+    "energy_throughput": "Cumulative Energy / Wh",
+    "equivalent_full_cycles": "Equivalent Full Cycles / 1",
+    "complete": "Cycle Complete / 1",
+}
+BDF_TERMS = frozenset(
+    {
+        "Cycle Count / 1",
+        "Test Time / s",
+        "Cycle Charging Capacity / Ah",
+        "Cycle Discharging Capacity / Ah",
+        "Cycle Charging Energy / Wh",
+        "Cycle Discharging Energy / Wh",
+        "DC Internal Resistance / ohm",
+        "Cumulative Capacity / Ah",
+        "Cumulative Energy / Wh",
+    }
+)
 
 
-def cycle_summary(run: Run | str | os.PathLike, stream: str | None = None) -> pd.DataFrame:
-    """Charge/discharge capacity and energy, coulombic and energy efficiency, per cycle.
+def cycle_summary(
+    run: Run | str | os.PathLike,
+    stream: str | None = None,
+    *,
+    detection: StepDetection = DEFAULT_DETECTION,
+    nominal_capacity: float | None = None,
+    temperature: str | None = "auto",
+) -> pd.DataFrame:
+    """One row per cycle: capacities, energies, efficiencies, CC/CV split, voltages, temperatures, throughput.
 
-    Current is taken as the mean over the interval ending at each row (what cyclers log),
-    so each row contributes ``current × Δt``; positive current is charge.
+    Columns, units and meanings are in ``SUMMARY_COLUMNS`` (units also in ``df.attrs["units"]``).
+    ``nominal_capacity`` (Ah) defaults to the run's ``cell.nominal_capacity_Ah``.  ``temperature``
+    names the stream whose ``temperature`` column to use; ``"auto"`` takes the cycle stream's own
+    column, else the first other stream that has one; ``None`` leaves the temperature columns out.
+    What was used is recorded in ``df.attrs``.
     """
     run = run if isinstance(run, Run) else open_run(run)
     stream = stream or run.cycle_stream or "cycler"
-    ds = run[stream]
-    t = ds["time"].values
-    current = ds["current"].values
-    voltage = ds["voltage"].values
-    if not len(t):
-        return pd.DataFrame({c: [] for c in SUMMARY_UNITS})
-    cycle = ds["cycle"].values
-    starts = np.flatnonzero(np.diff(cycle, prepend=cycle[0] - 1))
-    dt = np.diff(t, prepend=t[0])
-    ah = current * dt / 3600.0
-    wh = ah * voltage
-    charging = ah > 0
-    qc = np.add.reduceat(np.where(charging, ah, 0.0), starts)
-    qd = np.add.reduceat(np.where(charging, 0.0, -ah), starts)
-    ec = np.add.reduceat(np.where(charging, wh, 0.0), starts)
-    ed = np.add.reduceat(np.where(charging, 0.0, -wh), starts)
-    ends = np.append(starts[1:], len(t)) - 1
-    begin = t[np.maximum(starts - 1, 0)]
+    columns = read_stream(run, stream)
+    if nominal_capacity is None:
+        nominal_capacity = run.meta.get("cell", {}).get("nominal_capacity_Ah")
+    source = _temperature_source(run, stream, temperature)
+    if not len(columns["time"]):
+        out = pd.DataFrame({c: [] for c in SUMMARY_COLUMNS if source or c not in TEMPERATURE_COLUMNS})
+    else:
+        steps = find_steps(columns, detection)
+        temps = columns if source == stream else read_stream(run, source) if source else None
+        out = summarise(steps, temps, nominal_capacity)
+        if run.status in ("running", "interrupted"):
+            out.loc[out.index[-1], "complete"] = False
+    out.attrs |= {
+        "units": {c: SUMMARY_UNITS[c] for c in out.columns},
+        "run": str(run.path),
+        "run_id": run.attrs.get("run_id"),
+        "cell_id": run.meta.get("cell", {}).get("id"),
+        "nominal_capacity": nominal_capacity,
+        "capacity_source": "current integrated over each row's interval (mean current × Δt)",
+        "temperature_source": f"streams/{source}/temperature" if source else None,
+        "step_detection": asdict(detection),
+    }
+    return out
+
+
+def _temperature_source(run: Run, stream: str, choice: str | None) -> str | None:
+    if choice != "auto":
+        return choice
+    candidates = [stream, *sorted(s for s in run.streams if s != stream)]
+    return next((s for s in candidates if "temperature" in run.columns(s)), None)
+
+
+def summarise(steps: Steps, temperature: dict[str, np.ndarray] | None, nominal_capacity: float | None) -> pd.DataFrame:
+    """The per-cycle summary from a stream's steps (and optionally a stream with a ``temperature`` column)."""
+    s = steps
+    first = np.concatenate(([0], np.flatnonzero(s.cycle[1:] != s.cycle[:-1]) + 1))
+    last = np.append(first[1:], len(s.cycle)) - 1
+    charge, discharge, duration = s.sign > 0, s.sign < 0, s.duration
+
+    def total(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(np.where(mask, values, 0.0), first)
+
+    def at_last(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``values`` at the cycle's last step where ``mask`` holds (NaN where none does)."""
+        idx = np.maximum.reduceat(np.where(mask, np.arange(len(mask)), -1), first)
+        return np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
+
+    qc, qd = total(s.capacity, charge), total(s.capacity, discharge)
+    ec, ed = total(s.energy, charge), total(s.energy, discharge)
+    cc, cv = charge & (s.kind == CC), charge & (s.kind == CV)
+    end_voltage = s.rows["voltage"][s.end]
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = pd.DataFrame(
-            {
-                "cycle": cycle[starts],
-                "start_time": begin,
-                "duration": t[ends] - begin,
-                "charge_capacity": qc,
-                "discharge_capacity": qd,
-                "charge_energy": ec,
-                "discharge_energy": ed,
-                "coulombic_efficiency": np.where(qc > 0, qd / qc, np.nan),
-                "energy_efficiency": np.where(ec > 0, ed / ec, np.nan),
-            }
-        )
-    out.attrs["units"] = SUMMARY_UNITS
-    out.attrs["run"] = str(run.path)
+        vc, vd = ec / qc, ed / qd
+        out = {
+            "cycle": s.cycle[first],
+            "start_time": s.start_time[first],
+            "duration": s.end_time[last] - s.start_time[first],
+            "charge_capacity": qc,
+            "discharge_capacity": qd,
+            "charge_energy": ec,
+            "discharge_energy": ed,
+            "coulombic_efficiency": qd / qc,
+            "energy_efficiency": ed / ec,
+            "voltage_efficiency": vd / vc,
+            "cc_charge_capacity": total(s.capacity, cc),
+            "cv_charge_capacity": total(s.capacity, cv),
+            "cc_charge_time": total(duration, cc),
+            "cv_charge_time": total(duration, cv),
+            "cv_share": total(s.capacity, cv) / qc,
+            "charge_time": total(duration, charge),
+            "discharge_time": total(duration, discharge),
+            "rest_time": total(duration, s.sign == 0),
+            "mean_charge_voltage": vc,
+            "mean_discharge_voltage": vd,
+            "end_charge_voltage": at_last(end_voltage, charge & (s.kind != PULSE)),
+            "end_discharge_voltage": at_last(end_voltage, discharge & (s.kind != PULSE)),
+            "max_voltage": np.maximum.reduceat(s.max_voltage, first),
+            "min_voltage": np.minimum.reduceat(s.min_voltage, first),
+            "dc_internal_resistance": at_last(s.resistance, s.kind == PULSE),
+        }
+    if temperature is not None:
+        out |= _temperature_stats(s, first, last, temperature)
+    throughput = np.cumsum(qc + qd)
+    out |= {
+        "charge_throughput": throughput,
+        "energy_throughput": np.cumsum(ec + ed),
+        "equivalent_full_cycles": throughput / (2.0 * nominal_capacity) if nominal_capacity else np.nan,
+        "complete": np.ones(len(first), dtype=bool),
+    }
+    return pd.DataFrame(out)
+
+
+def _temperature_stats(
+    s: Steps, first: np.ndarray, last: np.ndarray, stream: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Min, mean and max of the readings inside each cycle: the cycle's own rows, or by time for another stream."""
+    if stream is s.rows:
+        bounds = np.append(s.start[first], len(stream["time"]))
+    else:  # a reading at a cycle's end time belongs to that cycle
+        ends = np.searchsorted(stream["time"], s.end_time[last], side="right")
+        bounds = np.concatenate(([np.searchsorted(stream["time"], s.start_time[0], side="left")], ends))
+    values = stream["temperature"][: bounds[-1]]
+    counts = np.diff(bounds)
+    stats = np.full((3, len(counts)), np.nan)
+    filled = counts > 0
+    if filled.any():
+        lo = bounds[:-1][filled]
+        stats[0, filled] = np.minimum.reduceat(values, lo)
+        stats[1, filled] = np.add.reduceat(values, lo) / counts[filled]
+        stats[2, filled] = np.maximum.reduceat(values, lo)
+    return dict(zip(TEMPERATURE_COLUMNS, stats, strict=True))
+
+
+def to_bdf(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary with Battery Data Format labels (see ``BDF_NAMES`` for which are BDF terms)."""
+    out = summary.rename(columns=BDF_NAMES)
+    out.attrs = dict(summary.attrs) | {
+        "bdf_ontology": "1.3.0",
+        "bdf_terms": sorted(BDF_TERMS & set(out.columns)),
+        "units": {BDF_NAMES.get(c, c): u for c, u in summary.attrs.get("units", {}).items()},
+    }
     return out

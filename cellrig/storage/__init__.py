@@ -9,6 +9,7 @@ Layout (``cellrig-run/1``)::
     /index/cycles      cycle (dimension scale), first_row of each cycle in the cycle stream
 """
 
+from ._campaign import CATALOG_COLUMNS, Campaign, open_campaign
 from ._errors import (
     ColumnError,
     NotARunFileError,
@@ -25,8 +26,10 @@ from ._reader import Run, open_run
 from ._writer import RunWriter
 
 __all__ = [
+    "CATALOG_COLUMNS",
     "EXIT_STATUSES",
     "SCHEMA",
+    "Campaign",
     "Column",
     "ColumnError",
     "NotARunFileError",
@@ -38,6 +41,7 @@ __all__ = [
     "RunWriter",
     "UnknownStreamError",
     "WriterAliveError",
+    "open_campaign",
     "open_run",
     "writer_alive",
 ]

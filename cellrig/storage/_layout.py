@@ -31,6 +31,7 @@ def fit_text(text: str, size: int) -> bytes:
         return data
     return data[: size - 3].decode(errors="ignore").encode() + "…".encode()
 
+
 _DTYPE_KINDS = {"f": "fiub", "i": "iub", "u": "ub", "b": "b"}
 
 

@@ -89,6 +89,12 @@ class Run:
 
     __getitem__ = stream
 
+    def columns(self, name: str) -> dict[str, str]:
+        """A stream's columns and their units, without reading any data."""
+        if name not in self._units:
+            raise UnknownStreamError(f"{self.path}: unknown stream {name!r} (streams: {', '.join(self.streams)})")
+        return dict(self._units[name])
+
     def rows(self, name: str) -> int:
         """Rows a stream holds now (cheap: reads no data)."""
         if name not in self._units:

@@ -181,6 +181,7 @@ class InstrumentError(Exception):
 
 
 FaultKind = Literal["timeout", "drop", "garble", "stuck", "error", "dead"]
+FAULT_KINDS: tuple[str, ...] = FaultKind.__args__
 
 
 @dataclass

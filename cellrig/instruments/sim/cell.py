@@ -54,6 +54,7 @@ class Chemistry:
     gas: str  # what venting releases
     nail_short_ohm_ah: float  # internal-short resistance × capacity with a nail fully through
     source: str
+    stack_pressure_kpa: float = 0.0  # the fixture pressure it is rated at; below it contact is lost
 
 
 #: NMC811/graphite (liquid).  OCV shape after Chen et al., J. Electrochem. Soc. 167, 080534 (2020)
@@ -149,6 +150,7 @@ SULFIDE_ASSB = Chemistry(
     gas="H2S",
     nail_short_ohm_ah=5.0,
     source="seed claims (350 Wh/kg, -20…85 °C, >3000 cycles, 200 °C / nail / crush without fire)",
+    stack_pressure_kpa=500.0,  # the seed's preload "cut by 90 %": from ~5 MPa to ~0.5 MPa (illustrative)
 )
 
 CHEMISTRIES = {c.name: c for c in (NMC811, LFP, SULFIDE_ASSB)}
@@ -165,7 +167,7 @@ class Cell:
     temperature: float = 25.0  # °C
     ambient: float = 25.0  # °C, set by whatever the cell sits in
     h_w_per_k: float = 0.5  # convection to the surroundings
-    stack_pressure_kpa: float = 0.0
+    stack_pressure_kpa: float | None = None  # the fixture's pressure; None = as rated
     capacity_variation: float = 1.0
     resistance_variation: float = 1.0
     v_rc: float = 0.0
@@ -187,6 +189,13 @@ class Cell:
     def heat_capacity_j_per_k(self) -> float:
         return self.mass_g * 1.0  # ≈ 1 J/(g K) for a Li-ion cell
 
+    def contact_loss(self) -> float:
+        """0 at or above the rated stack pressure, up to 1 with none: solid-solid contact opens."""
+        rated = self.chemistry.stack_pressure_kpa
+        if not rated or self.stack_pressure_kpa is None:
+            return 0.0
+        return min(max(1.0 - self.stack_pressure_kpa / rated, 0.0), 1.0)
+
     @property
     def efc(self) -> float:
         """Equivalent full cycles so far."""
@@ -195,7 +204,7 @@ class Cell:
     def fade(self) -> float:
         """Fraction of capacity lost to ageing: √efc term plus a knee (20 % at the rated life)."""
         c = self.chemistry
-        n = self.efc / c.rated_cycles
+        n = self.efc / c.rated_cycles * (1.0 + 3.0 * self.contact_loss())  # loose stacks age faster
         knee = c.knee_fraction
         sei = 0.12 * math.sqrt(n)
         late = 0.08 * ((n - knee) / (1 - knee)) ** 2 if n > knee else 0.0
@@ -212,7 +221,7 @@ class Cell:
 
     @property
     def r0(self) -> float:
-        growth = 1.0 + 1.5 * self.fade()
+        growth = (1.0 + 1.5 * self.fade()) * (1.0 + 4.0 * self.contact_loss())
         return self.chemistry.r0_ohm_ah / self.capacity_ah * self.resistance_variation * growth * self._arrhenius()
 
     @property

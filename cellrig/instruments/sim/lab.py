@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...clock import ScaledClock
-from ._scpi import SimInstrument, SimServer
+from ._scpi import Fault, SimInstrument, SimServer
 from .abuse_rig import PouchCell, PressSim
 from .bt2200 import BT2200
 from .cell import PRESETS, Cell
@@ -74,10 +74,25 @@ def _rig(lab: "VirtualLab") -> SimInstrument:
     return PressSim(lab.world, PouchCell(cell=cell))
 
 
+ENCLOSURE_MMOL = 40_900.0  # air in the rig's 1 m³ enclosure at 25 °C
+GAS_SENSOR_V_PER_PPM = 0.01  # a 0–10 V gas transmitter spanning 0–1000 ppm (illustrative)
+
+
 def _daq6510(lab: "VirtualLab") -> SimInstrument:
-    """Thermocouples on the rig's cell (101) and the lab air (102)."""
+    """Thermocouples on the rig's cell (101) and the lab air (102); the enclosure's gas sensor (103, volts).
+
+    The sensor sees what the cell on the anvil vents (CO/H₂, or H₂S from a sulfide cell) diluted
+    in the enclosure's air: ppm = mmol released / mmol of air × 10⁶.
+    """
     rig_cell = lab.world.cells["rig-1"]
-    return DAQ6510(lab.world, {101: lambda t: rig_cell.temperature, 102: lambda t: 23.0})
+    return DAQ6510(
+        lab.world,
+        {
+            101: lambda t: rig_cell.temperature,
+            102: lambda t: 23.0,
+            103: lambda t: rig_cell.gas_released_mmol / ENCLOSURE_MMOL * 1e6 * GAS_SENSOR_V_PER_PPM,
+        },
+    )
 
 
 #: The default virtual lab, role by role (built in this order: later roles may use earlier ones).
@@ -98,7 +113,13 @@ ROLES: dict[str, Role] = {
 class VirtualLab:
     """The simulated instruments of :data:`ROLES` in one world, served on free ports."""
 
-    def __init__(self, speed: float = DEFAULT_SPEED, seed: int = 0, roles: dict[str, Role] | None = None) -> None:
+    def __init__(
+        self,
+        speed: float = DEFAULT_SPEED,
+        seed: int = 0,
+        roles: dict[str, Role] | None = None,
+        faults: dict[str, list[Fault]] | None = None,
+    ) -> None:
         self.clock = ScaledClock(speed)
         self.world = World(self.clock)
         self.random = random.Random(seed)
@@ -106,6 +127,10 @@ class VirtualLab:
         self.sims: dict[str, SimInstrument] = {}
         for name, role in self.roles.items():
             self.sims[name] = self.world.add(role.build(self))
+        for name, planned in (faults or {}).items():
+            if name not in self.sims:
+                raise ValueError(f"no role {name!r} in the virtual lab (roles: {', '.join(self.sims)})")
+            self.sims[name].faults.extend(planned)
         self.servers: dict[str, SimServer] = {}
 
     def cell(self, name: str, preset: str, capacity_ah: float = 5.0, soc: float = 0.0) -> Cell:

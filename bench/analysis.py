@@ -1,0 +1,303 @@
+"""Analysis benchmark: cellrig's cycle summary and campaign analysis on a Severson-scale synthetic campaign.
+
+What it measures
+    A synthetic campaign (``cellrig.analysis.synthetic.severson_like``: 64 cells × 1,000 cycles ×
+    1,000 rows, cycle lives spread over 150–2,300 as in Severson et al. 2019) is written as run
+    files under a temporary folder (2 processes; the time is reported, not compared).  Then:
+
+    summary rate    on the first 8 runs, best of 3: the per-cycle summary by cellrig (steps +
+                    31 summary columns) against a pandas ``groupby`` implementation of the same
+                    columns with the same definitions (below, checked equal to 1e-9), both from
+                    already-loaded columns ("kernel", the reference's T1) and from the file
+                    ("file": cellrig's ``cycle_summary(path)`` against the same reader +
+                    ``pd.DataFrame`` + the pandas summary, the reference's T2).
+    campaign        ``analyse_campaign`` (summary + life metrics of every run, one dask task per
+                    run) in one process (dask's synchronous scheduler) against a
+                    ``dask.distributed.LocalCluster`` of 2 worker processes × 1 thread; best of
+                    2 (3 in a full run) for both, so fresh workers' start-up is not counted.
+                    The workers run with glibc's default allocator settings; the run is
+                    repeated with dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` for the
+                    workers, which turns every numpy array over 128 KiB into a fresh mmap
+                    (page faults on every temporary) and costs these numpy-heavy tasks about
+                    1.7× (measured 60 vs 100 ms per run).
+    peak memory     resident memory of this process plus all its child processes (cluster
+                    workers included), sampled every 50 ms over the whole benchmark, against
+                    the campaign's size on disk: analysis never loads the whole campaign.
+
+It prints one table, the ratios, and a PASS/FAIL line per target (it reports; it never fails):
+summary ≥ 10× the pandas rate, 2 workers ≥ 1.6× one process, peak memory < 4 GB.  Run from the
+repository root::
+
+    python bench/analysis.py            # about 2-3 minutes on 2 cores, 2.6 GB of temporary files
+    python bench/analysis.py --quick    # a few seconds, smoke test
+"""
+
+import argparse
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import psutil
+from distributed import Client, LocalCluster
+
+from cellrig import open_run
+from cellrig.analysis import cycle_summary
+from cellrig.analysis.cycles import summarise
+from cellrig.analysis.parallel import analyse_campaign
+from cellrig.analysis.steps import DEFAULT_DETECTION, find_steps, read_stream
+from cellrig.analysis.synthetic import severson_like, write_campaign
+
+FULL = {"cells": 64, "cycles": 1000, "samples": 1000, "summary_runs": 8, "repeat": 3}
+QUICK = {"cells": 4, "cycles": 100, "samples": 1000, "summary_runs": 2, "repeat": 1}
+TARGETS = {"summary": 10.0, "workers": 1.6, "memory_gb": 4.0}
+
+
+class PeakMemory:
+    """Samples the resident memory of this process and its descendants in a thread; keeps the peak.
+
+    Listing descendants scans all of /proc, so the list is refreshed only every ``refresh`` samples.
+    """
+
+    def __init__(self, period: float = 0.05, refresh: int = 20) -> None:
+        self.period, self.refresh, self.peak = period, refresh, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me, children, sample = psutil.Process(), [], 0
+        while not self._stop.wait(self.period):
+            if sample % self.refresh == 0:
+                children = me.children(recursive=True)
+            sample += 1
+            total = me.memory_info().rss
+            for child in children:
+                with contextlib.suppress(psutil.NoSuchProcess):  # a worker may have exited since
+                    total += child.memory_info().rss
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Best wall time of ``repeat`` calls, and the last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+# -- the pandas baseline: the same columns with the same definitions, written with groupby -------------
+
+
+def pandas_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """cellrig's summary columns by pandas groupby (rest/CC/CV/pulse rules of cellrig.analysis.steps)."""
+    d = DEFAULT_DETECTION
+    dt = df["time"].diff().fillna(0.0)
+    threshold = d.rest_current * df["current"].abs().max()
+    direction = np.sign(df["current"].where(df["current"].abs() > threshold, 0.0)).astype(int)
+    df = df.assign(dt=dt, direction=direction, abs_i=df["current"].abs(), idt=df["current"] * dt)
+    df["ivdt"], df["vdt"] = df["idt"] * df["voltage"], df["voltage"] * dt
+    phase_key = df[["cycle", "step", "direction"]]
+    phase = phase_key.ne(phase_key.shift()).any(axis=1).cumsum()
+    by_phase = df.groupby(phase)
+    extreme = by_phase["voltage"].transform("max").where(df["direction"] > 0, by_phase["voltage"].transform("min"))
+    df["cv"] = (
+        ((df["voltage"] - extreme).abs() <= d.cv_voltage_tolerance)
+        & (df["abs_i"] < (1 - d.cc_tolerance) * by_phase["abs_i"].transform("max"))
+        & (df["direction"] != 0)
+    )
+    step_id = (phase.ne(phase.shift()) | df["cv"].ne(df["cv"].shift())).cumsum()
+    df["row"] = np.arange(len(df))
+    steps = df.groupby(step_id).agg(
+        cycle=("cycle", "first"),
+        direction=("direction", "first"),
+        cv=("cv", "first"),
+        first_row=("row", "first"),
+        end_time=("time", "last"),
+        q=("idt", "sum"),
+        e=("ivdt", "sum"),
+        v_end=("voltage", "last"),
+        i_end=("current", "last"),
+        v_max=("voltage", "max"),
+        v_min=("voltage", "min"),
+    )
+    before = (steps["first_row"] - 1).clip(lower=0)
+    steps["start_time"] = df["time"].to_numpy()[before]
+    steps["duration"] = steps["end_time"] - steps["start_time"]
+    steps["q"], steps["e"] = steps["q"].abs() / 3600, steps["e"].abs() / 3600
+    previous_rest = (df["direction"].to_numpy()[before] == 0) & (steps["first_row"] > 0)
+    steps["pulse"] = (steps["direction"] != 0) & ~steps["cv"] & (steps["duration"] <= d.pulse_max_duration)
+    steps["pulse"] &= previous_rest
+    dv = steps["v_end"] - df["voltage"].to_numpy()[before]
+    steps["r"] = (dv / (steps["i_end"] - df["current"].to_numpy()[before])).abs().where(steps["pulse"])
+    charge, discharge = steps["direction"] > 0, steps["direction"] < 0
+    cc, cv = charge & ~steps["cv"] & ~steps["pulse"], charge & steps["cv"]
+    steps = steps.assign(
+        qc=steps["q"].where(charge, 0.0),
+        qd=steps["q"].where(discharge, 0.0),
+        ec=steps["e"].where(charge, 0.0),
+        ed=steps["e"].where(discharge, 0.0),
+        q_cc=steps["q"].where(cc, 0.0),
+        q_cv=steps["q"].where(cv, 0.0),
+        t_cc=steps["duration"].where(cc, 0.0),
+        t_cv=steps["duration"].where(cv, 0.0),
+        v_end_charge=steps["v_end"].where(charge & ~steps["pulse"]),
+        v_end_discharge=steps["v_end"].where(discharge & ~steps["pulse"]),
+    )
+    per_cycle = steps.groupby("cycle").agg(
+        start_time=("start_time", "first"),
+        end_time=("end_time", "last"),
+        charge_capacity=("qc", "sum"),
+        discharge_capacity=("qd", "sum"),
+        charge_energy=("ec", "sum"),
+        discharge_energy=("ed", "sum"),
+        cc_charge_capacity=("q_cc", "sum"),
+        cv_charge_capacity=("q_cv", "sum"),
+        cc_charge_time=("t_cc", "sum"),
+        cv_charge_time=("t_cv", "sum"),
+        end_charge_voltage=("v_end_charge", "last"),
+        end_discharge_voltage=("v_end_discharge", "last"),
+        max_voltage=("v_max", "max"),
+        min_voltage=("v_min", "min"),
+        dc_internal_resistance=("r", "last"),
+    )
+    per_cycle["coulombic_efficiency"] = per_cycle["discharge_capacity"] / per_cycle["charge_capacity"]
+    per_cycle["energy_efficiency"] = per_cycle["discharge_energy"] / per_cycle["charge_energy"]
+    temperature = df.groupby("cycle")["temperature"].agg(["min", "mean", "max"])
+    per_cycle[["temperature_min", "temperature_mean", "temperature_max"]] = temperature.to_numpy()
+    per_cycle["charge_throughput"] = (per_cycle["charge_capacity"] + per_cycle["discharge_capacity"]).cumsum()
+    return per_cycle.reset_index()
+
+
+def pandas_from_file(path: Path) -> pd.DataFrame:
+    """The same reader as cellrig's, then a DataFrame and the pandas summary."""
+    return pandas_summary(pd.DataFrame(read_stream(open_run(path))))
+
+
+def check_equal(cellrig: pd.DataFrame, pandas: pd.DataFrame) -> int:
+    """Compare every column both have; return how many were compared (raises if one differs)."""
+    common = [c for c in pandas.columns if c in cellrig.columns and c != "end_time"]
+    for c in common:
+        np.testing.assert_allclose(cellrig[c], pandas[c], rtol=1e-9, atol=1e-12, err_msg=c)
+    return len(common)
+
+
+# -- the measurements --------------------------------------------------------------------------------
+
+
+def summary_rates(paths: Sequence[Path], repeat: int) -> dict[str, float]:
+    """Rows/s of cellrig and pandas, kernel-only and from the file, over the given runs."""
+    rows = sum(open_run(p).rows("cycler") for p in paths)
+    loaded = [read_stream(open_run(p)) for p in paths]
+    frames = [pd.DataFrame(c) for c in loaded]
+    compared = {check_equal(cycle_summary(p), pandas_summary(f)) for p, f in zip(paths, frames, strict=True)}
+    seconds = {
+        "cellrig kernel": best_of(repeat, lambda: [summarise(find_steps(c), c, 5.0) for c in loaded])[0],
+        "pandas kernel": best_of(repeat, lambda: [pandas_summary(f) for f in frames])[0],
+        "cellrig file": best_of(repeat, lambda: [cycle_summary(p) for p in paths])[0],
+        "pandas file": best_of(repeat, lambda: [pandas_from_file(p) for p in paths])[0],
+    }
+    print(f"summary: {len(paths)} runs, {rows:,} rows; pandas and cellrig agree on {compared.pop()} columns (1e-9)")
+    return {name: rows / s for name, s in seconds.items()}
+
+
+def cluster_seconds(folder: Path, trim: bool, repeat: int) -> tuple[float, Any]:
+    """Best wall time of analyse_campaign on a LocalCluster of 2 worker processes × 1 thread."""
+    if not trim:  # the nanny runs in this process and leaks the variable into os.environ: drop it first
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    environ = {"MALLOC_TRIM_THRESHOLD_": 65536 if trim else None}
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        return best_of(repeat, lambda: analyse_campaign(folder, scheduler=client))
+
+
+def campaign_rates(folder: Path, rows: int, repeat: int) -> dict[str, float]:
+    """Rows/s of analyse_campaign in one process and on 2-worker LocalClusters (glibc's and dask's malloc trim)."""
+    single, one = best_of(repeat, lambda: analyse_campaign(folder, scheduler="synchronous"))
+    plain, two = cluster_seconds(folder, False, repeat)
+    trimmed, _ = cluster_seconds(folder, True, repeat)
+    pd.testing.assert_frame_equal(one.cycles, two.cycles)
+    assert one.errors.empty and two.errors.empty
+    censored = int(one.life["censored"].sum())
+    print(f"campaign: {len(one.life)} runs analysed ({censored} censored), {len(one.cycles):,} cycle rows")
+    return {
+        "campaign 1 process": rows / single,
+        "campaign 2 workers": rows / plain,
+        "  dask's malloc trim": rows / trimmed,
+    }
+
+
+def verdict(rates: dict[str, float], peak: int, disk: int) -> None:
+    summary = rates["cellrig kernel"] / rates["pandas kernel"], rates["cellrig file"] / rates["pandas file"]
+    workers = rates["campaign 2 workers"] / rates["campaign 1 process"]
+    gb = peak / 1e9
+
+    def line(ok: bool, text: str) -> None:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+
+    print()
+    line(
+        min(summary) >= TARGETS["summary"],
+        f"cycle summary ≥ {TARGETS['summary']:g}× pandas groupby: {summary[0]:.1f}× (kernel), {summary[1]:.1f}× (file)",
+    )
+    trimmed = rates["  dask's malloc trim"] / rates["campaign 1 process"]
+    target = TARGETS["workers"]
+    line(
+        workers >= target, f"2 dask workers ≥ {target:g}× one process: {workers:.2f}× ({trimmed:.2f}× with dask's trim)"
+    )
+    line(
+        gb < TARGETS["memory_gb"],
+        f"peak memory < {TARGETS['memory_gb']:g} GB: {gb:.2f} GB (campaign on disk {disk / 1e9:.2f} GB)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="4 cells × 100 cycles, 1 repetition (smoke test)")
+    parser.add_argument("--dir", default="/tmp", help="where the temporary run files go (default /tmp: local disk)")
+    args = parser.parse_args(argv)
+    size = QUICK if args.quick else FULL
+    print(
+        f"pandas {pd.__version__}, numpy {np.__version__}, dask {dask.__version__}; "
+        f"{psutil.cpu_count()} cores; best of {size['repeat']}"
+    )
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp, PeakMemory() as memory:
+        folder = Path(tmp) / "campaign"
+        cells = severson_like(size["cells"], cycles=size["cycles"], samples=size["samples"])
+        start = time.perf_counter()
+        paths = write_campaign(folder, cells, workers=2)
+        rows = sum(open_run(p).rows("cycler") for p in paths)
+        disk = sum(p.stat().st_size for p in paths)
+        took = time.perf_counter() - start
+        print(
+            f"wrote {len(paths)} runs, {rows:,} rows, {disk / 1e9:.2f} GB in {took:.1f} s ({rows / took:,.0f} rows/s)"
+        )
+        rates = summary_rates(paths[: size["summary_runs"]], size["repeat"])
+        rates |= campaign_rates(folder, rows, max(size["repeat"], 2))
+    print(f"\n{'':<22}{'rows/s':>14}")
+    for name, rate in rates.items():
+        print(f"{name:<22}{rate:>14,.0f}")
+    verdict(rates, memory.peak, disk)
+
+
+if __name__ == "__main__":
+    main()
