@@ -65,7 +65,7 @@ class ManagedConnection:
             policy = ConnectionPolicy(timeout_s=kwargs.pop("timeout") / 1000)
         self.policy = policy or ConnectionPolicy()
         kwargs["timeout"] = int(self.policy.timeout_s * 1000)
-        self._open_kwargs = {k: v for k, v in kwargs.items() if k != "visa_library"}
+        self._open_kwargs = {k: v for k, v in kwargs.items() if k not in ("visa_library", "includeSCPI")}
         self.lock = threading.RLock()
         self._depth = threading.local()
         super().__init__(adapter, name, **kwargs)

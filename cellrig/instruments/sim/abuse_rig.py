@@ -202,6 +202,7 @@ class PressSim(SimInstrument):
         self.stop_vdrop: float | None = None
         self.force_limit, self.speed_limit, self.travel = RATED.max_force, RATED.max_speed, RATED.max_depth
         self.acquiring = False
+        self.ring_stale = False  # the ram stood still while the ring was not kept up to date
         self.rate = 1000
         self.pretrigger = 0.1
         self.ring: deque[tuple[float, float, float, float]] = deque(maxlen=self._ring_size())
@@ -243,6 +244,9 @@ class PressSim(SimInstrument):
         n = target - self.tick
         if self.state == "HOLDING":
             n = min(n, self.hold_end - self.tick)
+        elif not self.acquiring:  # standing still, nothing kept: jump; ACQ:STAR refills the ring
+            self.ring_stale = True
+            return max(n, 1)
         next_record = self.tick + self.decimation - self.tick % self.decimation
         keep_from = self.tick if self.acquiring else target - self.ring.maxlen * self.decimation
         n = min(n, next_record - self.tick if next_record > keep_from else keep_from - self.tick)
@@ -535,6 +539,12 @@ class PressSim(SimInstrument):
     @command("ACQuire:STARt")
     def _acq_start(self, args: str) -> Reply:
         if not self.acquiring:
+            if self.ring_stale:  # the ram stood still through the pre-trigger window: its records are the present
+                last = self.tick - self.tick % self.decimation
+                ticks = range(last - (self.ring.maxlen - 1) * self.decimation, last + 1, self.decimation)
+                self.ring.clear()
+                self.ring.extend((k * TICK, self.x, self.force, self.volts) for k in ticks if k >= 0)
+                self.ring_stale = False
             self.buffer.extend(self.ring)
             self.ring.clear()
             self.acquiring = True

@@ -34,6 +34,8 @@ ACTIONS = ("NEXT", "FAIL")
 MAX_CURRENT = 6.25  # A per channel
 MAX_VOLTAGE = 5.0  # V
 
+IDLE_STEP = 60.0  # s: an idle channel's cell is stepped at most this often
+
 #: STATus:CELL:REPort? codes (1 = running is sourced; the others are this simulator's).
 IDLE, RUNNING, DONE, FAILED, ABORTED = 0, 1, 2, 3, 4
 
@@ -70,6 +72,7 @@ class _Channel:
     e: float = 0.0  # ∫V dt since the last record
     dt: float = 0.0  # time since the last record
     ended: int | None = None  # SequenceState of a step that ended since the last record
+    resting: float = 0.0  # idle time not yet applied to the cell
     steps: list[tuple[int, Step, list[Test]]] = field(default_factory=list)
 
 
@@ -160,8 +163,12 @@ class BT2200(SimInstrument):
 
     @staticmethod
     def _idle(ch: _Channel, dt: float) -> None:
+        """An idle channel: its cell rests (stepped once a minute: relaxation is slow and stable)."""
         ch.current = 0.0
-        ch.cell.step(0.0, dt)
+        ch.resting += dt
+        if ch.resting >= IDLE_STEP:
+            ch.cell.step(0.0, ch.resting)
+            ch.resting = 0.0
         ch.e += ch.cell.voltage(0.0) * dt
         ch.dt += dt
 
@@ -313,6 +320,8 @@ class BT2200(SimInstrument):
             if not steps:
                 raise InstrumentError(-221, f"Settings conflict: cell {cid} has no sequence enabled")
             ch.steps = [(n, steps[n], list(self.tests.get((ch.sequence, n), {}).values())) for n in sorted(steps)]
+            ch.cell.step(0.0, ch.resting)  # the rest not yet applied, before the cell carries current
+            ch.resting = 0.0
             ch.step, ch.step_time, ch.status = 0, 0.0, RUNNING
         self.output = True
         self._start_record()

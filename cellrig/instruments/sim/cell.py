@@ -308,7 +308,7 @@ class Cell:
         c = self.chemistry
         adiabatic_rise = c.t3 - c.t1
         rate = self.self_heating_rate()
-        substeps = max(1, math.ceil(rate * dt / 5.0))  # at most ~5 K per substep during runaway
+        substeps = min(max(1, math.ceil(rate * dt / 5.0)), 400)  # ~5 K per substep, bounded: runaway is fast
         for _ in range(substeps):
             rise = min(self.self_heating_rate() * dt / substeps, (1.0 - self.reacted) * adiabatic_rise)
             self.temperature += rise
