@@ -8,10 +8,12 @@ from ...clock import ScaledClock
 from ._scpi import SimInstrument, SimServer
 from .bt2200 import BT2200
 from .cell import LFP, NMC811, PRESETS, SULFIDE_ASSB, Cell, Chemistry
+from .lab import DEFAULT_SPEED, VirtualLab
 from .world import World
 
 __all__ = [
     "BT2200",
+    "DEFAULT_SPEED",
     "LFP",
     "NMC811",
     "PRESETS",
@@ -21,12 +23,10 @@ __all__ = [
     "SimInstrument",
     "SimServer",
     "VirtualCycler",
+    "VirtualLab",
     "World",
     "virtual_cycler",
 ]
-
-#: How much faster than real time the virtual lab runs by default.
-DEFAULT_SPEED = 50_000.0
 
 
 @dataclass

@@ -24,6 +24,7 @@ from .thermotron import Thermotron3800
 from .watlow_f4t import F4T
 from .world import World
 
+#: How much faster than real time the virtual lab runs by default.
 DEFAULT_SPEED = 50_000.0
 
 
