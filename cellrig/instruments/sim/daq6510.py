@@ -20,36 +20,25 @@ temperature (thermocouple, internal reference junction) and DC-voltage functions
 
 import math
 import re
+from typing import Any
 
 from ...clock import Clock
 from ..keithley_daq6510 import BUFFER, TC_TYPES, VOLT_RANGES
-from ..keysight_daq970a import SCAN_RATE
-from ._scpi import InstrumentError, Reply, SimInstrument, command
-from .daq970a import ON_OFF, Probe, Reading, Scanner, channels_on, choice, probe_reading
+from ._scpi import InstrumentError, Reply, command
+from .daq970a import ON_OFF, Probe, Reading, Scanner, ScanningLogger, channels_on, choice, probe_reading
 
 FUNCTIONS = {"VOLT": "VOLT", "VOLT:DC": "VOLT", "TEMP": "TEMP"}
 FUNCTION_ARGS = re.compile(r"""\s*["']([A-Z:]+)["']\s*(?:,\s*(\(@.*\)))?\s*""", re.IGNORECASE)
 ELEMENTS = ("READ", "REL", "CHAN")
 
 
-class DAQ6510(SimInstrument):
+class DAQ6510(ScanningLogger):
     """The virtual DAQ6510: probes on card channels, a timed scan into ``defbuffer1``."""
 
     idn = "KEITHLEY INSTRUMENTS,MODEL DAQ6510,SIM0000003,1.7.0"
 
-    def __init__(
-        self,
-        clock: Clock,
-        probes: dict[int, Probe] | None = None,
-        *,
-        modules: dict[int, int] | None = None,
-        channel_time: float = 1 / SCAN_RATE,
-    ) -> None:
-        super().__init__()
-        self.clock = clock
-        self.probes = {} if probes is None else probes
-        self.modules = modules or {1: 20}
-        self.channel_time = channel_time
+    def __init__(self, clock: Clock, probes: dict[int, Probe] | None = None, **options: Any) -> None:
+        super().__init__(clock, probes, **options)
         self.buffer: list[Reading] = []
         self.reset()
 
@@ -59,10 +48,6 @@ class DAQ6510(SimInstrument):
         self.closed: int | None = None
         self.scan_count = 1.0
         self.scan_interval = 0.0
-
-    def quiet(self) -> bool:
-        """True while no scan runs."""
-        return not self.scanner.running
 
     def advance(self) -> None:
         """Buffer the scan readings that fell due up to the clock's present."""

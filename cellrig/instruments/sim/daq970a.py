@@ -21,7 +21,7 @@ such as NPLC are accepted and have no effect.
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ...clock import Clock
 from ..keysight_daq970a import MEMORY, OVERLOAD, SCAN_RATE, TC_TYPES, VOLT_RANGES, check_channels
@@ -101,10 +101,10 @@ def channels_on(text: str, modules: dict[int, int]) -> list[int]:
         raise InstrumentError(-222, "Data out of range") from None
 
 
-class DAQ970A(SimInstrument):
-    """The virtual DAQ970A: probes on channels, a timed scan, a reading memory."""
+class ScanningLogger(SimInstrument):
+    """What the simulated data loggers share: probes on module channels, read by a timed scan."""
 
-    idn = "Keysight Technologies,DAQ970A,SIM0000002,A.01.00"
+    scanner: Scanner
 
     def __init__(
         self,
@@ -119,6 +119,19 @@ class DAQ970A(SimInstrument):
         self.probes = {} if probes is None else probes
         self.modules = modules or {1: 20}
         self.channel_time = channel_time
+
+    def quiet(self) -> bool:
+        """True while no scan runs."""
+        return not self.scanner.running
+
+
+class DAQ970A(ScanningLogger):
+    """The virtual DAQ970A: probes on channels, a timed scan, a reading memory."""
+
+    idn = "Keysight Technologies,DAQ970A,SIM0000002,A.01.00"
+
+    def __init__(self, clock: Clock, probes: dict[int, Probe] | None = None, **options: Any) -> None:
+        super().__init__(clock, probes, **options)
         self.memory: deque[Reading] = deque(maxlen=MEMORY)
         self.reset()
 
@@ -128,10 +141,6 @@ class DAQ970A(SimInstrument):
         self.source = "IMM"
         self.timer = 1.0
         self.count = 1.0
-
-    def quiet(self) -> bool:
-        """True while no scan runs."""
-        return not self.scanner.running
 
     def advance(self) -> None:
         """Store the readings that fell due up to the clock's present."""
