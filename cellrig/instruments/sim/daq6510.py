@@ -160,16 +160,7 @@ class DAQ6510(ScanningLogger):
 
     @command("INITiate[:IMMediate]")
     def _initiate(self, args: str) -> Reply:
-        if not self.scanner.channels:
-            raise InstrumentError(-221, "Settings conflict")
-        self.scanner.interval = self.scan_interval
-        self.scanner.count = self.scan_count
-        self.scanner.start(self.clock.now())
-        return None
-
-    @command("ABORt")
-    def _abort(self, args: str) -> Reply:
-        self.scanner.running = False
+        self.start_scan(self.scan_interval, self.scan_count)
         return None
 
     # -- the reading buffer --------------------------------------------------------------

@@ -124,6 +124,18 @@ class ScanningLogger(SimInstrument):
         """True while no scan runs."""
         return not self.scanner.running
 
+    def start_scan(self, interval: float, count: float) -> None:
+        """INITiate: sweep the scan list every ``interval`` s, ``count`` times (SCPI error -221 if empty)."""
+        if not self.scanner.channels:
+            raise InstrumentError(-221, "Settings conflict")
+        self.scanner.interval, self.scanner.count = interval, count
+        self.scanner.start(self.clock.now())
+
+    @command("ABORt")
+    def _abort(self, args: str) -> Reply:
+        self.scanner.running = False
+        return None
+
 
 class DAQ970A(ScanningLogger):
     """The virtual DAQ970A: probes on channels, a timed scan, a reading memory."""
@@ -244,17 +256,9 @@ class DAQ970A(ScanningLogger):
 
     @command("INITiate")
     def _initiate(self, args: str) -> Reply:
-        if not self.scanner.channels:
-            raise InstrumentError(-221, "Settings conflict")
-        self.memory.clear()
-        self.scanner.interval = self.timer if self.source == "TIM" else 0.0
-        self.scanner.count = self.count
-        self.scanner.start(self.clock.now())
-        return None
-
-    @command("ABORt")
-    def _abort(self, args: str) -> Reply:
-        self.scanner.running = False
+        if self.scanner.channels:
+            self.memory.clear()
+        self.start_scan(self.timer if self.source == "TIM" else 0.0, self.count)
         return None
 
     # -- reading memory ------------------------------------------------------------------
