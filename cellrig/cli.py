@@ -1,9 +1,11 @@
 """The ``cellrig`` command."""
 
+import re
 import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import pandas as pd
@@ -21,6 +23,11 @@ from .instruments.sim.lab import VirtualLab
 from .lab import Lab, LabFileError
 from .protocols import ProtocolError, builtin_protocol, load_protocol, run_cycling
 from .storage import RunFileError, open_run
+from .storage.imports import SourceFileError, import_file
+
+if TYPE_CHECKING:
+    from .analysis.parallel import CampaignAnalysis
+    from .storage import Campaign
 
 console = Console()
 err = Console(stderr=True)
@@ -157,6 +164,173 @@ def _table(df: pd.DataFrame, show_all: bool) -> Table:
         values = {**row, "duration": row["duration"] / 3600}
         table.add_row(*(fmt.format(values[c]) for c, (_, fmt) in _COLUMNS.items()))
     return table
+
+
+def _scheduler(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from .analysis.parallel import LOCAL_SCHEDULERS
+
+    if value is None or value in LOCAL_SCHEDULERS or re.fullmatch(r"[a-z]+://[^\s/]+:\d+", value):
+        return value
+    raise click.BadParameter(
+        f"{value!r}: expected an address like tcp://host:8786 or one of {', '.join(LOCAL_SCHEDULERS)}"
+    )
+
+
+_scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    callback=_scheduler,
+    help="dask scheduler: a dask.distributed address (tcp://host:8786; its workers must see the run files "
+    "under the same paths) or a local one (threads, processes).  Default: local threads.",
+)
+
+
+def _analyse_campaign(folder: Path, scheduler: str | None) -> tuple["Campaign", "CampaignAnalysis"]:
+    """Catalog FOLDER and analyse its runs under a progress bar; clear one-line errors for bad input."""
+    from .analysis.report import analyse
+    from .storage import open_campaign
+
+    try:
+        campaign = open_campaign(folder)
+    except NotADirectoryError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not len(campaign):
+        raise click.ClickException(f"{folder}: no run files (*.h5) in this folder")
+    for path, why in campaign.skipped.items():
+        err.print(f"[yellow]skipped[/]: {path}: {why}", highlight=False, soft_wrap=True)
+    with _progress() as bar:
+        task = bar.add_task("analysing runs", total=len(campaign))
+        try:
+            analysis = analyse(campaign, scheduler, progress=lambda done: bar.update(task, completed=done))
+        except OSError as exc:  # an unreachable dask scheduler (connection refused, timeout)
+            raise click.ClickException(f"dask scheduler {scheduler}: {exc}") from None
+        bar.update(task, completed=len(campaign))
+    for path, error in analysis.errors.itertuples(index=False):
+        err.print(f"[red]not analysed[/]: {path}: {error}", highlight=False, soft_wrap=True)
+    return campaign, analysis
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the tables (created if missing).  Default: FOLDER/analysis.",
+)
+@_scheduler_option
+def analyze(folder: Path, out_dir: Path | None, scheduler: str | None) -> None:
+    """Analyse every run file in FOLDER (a campaign) in parallel with dask.
+
+    Writes the per-cycle summaries of all runs (one table with Battery Data Format column names),
+    the life metrics per cell and the catalog, each as Parquet and CSV, and prints a table per cell.
+    Exits non-zero if any run could not be analysed.
+    """
+    from .analysis.report import write_tables
+
+    campaign, analysis = _analyse_campaign(folder, scheduler)
+    written = write_tables(analysis, campaign, out_dir or folder / "analysis")
+    console.print(_life_summary(analysis.life))
+    console.print("files:\n" + "\n".join(f"  {p}" for p in written), highlight=False, soft_wrap=True)
+    if not analysis.errors.empty:
+        sys.exit(1)
+
+
+def _life_summary(life: pd.DataFrame) -> Table:
+    table = Table(title="life per cell", title_justify="left", caption="EOL: 80 % retention", caption_justify="left")
+    for header in ("cell", "chemistry", "cycles", "retention %", "EOL", "knee"):
+        table.add_column(header, justify="left" if header in ("cell", "chemistry") else "right")
+    for _, row in life.iterrows():
+        knee = "—" if pd.isna(row["knee"]) else f"{row['knee']:.0f}"
+        table.add_row(
+            str(row["cell_id"]),
+            str(row["chemistry"]),
+            f"{row['last_cycle']}",
+            f"{100 * row['last_retention']:.1f}",
+            _eol(row),
+            knee,
+        )
+    return table
+
+
+def _eol(row: pd.Series) -> str:
+    if not row["censored"]:
+        return f"{row['eol_robust']:.0f}"
+    return f"censored (≈{row['projected_eol']:.0f})" if pd.notna(row["projected_eol"]) else "censored"
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write (one self-contained file: plots embedded, no links).",
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3.0,
+    show_default=True,
+    help="Capacity spec for the yield: ± this % of nominal at the first cycle (cellrig's default, not a standard's).",
+)
+@_scheduler_option
+def report(folder: Path, out_file: Path, tolerance: float, scheduler: str | None) -> None:
+    """Write an HTML report of the campaign in FOLDER: fade, voltage and dQ/dV curves, DCIR,
+    temperature, consistency and a table of life metrics.  Exits non-zero if any run could not be
+    analysed (the report lists it)."""
+    from .analysis.report import SECTIONS, render_report
+
+    _, analysis = _analyse_campaign(folder, scheduler)
+    if analysis.life.empty:
+        raise click.ClickException(f"{folder}: no run could be analysed")
+    with _progress() as bar:
+        task = bar.add_task("writing report", total=len(SECTIONS))
+        page = render_report(
+            analysis,
+            f"Campaign report: {folder.resolve().name}",
+            tolerance,
+            lambda done: bar.update(task, completed=done),
+        )
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(page, encoding="utf-8")
+    console.print(f"report: {out_file}", highlight=False, soft_wrap=True)
+    if not analysis.errors.empty:
+        sys.exit(1)
+
+
+@main.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the run files (existing runs are never overwritten).",
+)
+@click.option("--cell", help="Cell name (one file only; default: the file's name).")
+@click.option("--chemistry", help="Chemistry to record, e.g. NMC811/graphite.")
+@click.option("--nominal-capacity", type=click.FloatRange(min=0, min_open=True), help="Nominal capacity (Ah).")
+def import_(
+    files: tuple[Path, ...], out_dir: Path, cell: str | None, chemistry: str | None, nominal_capacity: float | None
+) -> None:
+    """Turn other cyclers' exports into run files: Arbin CSV, Maccor text, BioLogic EC-Lab text,
+    Novonix, Battery Data Format CSV/Parquet (format detected from the content).
+
+    Each FILE becomes OUT/<name>.h5 with the cellrig layout, units and signs (discharge
+    negative, A, Ah, cycles from 1) and the source's name and sha256 in /meta.  A file that
+    cannot be read is reported with its line; nothing half-written is left behind.
+    """
+    if cell and len(files) > 1:
+        raise click.BadParameter("--cell names one cell: give one file with it", param_hint="--cell")
+    for path in files:
+        try:
+            run = import_file(path, out_dir, cell=cell, chemistry=chemistry, nominal_capacity=nominal_capacity)
+        except (SourceFileError, RunFileError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
+        console.print(f"{path} → {run}")
 
 
 @main.group()

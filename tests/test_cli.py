@@ -58,3 +58,20 @@ def test_a_bad_protocol_is_refused_with_file_and_line_and_no_run_file(tmp_path):
 def test_summary_of_a_missing_file_says_so(tmp_path):
     out = cellrig("summary", str(tmp_path / "nope.h5"))
     assert out.returncode == 1 and "no such run file" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_import_turns_a_cycler_export_into_a_run_and_never_overwrites(tmp_path):
+    exports = Path(__file__).resolve().parents[2] / "shared" / "data" / "cycler-exports"
+    maccor = exports / "xTESLADIAG_000038.078"
+    assert maccor.exists(), f"the shared cycler exports are expected at {exports}"
+    out = cellrig("import", str(maccor), "--out", str(tmp_path), "--chemistry", "NMC/graphite")
+    assert out.returncode == 0, out.stderr
+    run = open_run(tmp_path / "xTESLADIAG_000038.078.h5")
+    assert run.meta["source"]["format"] == "maccor-text" and run.meta["cell"]["chemistry"] == "NMC/graphite"
+    assert len(cycle_summary(run)) > 10
+    again = cellrig("import", str(maccor), "--out", str(tmp_path))
+    assert again.returncode == 1 and "never overwritten" in again.stderr
+    junk = tmp_path / "notes.csv"
+    junk.write_text("hello,world\n1,2\n")
+    bad = cellrig("import", str(junk), "--out", str(tmp_path))
+    assert bad.returncode == 1 and "notes.csv, line 1" in bad.stderr and "Traceback" not in bad.stderr

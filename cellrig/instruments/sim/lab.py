@@ -134,7 +134,7 @@ class VirtualLab:
             self.sims[name].faults.extend(planned)
         self.servers: dict[str, SimServer] = {}
 
-    def cell(self, name: str, preset: str, capacity_ah: float = 5.0, soc: float = 0.0) -> Cell:
+    def cell(self, name: str, preset: str, capacity_ah: float = 5.0, soc: float = 0.5) -> Cell:
         """A cell of the world with the seed's cell-to-cell spread (standard deviation 1 % capacity, 3 % resistance)."""
         cell = Cell(
             PRESETS[preset],
@@ -164,15 +164,30 @@ class VirtualLab:
     def resources(self) -> dict[str, str]:
         return {name: server.resource for name, server in self.servers.items()}
 
+    def lab_dict(self) -> dict[str, Any]:
+        """The lab file's content (as ``Lab.from_dict`` takes it) for the running simulators."""
+        roles = {}
+        for name, role in self.roles.items():
+            entry: dict[str, Any] = {"driver": role.driver, "resource": self.servers[name].resource}
+            if role.options:
+                entry["options"] = dict(role.options)
+            if role.limits:
+                entry["limits"] = dict(role.limits)
+            roles[name] = entry
+        return {"name": f"virtual lab (clock ×{self.clock.scale:g})", "roles": roles}
+
     def lab_toml(self) -> str:
         """A lab file for cellrig that points at the running simulators."""
-        lines = [f'name = "virtual lab (clock ×{self.clock.scale:g})"']
-        for name, role in self.roles.items():
-            lines += ["", f"[roles.{name}]", f'driver = "{role.driver}"', f'resource = "{self.servers[name].resource}"']
-            if role.options:
-                lines.append("options = { " + ", ".join(f"{k} = {v!r}" for k, v in role.options.items()) + " }")
-            if role.limits:
-                lines.append("limits = { " + ", ".join(f"{k} = {v!r}" for k, v in role.limits.items()) + " }")
+        data = self.lab_dict()
+        lines = [f'name = "{data["name"]}"']
+        for name, entry in data["roles"].items():
+            lines += ["", f"[roles.{name}]"]
+            for key, value in entry.items():
+                if isinstance(value, dict):
+                    value = "{ " + ", ".join(f"{k} = {v!r}" for k, v in value.items()) + " }"
+                else:
+                    value = f'"{value}"'
+                lines.append(f"{key} = {value}")
         return "\n".join(lines) + "\n"
 
     def write_lab(self, path: str | Path) -> Path:

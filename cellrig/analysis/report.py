@@ -1,0 +1,334 @@
+"""Campaign outputs: per-cycle, life and catalog tables (Parquet and CSV) and a self-contained HTML report.
+
+The per-cycle table carries Battery Data Format labels (``BDF_NAMES``, ontology 1.3.0, pinned
+in the Parquet metadata as reference/analysis.md §3.5 asks).  The report embeds every figure
+as a base64 PNG, so the one HTML file opens anywhere with no network.  Its sections are the
+``SECTIONS`` table: each builder returns HTML, or None where the campaign has nothing to show
+(no pulses, a single temperature).
+"""
+
+import html
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dask.callbacks import Callback
+from dask.utils import key_split
+from matplotlib.figure import Figure
+
+from ..storage import Campaign, open_run
+from . import plots
+from .cycles import to_bdf
+from .ica import dqdv
+from .parallel import LOCAL_SCHEDULERS, CampaignAnalysis, analyse_campaign
+from .steps import DIRECTIONS, PULSE, find_steps, read_stream
+
+BDF_ONTOLOGY = "1.3.0"
+SELECTED_CYCLES = 5  # cycles drawn in the voltage and dQ/dV figures, evenly spread over life
+CONNECT_TIMEOUT = 10  # s to reach a dask.distributed scheduler
+POLL_INTERVAL = 0.25  # s between progress polls of a distributed computation
+TASK = "analyse_run"  # the name of analyse_campaign's per-run dask tasks
+
+Progress = Callable[[int], None]
+
+
+def _ignore(done: int) -> None:
+    """Progress sink that discards the count."""
+
+
+class _RunsDone(Callback):
+    """Local-scheduler callback: count the finished per-run tasks."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress, self.done = progress, 0
+
+    def _posttask(self, key, result, dsk, state, worker_id) -> None:
+        if key_split(key) == TASK:
+            self.done += 1
+            self.progress(self.done)
+
+
+def analyse(campaign: Campaign, scheduler: str | None = None, progress: Progress = _ignore) -> CampaignAnalysis:
+    """Analyse every run of ``campaign`` with :func:`analyse_campaign`, calling ``progress(runs_done)`` as runs finish.
+
+    ``scheduler`` is a local dask scheduler name (default ``"threads"``) or the address of a
+    dask.distributed scheduler (``"tcp://host:8786"``), whose workers must see the run files
+    under the same paths.
+    """
+    if scheduler is None or scheduler in LOCAL_SCHEDULERS:
+        with _RunsDone(progress):
+            return analyse_campaign(campaign, scheduler=scheduler or "threads")
+    from distributed import Client
+
+    with Client(scheduler, set_as_default=False, timeout=CONNECT_TIMEOUT) as client, ThreadPoolExecutor(1) as pool:
+        job = pool.submit(analyse_campaign, campaign, scheduler=client)
+        while wait([job], timeout=POLL_INTERVAL).not_done:
+            held = (key for keys in client.has_what().values() for key in keys)  # results wait on the workers
+            progress(sum(key_split(key) == TASK for key in held))
+        return job.result()
+
+
+def cycles_table(analysis: CampaignAnalysis) -> pd.DataFrame:
+    """Get every run's per-cycle summary as one table: ``run_id``, ``cell_id``, then BDF-labelled columns."""
+    table = analysis.cycles.copy()
+    table.attrs = {}
+    out = to_bdf(table)
+    out.attrs = {"bdf_ontology": BDF_ONTOLOGY, "bdf_terms": out.attrs["bdf_terms"]}
+    return out
+
+
+def write_tables(analysis: CampaignAnalysis, campaign: Campaign, out: Path) -> list[Path]:
+    """Write the per-cycle summaries, life metrics and catalog as Parquet and CSV (and the failures as CSV)."""
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {"cycles": cycles_table(analysis), "life": analysis.life.reset_index(), "catalog": campaign.catalog}
+    written = []
+    for name, df in tables.items():
+        df.to_parquet(out / f"{name}.parquet", index=False)
+        df.to_csv(out / f"{name}.csv", index=False)
+        written += [out / f"{name}.parquet", out / f"{name}.csv"]
+    if not analysis.errors.empty:
+        analysis.errors.to_csv(out / "errors.csv", index=False)
+        written.append(out / "errors.csv")
+    return written
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """What the report draws: one row per analysed run (``cells``) and every cycle (``cycles``)."""
+
+    cells: pd.DataFrame  # catalog + life metrics + nominal, first-cycle capacity, energy, DCIR, deviation
+    cycles: pd.DataFrame  # per-cycle summaries with a ``retention`` column (NaN where not a valid cycle)
+    errors: pd.DataFrame
+    tolerance: float  # ± % of nominal
+    colours: dict[str, str]  # chemistry -> colour
+
+
+def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
+    """Join life metrics, nominal capacities and first-cycle numbers per run; add retention to every cycle."""
+    cells = analysis.life.reset_index()
+    cells["chemistry"] = cells["chemistry"].fillna("unknown").astype(str)
+    cells["censored"] = cells["censored"].fillna(True).astype(bool)  # a run with no cycle has no EOL yet
+    cells["nominal_capacity"] = cells["reference_capacity"].where(cells["reference"] == "nominal")
+    reference = cells.set_index("run_id")["reference_capacity"]
+    cycles = analysis.cycles.copy()
+    valid = cycles["complete"].astype(bool) & (cycles["discharge_capacity"] > 0)
+    cycles["retention"] = (cycles["discharge_capacity"] / cycles["run_id"].map(reference)).where(valid)
+    first = cycles[valid].groupby("run_id")[["discharge_capacity", "discharge_energy", "dc_internal_resistance"]]
+    first = first.first().set_axis(["initial_capacity", "initial_energy", "initial_dcir"], axis=1)
+    cells = cells.join(first, on="run_id")
+    cells["capacity_deviation"] = 100 * (cells["initial_capacity"] / cells["nominal_capacity"] - 1)
+    cells["initial_dcir_mohm"] = 1e3 * cells["initial_dcir"]
+    return ReportData(cells, cycles, analysis.errors, tolerance, plots.chemistry_colours(cells["chemistry"]))
+
+
+def _figure(fig: Figure, alt: str, caption: str) -> str:
+    return (
+        f'<figure><img alt="{html.escape(alt)}" src="{plots.data_uri(fig)}"><figcaption>{caption}</figcaption></figure>'
+    )
+
+
+def _cycle_number(value: float) -> str:
+    return "—" if not np.isfinite(value) else f"{value:.0f}"
+
+
+def _summary(d: ReportData) -> str:
+    cells = d.cells
+    chemistries = ", ".join(f"{c} ({n})" for c, n in cells["chemistry"].value_counts().sort_index().items())
+    temperatures = ", ".join(f"{t:g}" for t in sorted(cells["temperature"].dropna().unique())) or "not recorded"
+    observed = cells[~cells["censored"]].sort_values("eol_robust")
+    censored = cells[cells["censored"]]
+    items = [f"{len(cells)} cells; chemistries: {html.escape(chemistries)}; set temperatures: {temperatures} °C"]
+    if len(observed):
+        worst, best = observed.iloc[0], observed.iloc[-1]
+        items.append(
+            f"cycle life to 80 % retention (robust crossing): shortest {worst['eol_robust']:.0f} cycles "
+            f"({html.escape(str(worst['cell_id']))}), longest {best['eol_robust']:.0f} cycles "
+            f"({html.escape(str(best['cell_id']))})"
+        )
+    if len(censored):
+        longest = censored.sort_values("last_cycle").iloc[-1]
+        items.append(
+            f"{len(censored)} cells still above 80 % at their last cycle (censored); the longest ran "
+            f"{longest['last_cycle']:.0f} cycles ({html.escape(str(longest['cell_id']))})"
+        )
+    known = cells["capacity_deviation"].dropna()
+    within = (known.abs() <= d.tolerance).sum()
+    items.append(
+        f"capacity yield: {within} of {len(known)} cells with a nominal capacity are within ±{d.tolerance:g} % "
+        "of it at the first cycle"
+    )
+    if not d.errors.empty:
+        items.append(f"{len(d.errors)} run files could not be analysed: " + html.escape(", ".join(d.errors["path"])))
+    return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+
+
+def _fade(d: ReportData) -> str:
+    return _figure(
+        plots.fade(d.cells, d.cycles, d.colours),
+        "capacity fade",
+        "Discharge capacity relative to each cell's reference capacity (nominal where known); × marks the "
+        "end of life (robust crossing of 80 %), ○ the Bacon–Watts knee.",
+    )
+
+
+def _representatives(d: ReportData) -> dict[str, tuple[str, list[int]]]:
+    """Per chemistry, the cell of median projected life and ``SELECTED_CYCLES`` cycles spread over its life."""
+    chosen = {}
+    for chemistry, group in d.cells.groupby("chemistry"):
+        cell = group.sort_values("projected_eol").iloc[(len(group) - 1) // 2]
+        valid = d.cycles.loc[(d.cycles["run_id"] == cell["run_id"]) & d.cycles["retention"].notna(), "cycle"]
+        if len(valid):
+            wanted = np.linspace(valid.min(), valid.max(), SELECTED_CYCLES).round()
+            cycles = sorted(set(valid[valid.isin(wanted)].astype(int)))
+            chosen[f"{chemistry}: {cell['cell_id']}"] = (cell["path"], cycles)
+    return chosen
+
+
+def voltage_rows(path: str, cycles: list[int]) -> pd.DataFrame:
+    """Get capacity and voltage of every row of the charge and discharge steps (pulses left out) of ``cycles``."""
+    columns = read_stream(open_run(path))
+    s = find_steps(columns)
+    t, i, v = columns["time"], columns["current"], columns["voltage"]
+    frames = []
+    for k in np.flatnonzero(np.isin(s.cycle, cycles) & (s.sign != 0) & (s.kind != PULSE)):
+        rows = np.arange(s.start[k], s.end[k] + 1)
+        passed = np.abs(i[rows]) * (t[rows] - t[np.maximum(rows - 1, 0)]) / 3600.0
+        direction = DIRECTIONS[s.sign[k] + 1]
+        frames.append(pd.DataFrame({"cycle": s.cycle[k], "direction": direction, "voltage": v[rows], "dq": passed}))
+    out = pd.concat(frames, ignore_index=True)
+    out["capacity"] = out.groupby(["cycle", "direction"])["dq"].cumsum()
+    return out
+
+
+def _voltage(d: ReportData) -> str | None:
+    chosen = _representatives(d)
+    if not chosen:
+        return None
+    curves = {title: voltage_rows(path, cycles) for title, (path, cycles) in chosen.items()}
+    return _figure(
+        plots.voltage_curves(curves),
+        "voltage curves",
+        "Cell voltage vs capacity passed in each charge and discharge step of cycles spread over life, for the "
+        "cell of median life of each chemistry.",
+    )
+
+
+def _dqdv(d: ReportData) -> str | None:
+    chosen = _representatives(d)
+    if not chosen:
+        return None
+    curves = {}
+    for title, (path, cycles) in chosen.items():
+        curve = dqdv(path)
+        curve = curve.sel(cycle=curve["cycle"].isin(cycles))
+        curves[title] = curve.dropna("voltage", how="all")
+    return _figure(
+        plots.dqdv(curves),
+        "incremental capacity",
+        "|dQ/dV| of the CC discharge, interpolated on a 2 mV grid and smoothed with a 10 mV FWHM Gaussian "
+        "(cellpy's method, reference/analysis.md §1.2); peaks that shrink or shift show where capacity is lost.",
+    )
+
+
+def _dcir(d: ReportData) -> str | None:
+    if not d.cycles["dc_internal_resistance"].notna().any():
+        return None
+    return _figure(
+        plots.dcir(d.cells, d.cycles, d.colours),
+        "DC internal resistance",
+        "|ΔV/ΔI| over each cycle's last discharge pulse (FreedomCAR HPPC definition, reference/analysis.md §1.1).",
+    )
+
+
+def _temperature(d: ReportData) -> str | None:
+    if d.cells["temperature"].round().nunique() < 2:
+        return None
+    return _figure(
+        plots.temperature(d.cells, d.colours),
+        "capacity and energy vs temperature",
+        "First-cycle discharge capacity and energy of each cell at its set temperature; "
+        "lines join the chemistry means.",
+    )
+
+
+def _consistency(d: ReportData) -> str:
+    return _figure(
+        plots.consistency(d.cells, d.tolerance),
+        "consistency histograms",
+        f"Spread of the first cycle across cells; the shaded band is the spec of ±{d.tolerance:g} % of nominal.",
+    )
+
+
+LIFE_COLUMNS = {  # header -> function of a cells row
+    "cell": lambda r: str(r["cell_id"]),
+    "chemistry": lambda r: r["chemistry"],
+    "T (°C)": lambda r: "—" if pd.isna(r["temperature"]) else f"{r['temperature']:g}",
+    "protocol": lambda r: str(r["protocol"]),
+    "cycles": lambda r: f"{r['last_cycle']}",
+    "Q first (Ah)": lambda r: f"{r['initial_capacity']:.4f}",
+    "retention last (%)": lambda r: f"{100 * r['last_retention']:.1f}",
+    "EOL first": lambda r: _cycle_number(r["eol_first"]),
+    "EOL robust": lambda r: "censored" if r["censored"] else _cycle_number(r["eol_robust"]),
+    "projected EOL": lambda r: (
+        _cycle_number(r["projected_eol"])
+        + (f" ± {r['projected_eol_std']:.0f}" if r["censored"] and np.isfinite(r["projected_eol_std"]) else "")
+    ),
+    "knee": lambda r: _cycle_number(r["knee"]),
+    "knee onset": lambda r: _cycle_number(r["knee_onset"]),
+    "status": lambda r: str(r["status"]),
+}
+
+
+def _life_table(d: ReportData) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in LIFE_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell(row))}</td>" for cell in LIFE_COLUMNS.values()) + "</tr>"
+        for _, row in d.cells.sort_values(["chemistry", "cell_id"]).iterrows()
+    )
+    note = (
+        "Cycles are cycle numbers. EOL first: first cycle below 80 %; robust: first of 5 consecutive cycles below "
+        "it; a censored cell's EOL is projected from a straight line fitted since its knee, ± one standard deviation."
+    )
+    return f"<p>{note}</p><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+#: (heading, builder) in report order.  EXTENSION POINT: abuse-test sections (T1/T2/T3, dT/dt,
+#: voltage collapse, force at short, EUCAR level) are added here once cellrig.analysis has a
+#: safety module; until then the report has none rather than a placeholder.
+SECTIONS: tuple[tuple[str, Callable[[ReportData], str | None]], ...] = (
+    ("Summary", _summary),
+    ("Capacity fade", _fade),
+    ("Voltage curves", _voltage),
+    ("Incremental capacity (dQ/dV)", _dqdv),
+    ("DC internal resistance", _dcir),
+    ("Temperature", _temperature),
+    ("Consistency", _consistency),
+    ("Life metrics", _life_table),
+)
+
+STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+figure { margin: 1em 0; } img { max-width: 100%; } figcaption { font-size: .9em; color: #555; }
+table { border-collapse: collapse; font-size: .85em; } th, td { border: 1px solid #ccc; padding: .25em .5em; }
+td { text-align: right; } td:first-child, td:nth-child(2), td:nth-child(4) { text-align: left; }
+"""
+
+
+def render_report(analysis: CampaignAnalysis, title: str, tolerance: float, progress: Progress = _ignore) -> str:
+    """Get the campaign report as one self-contained HTML page; ``progress(sections_done)`` after each section."""
+    data = report_data(analysis, tolerance)
+    parts = []
+    for done, (heading, build) in enumerate(SECTIONS, start=1):
+        body = build(data)
+        if body is not None:
+            parts.append(f"<section><h2>{html.escape(heading)}</h2>{body}</section>")
+        progress(done)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>\n"
+    )
