@@ -44,6 +44,9 @@ def main() -> None:
     Start here:
       cellrig run --out runs/          cycle a virtual 5 Ah cell 100 times, print its summary
       cellrig summary runs/<file>.h5   status and per-cycle summary of any run file
+      cellrig analyze runs/            per-cycle tables (Parquet, CSV) and life metrics of a campaign
+      cellrig report runs/ -o r.html   a self-contained HTML report with plots
+      cellrig sim --write-lab v.toml   serve the virtual lab; then: cellrig lab check v.toml
     """
 
 

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from cellrig import open_run
 from cellrig.analysis import cycle_summary
 from cellrig.instruments.sim.cell import NMC811, Cell
@@ -75,3 +77,18 @@ def test_import_turns_a_cycler_export_into_a_run_and_never_overwrites(tmp_path):
     junk.write_text("hello,world\n1,2\n")
     bad = cellrig("import", str(junk), "--out", str(tmp_path))
     assert bad.returncode == 1 and "notes.csv, line 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_imported_run_and_a_virtual_lab_run_analyse_and_report_as_one_campaign(tmp_path):
+    exports = Path(__file__).resolve().parents[2] / "shared" / "data" / "cycler-exports"
+    campaign = tmp_path / "campaign"
+    assert cellrig("import", str(exports / "xTESLADIAG_000038.078"), "--out", str(campaign)).returncode == 0
+    assert cellrig("run", "--out", str(campaign), "--cycles", "3").returncode == 0
+    analysed = cellrig("analyze", str(campaign), "--out", str(tmp_path / "out"))
+    assert analysed.returncode == 0, analysed.stderr
+    cycles = pd.read_csv(tmp_path / "out" / "cycles.csv")
+    assert cycles["cell_id"].nunique() == 2  # the Maccor cell and the virtual one, side by side
+    report = cellrig("report", str(campaign), "-o", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert "xTESLADIAG_000038.078" in html and "cell-1" in html
