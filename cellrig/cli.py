@@ -4,8 +4,9 @@ import re
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 import pandas as pd
@@ -29,8 +30,14 @@ if TYPE_CHECKING:
     from .analysis.parallel import CampaignAnalysis
     from .storage import Campaign
 
+F = TypeVar("F", bound=Callable[..., object])
 console = Console()
 err = Console(stderr=True)
+
+
+def runs_folder(help: str) -> Callable[[F], F]:
+    """The required ``--out DIR`` option of the commands that write run files."""
+    return click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help=help)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -52,13 +59,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("protocol", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the run file (created if missing; existing runs are never overwritten).",
-)
+@runs_folder("Folder for the run file (created if missing; existing runs are never overwritten).")
 @click.option("--cycles", type=click.IntRange(min=1), help="Override the protocol's number of cycles.")
 @click.option("--cell-id", default="cell-1", show_default=True, help="Name of the cell under test.")
 @click.option(
@@ -74,6 +75,17 @@ def run(protocol: Path | None, out_dir: Path, cycles: int | None, cell_id: str, 
     With no PROTOCOL, the built-in one: 1C CC-CV to 4.2 V (end at C/20), 10 min rest, 1C
     discharge to 2.5 V, 10 min rest, 100 cycles, on a 5 Ah NMC811/graphite cell.  The
     virtual lab is a simulated Keysight BT2200 reached through VISA over a local socket.
+
+    A PROTOCOL file (YAML; every key required, unknown keys refused with file and line):
+
+    \b
+      name: my-test
+      cycles: 50
+      cell: {chemistry: NMC811/graphite, nominal_capacity_Ah: 5.0, min_voltage_V: 2.5, max_voltage_V: 4.2}
+      charge: {current_A: 5.0, voltage_V: 4.2, end_current_A: 0.25, max_time_s: 14400}
+      rest_after_charge_s: 600
+      discharge: {current_A: 5.0, voltage_V: 2.5, max_time_s: 14400}
+      rest_after_discharge_s: 600
     """
     try:
         p = load_protocol(protocol) if protocol else builtin_protocol()
@@ -306,13 +318,7 @@ def report(folder: Path, out_file: Path, tolerance: float, scheduler: str | None
 
 @main.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the run files (existing runs are never overwritten).",
-)
+@runs_folder("Folder for the run files (created if missing; existing runs are never overwritten).")
 @click.option("--cell", help="Cell name (one file only; default: the file's name).")
 @click.option("--chemistry", help="Chemistry to record, e.g. NMC811/graphite.")
 @click.option("--nominal-capacity", type=click.FloatRange(min=0, min_open=True), help="Nominal capacity (Ah).")

@@ -92,3 +92,13 @@ def test_an_imported_run_and_a_virtual_lab_run_analyse_and_report_as_one_campaig
     assert report.returncode == 0, report.stderr
     html = (tmp_path / "report.html").read_text()
     assert "xTESLADIAG_000038.078" in html and "cell-1" in html
+
+
+def test_the_protocol_shown_in_run_help_is_a_valid_protocol(tmp_path):
+    from cellrig.protocols import parse_protocol
+
+    text = cellrig("run", "--help").stdout
+    block = text.split("unknown keys refused with file and line):", 1)[1].split("Options:", 1)[0]
+    example = "\n".join(line.strip() for line in block.strip().splitlines())
+    protocol = parse_protocol(example, "<help>")
+    assert (protocol.name, protocol.cycles, protocol.charge.voltage_V) == ("my-test", 50, 4.2)
