@@ -98,7 +98,7 @@ def test_the_protocol_shown_in_run_help_is_a_valid_protocol(tmp_path):
     from cellrig.protocols import parse_protocol
 
     text = cellrig("run", "--help").stdout
-    block = text.split("unknown keys refused with file and line):", 1)[1].split("Options:", 1)[0]
+    block = text[text.index("name: my-test") : text.index("Options:")]
     example = "\n".join(line.strip() for line in block.strip().splitlines())
     protocol = parse_protocol(example, "<help>")
     assert (protocol.name, protocol.cycles, protocol.charge.voltage_V) == ("my-test", 50, 4.2)
