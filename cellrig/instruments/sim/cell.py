@@ -15,8 +15,11 @@ steps by the instruments that hold the cell; the same inputs give the same resul
 """
 
 import bisect
+import functools
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 R_GAS = 8.314  # J/(mol K)
 T_REF = 298.15  # K (25 °C)
@@ -154,6 +157,18 @@ SULFIDE_ASSB = Chemistry(
 )
 
 CHEMISTRIES = {c.name: c for c in (NMC811, LFP, SULFIDE_ASSB)}
+
+
+@functools.cache
+def _smooth_ocv(chem: Chemistry) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The preset's OCV points through a monotone cubic (PCHIP), tabulated finely: a smooth curve,
+    so dQ/dV shows peaks rather than the steps of straight lines between the points."""
+    from scipy.interpolate import PchipInterpolator
+
+    soc = np.linspace(0.0, 1.0, 401)
+    return tuple(soc.tolist()), tuple(PchipInterpolator(chem.soc, chem.ocv)(soc).tolist())
+
+
 PRESETS = {"nmc811": NMC811, "lfp": LFP, "sulfide": SULFIDE_ASSB}
 
 
@@ -238,7 +253,7 @@ class Cell:
         so the voltage reaches its floor early (the charge is still there when the cell warms)."""
         f = self.accessible_fraction()
         soc = (self.soc - (1.0 - f)) / f if f < 1.0 else self.soc
-        xs, ys = self.chemistry.soc, self.chemistry.ocv
+        xs, ys = _smooth_ocv(self.chemistry)
         i = min(max(bisect.bisect_right(xs, soc), 1), len(xs) - 1)
         x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
         emf = y0 + (y1 - y0) * (min(max(soc, x0), x1) - x0) / (x1 - x0)
