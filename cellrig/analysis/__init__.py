@@ -1,7 +1,9 @@
 """Analysis of run files: step tables, per-cycle summaries, life metrics, dQ/dV, campaigns over dask.
 
-``cycles`` and ``steps`` load with the package; ``life`` and ``ica`` (scipy) and ``parallel``
-(dask) load on first use of their names, so ``cellrig summary`` starts fast.  ``synthetic``
+``cycles`` and ``steps`` load with the package; ``life``, ``ica``, ``safety`` (scipy),
+``parallel`` (dask) and ``early`` (scikit-learn) load on first use of their names, so
+``cellrig summary`` starts fast.  ``early``: Severson-style cycle-life prediction from the first
+100 cycles; ``safety``: T1/T2/T3, dT/dt, collapse, EUCAR level and pass/fail of abuse tests.  ``synthetic``
 writes runs with known ground truth for tests and benchmarks.
 """
 
@@ -21,6 +23,20 @@ _LAZY = {
     "track_peaks": "ica",
     "CampaignAnalysis": "parallel",
     "analyse_campaign": "parallel",
+    "CycleLifeModel": "early",
+    "TooFewCyclesError": "early",
+    "delta_q": "early",
+    "early_features": "early",
+    "features_from_columns": "early",
+    "fit_cycle_life": "early",
+    "run_features": "early",
+    "safety_metrics": "safety",
+    "safety_from_run": "safety",
+    "eucar_level": "safety",
+    "passes": "safety",
+    "SafetyResult": "safety",
+    "SafetyOptions": "safety",
+    "Verdict": "safety",
 }
 
 
@@ -36,15 +52,29 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "SUMMARY_UNITS",
     "CampaignAnalysis",
+    "CycleLifeModel",
     "ICAOptions",
     "LifeMetrics",
+    "SafetyOptions",
+    "SafetyResult",
     "StepDetection",
+    "TooFewCyclesError",
+    "Verdict",
     "analyse_campaign",
     "cycle_summary",
+    "delta_q",
     "dqdv",
     "dvdq",
+    "early_features",
+    "eucar_level",
+    "features_from_columns",
+    "fit_cycle_life",
     "life_metrics",
+    "passes",
     "retention",
+    "run_features",
+    "safety_from_run",
+    "safety_metrics",
     "step_table",
     "to_bdf",
     "track_peaks",

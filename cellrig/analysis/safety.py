@@ -1,0 +1,374 @@
+"""Safety metrics of abuse tests: T1/T2/T3, dT/dt, voltage collapse, force at the short, EUCAR, pass/fail.
+
+Definitions (standards reference §7): T1 is the first temperature where dT/dt ≥ 0.02 °C/min (the ARC
+seek threshold), T2 the first where dT/dt ≥ 1 °C/s, T3 the maximum.  dT/dt is the slope of a linear
+regression over a trailing window (one of the reference's two smoothing methods) on a uniform
+resampling of the trace: causal, so a sudden rise is never detected before it happens.  One
+window cannot serve both thresholds: 0.02 °C/min is far below thermocouple noise over 5 samples, so
+T1 uses a long window (default 600 s) and T2 and the peak rate a short one (default 5 samples, the
+reference's minimum).  Both windows, the method and the sensor are stored in the result.
+
+Hazard levels follow the EUCAR table of §6; fire, rupture and explosion are observations (video,
+operator), never inferred from temperature.  For cells without liquid electrolyte (sulfide
+solid-state) the 50 %-of-electrolyte mass rule is not applicable: the raw mass loss is recorded and
+the evidence says so (§6).
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..storage import Run, open_run
+
+#: a signal sampled on the ``time`` argument, or a (time, values) pair on its own time base
+Signal = np.ndarray | tuple[np.ndarray, np.ndarray]
+
+ONSET_RATE = 0.02 / 60  # °C/s, T1 threshold (standards reference §7, S10)
+TRIGGER_RATE = 1.0  # °C/s, T2 threshold (standards reference §7, unverified)
+
+
+@dataclass(frozen=True)
+class SafetyOptions:
+    """Thresholds and filter windows, recorded with every result."""
+
+    onset_rate: float = ONSET_RATE  # °C/s for T1
+    trigger_rate: float = TRIGGER_RATE  # °C/s for T2
+    onset_window_s: float = 600.0  # regression window for T1: slope noise = noise·√(12/n³) ≪ 0.02 °C/min
+    trigger_window_s: float = 5.0  # regression window for T2 and the peak rate (≥ 5 samples is enforced)
+    baseline_s: float = 10.0  # the pre-test voltage is the median over the first baseline_s
+    short_drop_v: float = 0.1  # short onset: voltage this far below pre-test (UN 38.3 T.6 ΔV ≥ 100 mV, §3)
+    collapse_fraction: float = 0.5  # collapse: voltage below this share of the pre-test voltage …
+    collapse_v: float = 0.5  # … or below this many volts, whichever threshold is higher
+    sensor: str = "thermocouple"
+
+    def __post_init__(self) -> None:
+        if not (0 < self.onset_rate < self.trigger_rate and self.onset_window_s > 0 and self.trigger_window_s > 0):
+            raise ValueError("need 0 < onset_rate < trigger_rate and positive windows")
+
+
+@dataclass(frozen=True)
+class Observations:
+    """What was seen during the test (video, operator): the EUCAR observables of §6."""
+
+    protection_activated: bool = False  # reversible, e.g. a CID or PTC tripped
+    damaged: bool = False  # irreversible damage
+    leakage: bool = False
+    venting: bool = False
+    fire: bool = False
+    rupture: bool = False  # flying parts of the active mass
+    explosion: bool = False
+    video_ref: str = ""
+
+
+@dataclass(frozen=True)
+class SafetyResult:
+    """Metrics of one abuse test; times in s on the run's clock, temperatures in °C; None = not reached."""
+
+    t1: float | None
+    t1_time: float | None
+    t2: float | None
+    t2_time: float | None
+    t3: float
+    t3_time: float
+    max_rate: float  # °C/s, short-window smoothed
+    max_rate_time: float
+    rate_method: str
+    sample_interval_s: float
+    options: SafetyOptions
+    pretest_voltage: float | None = None
+    short_time: float | None = None
+    collapse_time: float | None = None
+    collapse_threshold_v: float | None = None
+    t2_to_collapse_s: float | None = None
+    t2_to_peak_s: float | None = None
+    force_at_short: float | None = None
+    position_at_short: float | None = None
+    peak_force: float | None = None
+    peak_gas: float | None = None
+    mass_loss_g: float | None = None
+    observed: Observations = Observations()
+    eucar_level: int = 0
+    eucar_evidence: dict[str, Any] = field(default_factory=dict)
+    end_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Pass/fail against a named standard: each criterion's text and whether it was met."""
+
+    standard: str
+    passed: bool | None  # None: the standard has no pass/fail (report the EUCAR level)
+    criteria: tuple[tuple[str, bool], ...]
+    eucar_level: int
+
+
+def _uniform(time: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The trace on a uniform grid at its median sampling interval."""
+    dt = float(np.median(np.diff(time)))
+    grid = np.arange(time[0], time[-1] + dt / 2, dt)
+    return grid, np.interp(grid, time, values), dt
+
+
+def _trailing_slope(values: np.ndarray, dt: float, window_s: float) -> tuple[np.ndarray, int]:
+    """Slope (per s) of a linear regression over the trailing window of each sample, and the window in samples.
+
+    Causal, so a step never shows before it happens; samples before the first full window get NaN
+    (a trace shorter than the window uses all of it).
+    """
+    if values.size < 5:
+        raise ValueError("a temperature trace needs at least 5 samples")
+    n = min(max(5, round(window_s / dt)), values.size)
+    i = np.arange(values.size)
+    start = np.maximum(i - n + 1, 0)
+    m = (i - start + 1).astype(float)
+    x, y = i.astype(float), values - values[0]
+
+    def window_sum(v: np.ndarray) -> np.ndarray:
+        c = np.concatenate(([0.0], np.cumsum(v)))
+        return c[i + 1] - c[start]
+
+    sx, sy, sxx, sxy = window_sum(x), window_sum(y), window_sum(x * x), window_sum(x * y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(m == n, (m * sxy - sx * sy) / (m * sxx - sx * sx), np.nan)
+    return slope / dt, n
+
+
+def _first_at_or_above(rate: np.ndarray, threshold: float) -> int | None:
+    hits = np.flatnonzero(rate >= threshold)
+    return int(hits[0]) if hits.size else None
+
+
+def _series(sig: Signal | None, time: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    if sig is None:
+        return None
+    t, v = sig if isinstance(sig, tuple) else (time, sig)
+    return np.asarray(t, float), np.asarray(v, float)
+
+
+def _first_below(series: tuple[np.ndarray, np.ndarray], threshold: float) -> float | None:
+    t, v = series
+    hits = np.flatnonzero(v < threshold)
+    return float(t[hits[0]]) if hits.size else None
+
+
+def _at(series: tuple[np.ndarray, np.ndarray] | None, when: float | None) -> float | None:
+    """The signal at ``when``, interpolated; None outside its time range."""
+    if series is None or when is None or not series[0][0] <= when <= series[0][-1]:
+        return None
+    return float(np.interp(when, *series))
+
+
+def _peak(series: tuple[np.ndarray, np.ndarray] | None) -> float | None:
+    return None if series is None else float(np.nanmax(series[1]))
+
+
+def _since(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else end - start
+
+
+def eucar_level(
+    observed: Observations = Observations(),
+    *,
+    mass_before_g: float | None = None,
+    mass_after_g: float | None = None,
+    electrolyte_mass_g: float | None = None,
+    thermal_runaway: bool = False,
+    shorted: bool = False,
+) -> tuple[int, dict[str, Any]]:
+    """Get the EUCAR hazard level (0–7, standards reference §6) and the evidence it rests on.
+
+    Explosion 7, rupture 6, fire 5; venting or mass loss ≥ 50 % of the electrolyte 4; leakage, a smaller
+    mass loss or a thermal runaway (which levels 0–2 exclude) 3; irreversible damage or an internal short 2;
+    passive protection 1.  Without liquid electrolyte (``electrolyte_mass_g`` 0 or unknown) the 50 % rule
+    is not applied and the raw mass loss is recorded instead.
+    """
+    mass_loss = None if mass_before_g is None or mass_after_g is None else mass_before_g - mass_after_g
+    evidence: dict[str, Any] = {
+        "mass_before_g": mass_before_g,
+        "mass_after_g": mass_after_g,
+        "mass_loss_g": mass_loss,
+        "electrolyte_mass_g": electrolyte_mass_g,
+        "thermal_runaway": thermal_runaway,
+        "internal_short": shorted,
+        **vars(observed),
+    }
+    heavy_loss = light_loss = False
+    if electrolyte_mass_g:
+        if mass_loss is not None:
+            evidence["mass_loss_pct_electrolyte"] = 100.0 * mass_loss / electrolyte_mass_g
+            heavy_loss = mass_loss >= 0.5 * electrolyte_mass_g
+            light_loss = 0 < mass_loss < 0.5 * electrolyte_mass_g
+    else:
+        evidence["adaptation"] = (
+            "no liquid electrolyte (or its mass unknown): the 50 % electrolyte-mass rule is not applicable; "
+            "raw mass loss recorded, levels 3–4 from observed leakage/venting only"
+        )
+    rules = (
+        (7, observed.explosion, "explosion"),
+        (6, observed.rupture, "rupture (flying parts)"),
+        (5, observed.fire, "fire or flame"),
+        (4, observed.venting or heavy_loss, "venting or mass loss ≥ 50 % of electrolyte"),
+        (3, observed.leakage or light_loss or thermal_runaway, "leakage, mass loss < 50 % or thermal runaway"),
+        (2, observed.damaged or shorted, "irreversible damage or internal short"),
+        (1, observed.protection_activated, "passive protection activated"),
+    )
+    level, reason = next(((lv, why) for lv, hit, why in rules if hit), (0, "no effect"))
+    evidence["rule"] = reason
+    return level, evidence
+
+
+def safety_metrics(
+    time: np.ndarray,
+    temperature: np.ndarray,
+    voltage: Signal | None = None,
+    force: Signal | None = None,
+    position: Signal | None = None,
+    gas: Signal | None = None,
+    *,
+    mass_before_g: float | None = None,
+    mass_after_g: float | None = None,
+    electrolyte_mass_g: float | None = None,
+    observed: Observations = Observations(),
+    options: SafetyOptions = SafetyOptions(),
+) -> SafetyResult:
+    """Get the safety metrics of one abuse test from plain arrays.
+
+    ``temperature`` is sampled on ``time``; the other signals either on ``time`` too or as
+    ``(their_time, values)`` pairs.  The short is the first voltage sample ``short_drop_v`` below the
+    pre-test voltage; force and position are read there.
+    """
+    t_raw, temp_raw = np.asarray(time, float), np.asarray(temperature, float)
+    grid, temp, dt = _uniform(t_raw, temp_raw)
+    slow_rate, n_onset = _trailing_slope(temp, dt, options.onset_window_s)
+    fast_rate, n_trigger = _trailing_slope(temp, dt, options.trigger_window_s)
+    i1, i2 = _first_at_or_above(slow_rate, options.onset_rate), _first_at_or_above(fast_rate, options.trigger_rate)
+    if i2 is not None and (i1 is None or i2 < i1):
+        i1 = i2  # a rise of ≥ 1 °C/s is also one of ≥ 0.02 °C/min: the short window saw it first
+    i3, imax = int(np.argmax(temp_raw)), int(np.nanargmax(fast_rate))
+    t2_time = None if i2 is None else float(grid[i2])
+
+    v = _series(voltage, t_raw)
+    pretest = short = collapse = threshold = None
+    if v is not None:
+        pretest = float(np.median(v[1][v[0] <= v[0][0] + options.baseline_s]))
+        threshold = max(options.collapse_fraction * pretest, options.collapse_v)
+        short = _first_below(v, pretest - options.short_drop_v)
+        collapse = _first_below(v, threshold)
+    f, x, g = _series(force, t_raw), _series(position, t_raw), _series(gas, t_raw)
+    level, evidence = eucar_level(
+        observed,
+        mass_before_g=mass_before_g,
+        mass_after_g=mass_after_g,
+        electrolyte_mass_g=electrolyte_mass_g,
+        thermal_runaway=i2 is not None,
+        shorted=short is not None,
+    )
+    return SafetyResult(
+        t1=None if i1 is None else float(temp[i1]),
+        t1_time=None if i1 is None else float(grid[i1]),
+        t2=None if i2 is None else float(temp[i2]),
+        t2_time=t2_time,
+        t3=float(temp_raw[i3]),
+        t3_time=float(t_raw[i3]),
+        max_rate=float(fast_rate[imax]),
+        max_rate_time=float(grid[imax]),
+        rate_method=(
+            f"trailing windowed linear regression at {dt:g} s: "
+            f"{n_onset} samples for T1, {n_trigger} for T2 and the peak rate"
+        ),
+        sample_interval_s=dt,
+        options=options,
+        pretest_voltage=pretest,
+        short_time=short,
+        collapse_time=collapse,
+        collapse_threshold_v=threshold,
+        t2_to_collapse_s=_since(t2_time, collapse),
+        t2_to_peak_s=_since(t2_time, float(t_raw[i3])),
+        force_at_short=_at(f, short),
+        position_at_short=_at(x, short),
+        peak_force=_peak(f),
+        peak_gas=_peak(g),
+        mass_loss_g=evidence["mass_loss_g"],
+        observed=observed,
+        eucar_level=level,
+        eucar_evidence=evidence,
+        end_time=float(t_raw[-1]),
+    )
+
+
+def _column(run: Run, name: str) -> tuple[np.ndarray, np.ndarray]:
+    stream, _, column = name.partition("/")
+    ds = run.stream(stream)
+    return ds["time"].values, ds[column].values
+
+
+def safety_from_run(
+    run: Run | str | os.PathLike,
+    temperature: str,
+    voltage: str | None = None,
+    force: str | None = None,
+    position: str | None = None,
+    gas: str | None = None,
+    **kwargs: Any,
+) -> SafetyResult:
+    """Get the safety metrics of a run from ``"stream/column"`` names (e.g. ``"daq/t_cell"``).
+
+    Every signal keeps its own stream's time base; ``kwargs`` go to :func:`safety_metrics`.
+    """
+    run = run if isinstance(run, Run) else open_run(run)
+    time, temp = _column(run, temperature)
+    signals = {"voltage": voltage, "force": force, "position": position, "gas": gas}
+    return safety_metrics(
+        time, temp, **{k: _column(run, name) for k, name in signals.items() if name is not None}, **kwargs
+    )
+
+
+def _no_fire_no_explosion(result: SafetyResult) -> tuple[tuple[str, bool], ...]:
+    return (("no fire", not result.observed.fire), ("no explosion", not result.observed.explosion))
+
+
+def _observed_for(result: SafetyResult, seconds: float, text: str) -> tuple[str, bool]:
+    start = result.short_time if result.short_time is not None else 0.0
+    return text, result.end_time - start >= seconds
+
+
+def _gbt31485_nail(r: SafetyResult) -> tuple[tuple[str, bool], ...]:
+    return (*_no_fire_no_explosion(r), _observed_for(r, 3600.0, "observed 1 h with the nail in (§6.2.8)"))
+
+
+def _gb38031_cell(r: SafetyResult) -> tuple[tuple[str, bool], ...]:
+    return (*_no_fire_no_explosion(r), _observed_for(r, 3600.0, "observed 1 h after the test"))
+
+
+def _un383_t6(r: SafetyResult) -> tuple[tuple[str, bool], ...]:
+    o = r.observed
+    return (
+        ("external temperature ≤ 170 °C", r.t3 <= 170.0),
+        ("no disassembly", not (o.explosion or o.rupture)),
+        ("no rupture", not o.rupture),
+        ("no fire", not o.fire),
+        _observed_for(r, 6 * 3600.0, "observed 6 h"),
+    )
+
+
+#: Standard → its criteria (standards reference §2–§4, sources S1–S3, S9).  SAE J2464 has none.
+STANDARDS = {
+    "GB/T 31485-2015 nail": _gbt31485_nail,
+    "GB 38031-2025 hot box": _gb38031_cell,
+    "GB 38031-2025 crush": _gb38031_cell,
+    "UN 38.3 T.6 crush": _un383_t6,
+    "SAE J2464": None,
+}
+
+
+def passes(standard: str, result: SafetyResult) -> Verdict:
+    """Get the verdict of ``result`` against a standard of :data:`STANDARDS` (SAE J2464: report only)."""
+    if standard not in STANDARDS:
+        raise ValueError(f"unknown standard {standard!r} (known: {', '.join(STANDARDS)})")
+    check = STANDARDS[standard]
+    if check is None:
+        return Verdict(standard, None, (("no pass/fail criteria: report the EUCAR level", True),), result.eucar_level)
+    criteria = check(result)
+    return Verdict(standard, all(met for _, met in criteria), criteria, result.eucar_level)
