@@ -23,7 +23,7 @@ from .instruments.sim._scpi import FAULT_KINDS, Fault
 from .instruments.sim.lab import VirtualLab
 from .lab import Lab, LabFileError
 from .protocols import ProtocolError, builtin_protocol, load_protocol, run_cycling
-from .storage import RunFileError, open_run
+from .storage import RunFileError, open_campaign, open_run
 from .storage.imports import SourceFileError, import_file
 
 if TYPE_CHECKING:
@@ -314,6 +314,42 @@ def report(folder: Path, out_file: Path, tolerance: float, scheduler: str | None
     console.print(f"report: {out_file}", highlight=False, soft_wrap=True)
     if not analysis.errors.empty:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def status(folder: Path) -> None:
+    """Show each run in FOLDER: state, step, cycle, last readings and elapsed time (live runs too).
+
+    Read from the run files only, so it works from another terminal while runs go on.
+    """
+    if not folder.is_dir():
+        raise click.ClickException(f"{folder}: no such folder")
+    campaign = open_campaign(folder)
+    if not len(campaign):
+        raise click.ClickException(f"{folder}: no run files")
+    table = Table(title=f"runs in {folder}", title_justify="left")
+    for header in ("cell", "protocol", "state", "step", "cycle", "V", "A", "elapsed h", "why it ended"):
+        table.add_column(header)
+    for run in campaign:
+        events = run.events
+        steps = events[events["kind"] == "step_start"]
+        step = steps.iloc[-1] if len(steps) else None
+        last = run.last(run.cycle_stream) if run.cycle_stream else {}
+        state = run.status
+        colour = {"running": "cyan", "finished": "green"}.get(state, "red")
+        table.add_row(
+            str(run.meta.get("cell", {}).get("id", "?")),
+            str(run.meta.get("protocol", {}).get("name", "?")),
+            f"[{colour}]{state}[/]",
+            str(step["message"]) if step is not None else "",
+            str(int(step["cycle"])) if step is not None else "",
+            f"{last['voltage']:.3f}" if "voltage" in last else "",
+            f"{last['current']:.3f}" if "current" in last else "",
+            f"{last.get('time', 0.0) / 3600:.2f}",
+            run.end_reason or "",
+        )
+    console.print(table)
 
 
 @main.command("import")

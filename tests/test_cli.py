@@ -1,5 +1,6 @@
 """The ``cellrig`` command as a user types it (the installed console script, in a subprocess)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,31 @@ def test_the_protocol_shown_in_run_help_is_a_valid_protocol(tmp_path):
     example = "\n".join(line.strip() for line in block.strip().splitlines())
     protocol = parse_protocol(example, "<help>")
     assert (protocol.name, protocol.cycles, protocol.charge.voltage_V) == ("my-test", 50, 4.2)
+
+
+def test_status_shows_live_and_ended_runs_from_another_process(tmp_path):
+    from cellrig.protocols.engine import CYCLER_COLUMNS
+    from cellrig.storage import RunWriter
+
+    live = RunWriter.create(
+        tmp_path / "live.h5",
+        {"cycler": CYCLER_COLUMNS},
+        {"cell": {"id": "C-7"}, "protocol": {"name": "soak"}},
+        cycle_stream="cycler",
+    )
+    live.event("step_start", "charge", time=0.0, step=1, cycle=3)
+    live.append("cycler", time=7200.0, voltage=3.912, current=2.5, step=1, cycle=3)
+    live.flush()
+    ended = RunWriter.create(
+        tmp_path / "ended.h5", {"cycler": CYCLER_COLUMNS}, {"cell": {"id": "C-8"}}, cycle_stream="cycler"
+    )
+    ended.close("tripped", "cell temperature 61 degC > 60 degC")
+    env = {**os.environ, "COLUMNS": "250"}
+    shown = subprocess.run([str(CELLRIG), "status", str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
+    live.close()
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split("│")[1].strip(): line for line in shown.stdout.splitlines() if line.startswith("│")}
+    assert "running" in rows["C-7"] and "charge" in rows["C-7"] and "3.912" in rows["C-7"] and "2.00" in rows["C-7"]
+    assert "tripped" in rows["C-8"] and "61 degC" in rows["C-8"]
+    missing = cellrig("status", str(tmp_path / "nope"))
+    assert missing.returncode == 1 and "no such folder" in missing.stderr

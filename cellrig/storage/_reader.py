@@ -95,6 +95,14 @@ class Run:
             raise UnknownStreamError(f"{self.path}: unknown stream {name!r} (streams: {', '.join(self.streams)})")
         return dict(self._units[name])
 
+    def last(self, name: str) -> dict[str, float]:
+        """A stream's last row (reads only that row): column → value, empty if the stream has none."""
+        self.columns(name)
+        with _open(self.path) as f:
+            group = f[L.STREAMS][name]
+            rows = min(d.shape[0] for d in group.values())
+            return {c: d[rows - 1].item() for c, d in group.items()} if rows else {}
+
     def rows(self, name: str) -> int:
         """Rows a stream holds now (cheap: reads no data)."""
         if name not in self._units:
