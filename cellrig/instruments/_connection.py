@@ -161,7 +161,7 @@ class ManagedConnection:
             except TRANSIENT as exc:
                 self._start_clean()  # a timed-out or garbled exchange may leave stale bytes behind
                 if attempt == attempts - 1:
-                    tries = f"after {attempts} attempts" if attempts > 1 else "(not retried: its data may be lost)"
+                    tries = f"after {attempts} attempts" if attempts > 1 else "(not retried)"
                     raise InstrumentError(
                         f"{self.describe()}: {what} failed {tries}: {type(exc).__name__}: {exc}"
                     ) from exc

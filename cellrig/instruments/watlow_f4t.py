@@ -129,13 +129,6 @@ class WatlowF4T(ManagedConnection, SCPIMixin, Instrument):
         get_process_list=lambda v: (int(v[0]), v[1].strip().strip('"')),
     )
 
-    def raise_errors(self) -> None:
-        """Raise :class:`InstrumentError` if the error queue holds errors (and empty it)."""
-        errors = self.check_errors()
-        if errors:
-            text = "; ".join(f"{code} {message}" for code, message in errors)
-            raise InstrumentError(f"{self.describe()}: instrument reported {text}")
-
     # -- the Chamber role ---------------------------------------------------------------------
 
     def identify(self) -> Identity:
