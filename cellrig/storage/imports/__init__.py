@@ -7,9 +7,11 @@ step number), ``cycle`` (from 1) and ``temperature`` (degC) where the source log
 holds the cell and ``source``: file name, sha256, detected format and version, start instant,
 how the current was obtained and the cycle offset applied.
 
-Formats (versions covered are in each module's docstring): :mod:`.arbin`, :mod:`.maccor`,
-:mod:`.biologic`, :mod:`.novonix`, :mod:`.bdf`.  Malformed or truncated files raise
-:class:`SourceFileError` naming the file and line; an import that fails leaves no file behind.
+Formats (versions covered are in each module's docstring and in docs/imports.md): :mod:`.arbin`
+(CSV, Excel), :mod:`.maccor`, :mod:`.biologic` (text, ``.mpr``), :mod:`.novonix`, :mod:`.neware`
+(``.nda``, ``.ndax``), :mod:`.bdf`.  Malformed or truncated files raise :class:`SourceFileError`
+naming the file and line (record or sheet row for binary and Excel files); an import that fails
+leaves no file behind.
 """
 
 import gzip
@@ -18,32 +20,40 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .._errors import RunExistsError
-from . import arbin, bdf, biologic, maccor, novonix
-from ._common import SourceFileError, build_meta, from_one, interval_current, write_run
+from . import arbin, bdf, biologic, maccor, neware, novonix
+from ._common import Reader, SourceFileError, build_meta, from_one, interval_current, write_run
 from .bdf import export_bdf
 
-READERS = (arbin, maccor, biologic, novonix, bdf)
-FORMATS = tuple(r.FORMAT for r in READERS)
+READERS = (
+    Reader(neware.FORMAT, neware.read, sniff=neware.sniff),
+    Reader(biologic.MPR_FORMAT, biologic.read_mpr, sniff=biologic.sniff_mpr),
+    Reader(arbin.XLSX_FORMAT, arbin.read_xlsx, sniff=arbin.sniff_xlsx),
+    *(Reader(m.FORMAT, m.read, matches=m.matches) for m in (arbin, maccor, biologic, novonix, bdf)),
+)
+FORMATS = tuple(r.format for r in READERS)
 _SNIFF_BYTES = 1 << 16
-TABLE_SUFFIXES = {".csv", ".txt", ".mpt", ".bdf", ".gz", ".parquet", ".pq"}
+TABLE_SUFFIXES = {".csv", ".txt", ".mpt", ".bdf", ".gz", ".parquet", ".pq", ".xlsx", ".xlsm", ".mpr", ".nda", ".ndax"}
 
 
 def detect(path: str | os.PathLike) -> str:
-    """The format of a source file, from its name (Parquet) or its first lines."""
+    """The format of a source file, from its name (Parquet), its first bytes (binary formats) or its first lines."""
     path = Path(path)
     if bdf.is_parquet(path):
         return bdf.FORMAT
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     with opener(path, "rb") as fh:
-        head = fh.read(_SNIFF_BYTES).decode("latin-1").splitlines()
-    reader = next((r for r in READERS if r.matches(head)), None)
+        raw = fh.read(_SNIFF_BYTES)
+    reader = next((r for r in READERS if r.sniff is not None and r.sniff(path, raw)), None)
+    if reader is None:
+        head = raw.decode("latin-1").splitlines()
+        reader = next((r for r in READERS if r.matches is not None and r.matches(head)), None)
     if reader is None:
         raise SourceFileError(path, f"unknown format (known: {', '.join(FORMATS)})", 1)
-    return reader.FORMAT
+    return reader.format
 
 
 def run_name(path: Path) -> str:
-    """The source's name without the suffixes of text and table formats (a Maccor ``.078`` stays)."""
+    """The source's name without the suffixes of known file formats (a Maccor ``.078`` stays)."""
     name = path.name
     while (suffix := Path(name).suffix.lower()) in TABLE_SUFFIXES:
         name = name[: -len(suffix)]

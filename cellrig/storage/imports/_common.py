@@ -5,7 +5,7 @@ import hashlib
 import io
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,11 +31,15 @@ MIN_COUNTER_INTERVAL = 1.0  # s
 
 
 class SourceFileError(ValueError):
-    """A source file is malformed or truncated; the message names the file and the line."""
+    """A source file is malformed or truncated; the message names the file and the line.
 
-    def __init__(self, path: str | os.PathLike, reason: str, line: int | None = None) -> None:
+    Binary and spreadsheet sources number records or sheet rows instead: ``unit`` says which
+    (``"record"``, ``"sheet 'Channel_1-008' row"``); ``line`` is that number.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str, line: int | None = None, *, unit: str = "line") -> None:
         self.path, self.line = Path(path), line
-        where = f"{self.path}, line {line}" if line is not None else str(self.path)
+        where = f"{self.path}, {unit} {line}" if line is not None else str(self.path)
         super().__init__(f"{where}: {reason}")
 
 
@@ -64,18 +68,40 @@ class Table:
     nominal_capacity: float | None = None
 
 
+@dataclass(frozen=True)
+class Reader:
+    """One source format: its name, its parser, and how to recognise it.
+
+    ``matches`` looks at the first lines of a text source; ``sniff`` at the path and first
+    bytes of a binary one (a zip, a vendor's magic number).
+    """
+
+    format: str
+    read: Callable[[Path], Table]
+    matches: Callable[[list[str]], bool] | None = None
+    sniff: Callable[[Path, bytes], bool] | None = None
+
+
 @dataclass
 class Text:
-    """A delimited text table: the frame plus the 1-based file line of each row."""
+    """A delimited table: the frame plus the 1-based number of each row in the source.
+
+    ``unit`` names what those numbers count: file lines for text, records or sheet rows otherwise.
+    """
 
     path: Path
     frame: pd.DataFrame
     lines: np.ndarray
+    unit: str = "line"
+
+    def error(self, reason: str, k: int | None = None) -> SourceFileError:
+        """An error at row ``k`` (0-based in the frame), or about the whole source."""
+        return SourceFileError(self.path, reason, None if k is None else int(self.lines[k]), unit=self.unit)
 
     def column(self, name: str) -> pd.Series:
         """A required column as it was read."""
         if name not in self.frame:
-            raise SourceFileError(self.path, f"no column {name!r} (columns: {', '.join(map(str, self.frame))})")
+            raise self.error(f"no column {name!r} (columns: {', '.join(map(str, self.frame))})")
         return self.frame[name]
 
     def numbers(self, column: str, *, scale: float = 1.0) -> np.ndarray:
@@ -86,7 +112,7 @@ class Text:
         if len(bad):
             k = bad[0]
             what = "empty" if pd.isna(raw.iloc[k]) else f"{raw.iloc[k]!r} is not a number"
-            raise SourceFileError(self.path, f"column {column!r}: {what}", int(self.lines[k]))
+            raise self.error(f"column {column!r}: {what}", k)
         return values * scale
 
     def optional(self, column: str, *, scale: float = 1.0) -> np.ndarray | None:
@@ -141,7 +167,7 @@ def check_time(text: Text, time: np.ndarray) -> None:
     back = np.flatnonzero(np.diff(time) < 0)
     if len(back):
         k = back[0] + 1
-        raise SourceFileError(text.path, f"time runs backwards ({time[k - 1]} s, then {time[k]} s)", int(text.lines[k]))
+        raise text.error(f"time runs backwards ({time[k - 1]} s, then {time[k]} s)", k)
 
 
 def from_one(cycle: np.ndarray) -> tuple[np.ndarray, int]:
