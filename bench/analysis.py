@@ -9,11 +9,14 @@ What it measures
                     31 summary columns) against a pandas ``groupby`` implementation of the same
                     columns with the same definitions (below, checked equal to 1e-9), both from
                     already-loaded columns ("kernel", the reference's T1) and from the file
-                    ("file": cellrig's ``cycle_summary(path)`` against the same reader +
-                    ``pd.DataFrame`` + the pandas summary, the reference's T2).
-    campaign        ``analyse_campaign`` (summary + life metrics of every run, one dask task per
-                    run) in one process (dask's synchronous scheduler) against a
-                    ``dask.distributed.LocalCluster`` of 2 worker processes × 1 thread; best of
+                    ("file": cellrig's ``cycle_summary(path)`` against cellrig's public reader
+                    ``read_stream(path)`` (h5py straight into fresh numpy arrays) +
+                    ``pd.DataFrame`` + the pandas summary, the reference's T2).  Both run in one
+                    thread.
+    campaign        ``analyse_campaign`` of the folder (catalog row, summary and life metrics of
+                    every run) in one process (dask's synchronous scheduler, a task per run)
+                    against a ``dask.distributed.LocalCluster`` of 2 worker processes × 1 thread
+                    (its default batches: about 4 tasks per worker thread); best of
                     2 (3 in a full run) for both, so fresh workers' start-up is not counted.
                     The workers run with glibc's default allocator settings; the run is
                     repeated with dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` for the
@@ -58,24 +61,50 @@ from cellrig.analysis.synthetic import severson_like, write_campaign
 FULL = {"cells": 64, "cycles": 1000, "samples": 1000, "summary_runs": 8, "repeat": 3}
 QUICK = {"cells": 4, "cycles": 100, "samples": 1000, "summary_runs": 2, "repeat": 1}
 TARGETS = {"summary": 10.0, "workers": 1.6, "memory_gb": 4.0}
+NOMINAL = 5.0  # Ah: the synthetic cells' nominal capacity (it sets the rest threshold)
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores)."""
+    t = psutil.cpu_times()
+    return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+
+
+def _tree_seconds(processes: Sequence[psutil.Process]) -> dict[int, float]:
+    """CPU seconds (user + system) each of ``processes`` has used so far."""
+    out = {}
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            out[proc.pid] = t.user + t.system
+    return out
 
 
 class PeakMemory:
     """Samples the resident memory of this process and its descendants in a thread; keeps the peak.
 
-    Listing descendants scans all of /proc, so the list is refreshed only every ``refresh`` samples.
+    Listing descendants scans all of /proc, so the list is refreshed only every ``refresh`` samples;
+    each refresh also records how busy *other* processes kept the CPU since the last (``foreign``:
+    % of one core, the machine's busy time minus this benchmark's), since on a shared machine they
+    skew every ratio, most of all the 2-worker one.
     """
 
     def __init__(self, period: float = 0.05, refresh: int = 20) -> None:
         self.period, self.refresh, self.peak = period, refresh, 0
+        self.foreign: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        me, children, sample = psutil.Process(), [], 0
+        me, children, sample, last = psutil.Process(), [], 0, None
         while not self._stop.wait(self.period):
             if sample % self.refresh == 0:
                 children = me.children(recursive=True)
+                now = (time.perf_counter(), _busy_seconds(), _tree_seconds([me, *children]))
+                if last is not None:  # others' CPU = the machine's busy time − this benchmark's
+                    ours = sum(t - last[2].get(pid, 0.0) for pid, t in now[2].items())
+                    self.foreign.append(max(0.0, 100.0 * (now[1] - last[1] - ours) / (now[0] - last[0])))
+                last = now
             sample += 1
             total = me.memory_info().rss
             for child in children:
@@ -105,12 +134,24 @@ def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
 # -- the pandas baseline: the same columns with the same definitions, written with groupby -------------
 
 
-def pandas_summary(df: pd.DataFrame) -> pd.DataFrame:
+def pandas_summary(df: pd.DataFrame, nominal_capacity: float = NOMINAL) -> pd.DataFrame:
     """cellrig's summary columns by pandas groupby (rest/CC/CV/pulse rules of cellrig.analysis.steps)."""
     d = DEFAULT_DETECTION
     dt = df["time"].diff().fillna(0.0)
-    threshold = d.rest_current * df["current"].abs().max()
+    threshold = d.rest_current * nominal_capacity
     direction = np.sign(df["current"].where(df["current"].abs() > threshold, 0.0)).astype(int)
+    # a row below the threshold continues a CV hold: same sign, cycle and step as the last active row, voltage held
+    last = pd.Series(np.where(direction != 0, np.arange(len(df)), np.nan)).ffill()
+    quiet = (direction == 0) & (df["current"] != 0) & last.notna()
+    at = last[quiet].astype(int).to_numpy()
+    rows = df[quiet]
+    held = (
+        (np.sign(rows["current"]).to_numpy() == direction.to_numpy()[at])
+        & (rows["cycle"].to_numpy() == df["cycle"].to_numpy()[at])
+        & (rows["step"].to_numpy() == df["step"].to_numpy()[at])
+        & (np.abs(rows["voltage"].to_numpy() - df["voltage"].to_numpy()[at]) <= d.cv_voltage_tolerance)
+    )
+    direction[rows.index[held]] = direction.to_numpy()[at[held]]
     df = df.assign(dt=dt, direction=direction, abs_i=df["current"].abs(), idt=df["current"] * dt)
     df["ivdt"], df["vdt"] = df["idt"] * df["voltage"], df["voltage"] * dt
     phase_key = df[["cycle", "step", "direction"]]
@@ -186,8 +227,8 @@ def pandas_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def pandas_from_file(path: Path) -> pd.DataFrame:
-    """The same reader as cellrig's, then a DataFrame and the pandas summary."""
-    return pandas_summary(pd.DataFrame(read_stream(open_run(path))))
+    """cellrig's public reader (h5py straight into fresh numpy arrays), then a DataFrame and the pandas summary."""
+    return pandas_summary(pd.DataFrame(read_stream(path)))
 
 
 def check_equal(cellrig: pd.DataFrame, pandas: pd.DataFrame) -> int:
@@ -204,11 +245,15 @@ def check_equal(cellrig: pd.DataFrame, pandas: pd.DataFrame) -> int:
 def summary_rates(paths: Sequence[Path], repeat: int) -> dict[str, float]:
     """Rows/s of cellrig and pandas, kernel-only and from the file, over the given runs."""
     rows = sum(open_run(p).rows("cycler") for p in paths)
-    loaded = [read_stream(open_run(p)) for p in paths]
+    loaded = [read_stream(p) for p in paths]
     frames = [pd.DataFrame(c) for c in loaded]
     compared = {check_equal(cycle_summary(p), pandas_summary(f)) for p, f in zip(paths, frames, strict=True)}
+
+    def kernel() -> list[pd.DataFrame]:
+        return [summarise(find_steps(c, nominal_capacity=NOMINAL), c, NOMINAL) for c in loaded]
+
     seconds = {
-        "cellrig kernel": best_of(repeat, lambda: [summarise(find_steps(c), c, 5.0) for c in loaded])[0],
+        "cellrig kernel": best_of(repeat, kernel)[0],
         "pandas kernel": best_of(repeat, lambda: [pandas_summary(f) for f in frames])[0],
         "cellrig file": best_of(repeat, lambda: [cycle_summary(p) for p in paths])[0],
         "pandas file": best_of(repeat, lambda: [pandas_from_file(p) for p in paths])[0],
@@ -246,7 +291,7 @@ def campaign_rates(folder: Path, rows: int, repeat: int) -> dict[str, float]:
     }
 
 
-def verdict(rates: dict[str, float], peak: int, disk: int) -> None:
+def verdict(rates: dict[str, float], peak: int, disk: int, foreign: Sequence[float]) -> None:
     summary = rates["cellrig kernel"] / rates["pandas kernel"], rates["cellrig file"] / rates["pandas file"]
     workers = rates["campaign 2 workers"] / rates["campaign 1 process"]
     gb = peak / 1e9
@@ -254,6 +299,11 @@ def verdict(rates: dict[str, float], peak: int, disk: int) -> None:
     def line(ok: bool, text: str) -> None:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
 
+    if foreign:
+        print(
+            f"\nother processes used {np.mean(foreign):.0f} % of a core on average (max {max(foreign):.0f} %) "
+            "while this ran; the ratios assume they used none"
+        )
     print()
     line(
         min(summary) >= TARGETS["summary"],
@@ -296,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"\n{'':<22}{'rows/s':>14}")
     for name, rate in rates.items():
         print(f"{name:<22}{rate:>14,.0f}")
-    verdict(rates, memory.peak, disk)
+    verdict(rates, memory.peak, disk, memory.foreign)
 
 
 if __name__ == "__main__":

@@ -135,3 +135,17 @@ def test_a_distributed_cluster_runs_the_same_analysis(campaign_dir):
         assert len(workers) == 2
     check_against_serial(by_client, campaign_dir)
     check_against_serial(by_address, campaign_dir)
+
+
+def test_a_folder_is_catalogued_by_the_tasks_as_open_campaign_would(campaign_dir):
+    """Given a folder, each task reads its run's catalog row; the result equals analysing open_campaign's."""
+    by_folder = analyse_campaign(campaign_dir, scheduler="synchronous")
+    by_catalog = analyse_campaign(open_campaign(campaign_dir), scheduler="synchronous")
+    pd.testing.assert_frame_equal(by_folder.life, by_catalog.life)
+    pd.testing.assert_frame_equal(by_folder.cycles, by_catalog.cycles)
+    assert by_folder.errors.empty  # notes.h5 is no run: left out, as open_campaign skips it
+    assert list(by_folder.life.columns[: len(CATALOG_COLUMNS) - 1]) == list(CATALOG_COLUMNS[1:])
+
+
+def test_batches_of_runs_per_task_give_the_same_analysis(campaign_dir):
+    check_against_serial(analyse_campaign(campaign_dir, scheduler="threads", batch=3), campaign_dir)

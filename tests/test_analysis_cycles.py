@@ -5,6 +5,7 @@ import sys
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cellrig import open_run
@@ -18,9 +19,9 @@ from cellrig.analysis import (
 )
 from cellrig.analysis import steps as steps_module
 from cellrig.analysis.cycles import BDF_TERMS, summarise
-from cellrig.analysis.steps import find_steps, read_stream
+from cellrig.analysis.steps import find_steps, read_stream, rest_threshold
 from cellrig.analysis.synthetic import COLUMNS, SyntheticCell, synthesize, write_run
-from cellrig.storage import RunWriter
+from cellrig.storage import NotARunFileError, RunWriter
 
 CELL = SyntheticCell(cycles=40, samples=200, fade=replace(SyntheticCell().fade, knee=30, eol=45), seed=7)
 
@@ -201,3 +202,46 @@ def test_the_package_loads_scipy_and_dask_only_when_their_functions_are_asked_fo
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[] ['cellrig.analysis.life', 'cellrig.analysis.ica', 'cellrig.analysis.parallel'] True"
+
+
+def test_a_cv_tail_decaying_to_microamps_is_part_of_the_charge_not_rest(tmp_path):
+    """The CV ends at 5 µA on a 5 Ah cell: half its rows are below the 5 mA (10⁻³ C) rest threshold."""
+    cell = SyntheticCell(cycles=3, samples=400, end_current_rate=1e-6, seed=3)
+    synthetic = write_run(tmp_path / "tail.h5", cell)
+    cv_current = synthetic.streams["cycler"]["current"][1:][synthetic.streams["cycler"]["step"][1:] == 1]
+    assert (np.abs(cv_current) < 5e-3).sum() >= 3 * 20  # the tails really go below the threshold
+    summary = cycle_summary(tmp_path / "tail.h5")
+    assert summary.attrs["rest_threshold_A"] == pytest.approx(1e-3 * cell.capacity)
+    truth = synthetic.truth
+    for column in ("cv_charge_time", "charge_time", "rest_time", "duration"):
+        np.testing.assert_allclose(summary[column], truth[column], rtol=1e-9, err_msg=column)
+    for column in ("charge_capacity", "cv_charge_capacity", "coulombic_efficiency"):
+        np.testing.assert_allclose(summary[column], truth[column], rtol=1e-3, err_msg=column)
+    types = step_table(tmp_path / "tail.h5").query("cycle == 1")["type"].tolist()
+    assert types == ["CC", "CV", "rest", "pulse", "rest", "CC", "rest"]
+
+
+def test_the_rest_threshold_is_relative_to_the_cell():
+    current = np.array([0.0, 50.0, -2.0])  # a 50 A spike on a 2 Ah cell
+    assert rest_threshold(current, StepDetection(), nominal_capacity=2.0) == pytest.approx(2e-3)
+    assert rest_threshold(current, StepDetection()) == pytest.approx(0.05)  # unknown capacity: of the largest |I|
+    assert rest_threshold(current, StepDetection(rest_current=1e-4), nominal_capacity=2.0) == pytest.approx(2e-4)
+
+
+def test_the_direct_reader_matches_the_xarray_stream_and_summaries_share_no_buffers(runs, tmp_path):
+    path = runs["daq"][0]
+    run = open_run(path)
+    for stream in run.streams:
+        ds = run.stream(stream)
+        columns = read_stream(path, stream)
+        assert list(columns) == ["time", *ds.data_vars]
+        for name, values in columns.items():
+            np.testing.assert_array_equal(values, ds[name].values)
+            assert values.dtype == ds[name].dtype
+    first = cycle_summary(runs["cycler"][0])
+    kept = first.copy()
+    cycle_summary(runs["daq"][0])  # reads into the same reused buffers
+    pd.testing.assert_frame_equal(first, kept)
+    (tmp_path / "notes.h5").write_text("not a run")
+    with pytest.raises(NotARunFileError, match="not an HDF5 file"):
+        cycle_summary(tmp_path / "notes.h5")

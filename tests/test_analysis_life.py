@@ -8,7 +8,9 @@ import pytest
 
 from cellrig.analysis import cycle_summary
 from cellrig.analysis.life import bacon_watts, crossings, double_bacon_watts, life_metrics, retention
-from cellrig.analysis.synthetic import FadeCurve, SyntheticCell, severson_like, synthesize, write_run
+from cellrig.analysis.parallel import analyse_campaign
+from cellrig.analysis.synthetic import COLUMNS, FadeCurve, SyntheticCell, severson_like, synthesize, write_run
+from cellrig.storage import RunWriter
 
 
 def summary_of(cell: SyntheticCell) -> tuple[pd.DataFrame, SyntheticCell]:
@@ -130,3 +132,21 @@ def test_life_from_a_written_run_file(tmp_path):
     write_run(tmp_path / "cell.h5", cell)
     m = life_metrics(cycle_summary(tmp_path / "cell.h5"))
     assert within(m.eol_robust, cell.fade.first_crossing(cell.cycles)) and within(m.knee, 150)
+
+
+@pytest.mark.parametrize("reference", ["auto", "first", "median"])
+def test_a_live_run_whose_only_cycle_is_incomplete_has_no_life_metrics_yet(tmp_path, reference):
+    """Regression: life_metrics raised IndexError on a run still in its first cycle."""
+    cell = SyntheticCell(cycles=2, samples=60, seed=8)
+    synthetic = synthesize(cell)
+    columns = {"cycler": dict(COLUMNS["cycler"], temperature=COLUMNS["temperature"])}
+    with RunWriter.create(tmp_path / "live.h5", columns, synthetic.meta, cycle_stream="cycler") as w:
+        w.append("cycler", **{k: v[: cell.samples // 2] for k, v in synthetic.streams["cycler"].items()})
+        w.flush()
+        summary = cycle_summary(tmp_path / "live.h5")
+        assert summary["complete"].tolist() == [False]
+        m = life_metrics(summary, reference=reference)
+        result = analyse_campaign(tmp_path, scheduler="synchronous")
+    assert m.censored and m.last_cycle == 0 and m.projection == "no complete cycle yet"
+    assert all(math.isnan(getattr(m, f)) for f in ("eol_first", "eol_robust", "knee", "projected_eol"))
+    assert result.errors.empty and result.life["projection"].tolist() == ["no complete cycle yet"]

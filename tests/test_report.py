@@ -9,7 +9,7 @@ import pytest
 
 from cellrig.analysis.cycles import BDF_NAMES
 from cellrig.analysis.report import SECTIONS, analyse, cycles_table, render_report, report_data, voltage_rows
-from cellrig.analysis.synthetic import FadeCurve, SyntheticCell, write_run
+from cellrig.analysis.synthetic import FadeCurve, SyntheticAbuse, SyntheticCell, write_abuse_run, write_run
 from cellrig.storage import open_campaign
 
 BASE = SyntheticCell(cycles=120, samples=60)
@@ -116,3 +116,90 @@ def test_yield_counts_cells_outside_the_spec(campaign):
     page = render_report(analysis, "tight spec", deviation / 2)
     inside = int((data.cells["capacity_deviation"].abs() <= deviation / 2).sum())
     assert inside < len(CELLS) and f"yield: {inside} of 6 cells" in page
+
+
+# -- abuse-test and early-prediction sections ---------------------------------------------------------
+
+EARLY = [
+    replace(
+        SyntheticCell(cycles=150, samples=60),
+        cell_id=f"E{i}",
+        fade=FadeCurve(knee=0.8 * eol, onset=0.68 * eol, eol=eol),
+        seed=100 + i,
+    )
+    for i, eol in enumerate((108, 113, 118, 124, 130, 136, 142, 170))  # E7 still above 80 % at 150 cycles
+]
+ABUSE = [
+    SyntheticAbuse(cell_id="N1", protocol="nail-gbt31485", duration=3000.0, seed=1),  # stopped before 1 h
+    SyntheticAbuse(
+        cell_id="N2",
+        protocol="crush-un38.3-t6",
+        runaway=False,
+        duration=6 * 3600 + 700,
+        observations=(("venting", True), ("mass_before_g", 70.0), ("mass_after_g", 68.0), ("electrolyte_mass_g", 10.0)),
+        seed=2,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def full_campaign(tmp_path_factory):
+    """Cycle-life cells with 100+ cycles and two abuse tests (one runaway nail, one vented crush)."""
+    folder = tmp_path_factory.mktemp("full")
+    for cell in EARLY:
+        write_run(folder / f"{cell.cell_id}.h5", cell)
+    for test in ABUSE:
+        write_abuse_run(folder / f"{test.cell_id}.h5", test)
+    analysis = analyse(open_campaign(folder), "synchronous")
+    return folder, analysis, render_report(analysis, "full campaign", 3.0)
+
+
+def _section(page: str, heading: str) -> str:
+    start = page.index(f"<h2>{heading}</h2>")
+    end = page.find("<h2>", start + 1)
+    return page[start : end if end > 0 else None]
+
+
+def test_abuse_runs_get_their_own_section_not_errors_or_cycle_life(full_campaign):
+    _, analysis, page = full_campaign
+    assert len(analysis.errors) == len(ABUSE)  # they have no cycler stream ...
+    data = report_data(analysis, 3.0)
+    assert data.errors.empty and len(data.abuse) == len(ABUSE)  # ... which the report does not count as failures
+    assert set(data.cells["cell_id"]) == {c.cell_id for c in EARLY}
+    assert "could not be analysed" not in _section(page, "Summary")
+
+
+def test_the_abuse_section_marks_t1_t2_t3_and_tabulates_eucar_with_evidence_and_verdicts(full_campaign):
+    _, _, page = full_campaign
+    section = _section(page, "Abuse tests")
+    assert section.count("<img") == len(ABUSE)
+    assert 'alt="abuse test N1: nail-gbt31485"' in section
+    rows = re.findall(r"<tr><td>(N\d)</td>(.*?)</tr>", section)
+    assert [r[0] for r in rows] == ["N1", "N2"]
+    cells = {name: re.findall(r"<td>(.*?)</td>", "<td>" + rest.split("<td>", 1)[1]) for name, rest in rows}
+    nail, crush = cells["N1"], cells["N2"]
+    # N1: runaway; T2 at the first ≥ 1 °C/s after the 30 s onset, T3 the 650 °C peak; EUCAR 3 (thermal runaway)
+    assert nail[1].startswith("27.") or nail[1].startswith("28.")  # T1 near the 25 °C start
+    assert "not reached" not in nail[2] and float(nail[3].split()[0]) == pytest.approx(650.0, abs=0.5)
+    assert nail[7] == "<b>3</b>" and "thermal runaway (dT/dt ≥ 1 °C/s): yes" in nail[8]
+    assert nail[9] == "GB/T 31485-2015 nail" and "<b>FAIL</b>" in nail[10] and "✗ observed 1 h" in nail[10]
+    # N2: no runaway but vented (recorded): EUCAR 4, T2 not reached; UN 38.3 T.6 passes (below 170 °C, 6 h)
+    assert crush[2] == "not reached" and crush[7] == "<b>4</b>" and "observed: venting" in crush[8]
+    assert crush[9] == "UN 38.3 T.6 crush" and "<b>PASS</b>" in crush[10] and "✓ external temperature" in crush[10]
+
+
+def test_the_early_prediction_section_plots_cross_validated_predictions(full_campaign):
+    _, _, page = full_campaign
+    section = _section(page, "Early life prediction")
+    assert section.count("<img") == 1 and "Cross-validated error over 7 cells" in section
+    rmse = float(re.search(r"RMSE (\d+) cycles", section).group(1))
+    assert 0 < rmse < 100
+    assert len(re.findall(r"<tr><td>E\d</td>", section)) == len(EARLY)
+    assert "<td>E7</td><td>running (150 cycles)</td>" in section
+
+
+def test_sections_say_so_when_the_campaign_has_no_such_runs(campaign):
+    _, _, analysis, _ = campaign
+    page = render_report(analysis, "no abuse", 3.0)
+    assert "No abuse-test runs" in _section(page, "Abuse tests")
+    assert "needs at least 5 cells with 100 complete cycles" in _section(page, "Early life prediction")

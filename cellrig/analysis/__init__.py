@@ -3,7 +3,8 @@
 ``cycles`` and ``steps`` load with the package; ``life``, ``ica``, ``safety`` (scipy),
 ``parallel`` (dask) and ``early`` (scikit-learn) load on first use of their names, so
 ``cellrig summary`` starts fast.  ``early``: Severson-style cycle-life prediction from the first
-100 cycles; ``safety``: T1/T2/T3, dT/dt, collapse, EUCAR level and pass/fail of abuse tests.  ``synthetic``
+100 cycles; ``safety``: T1/T2/T3, dT/dt, collapse, EUCAR level and pass/fail of abuse tests;
+``temperature``: capacity and energy vs chamber temperature within one run.  ``synthetic``
 writes runs with known ground truth for tests and benchmarks.
 """
 
@@ -37,6 +38,7 @@ _LAZY = {
     "SafetyResult": "safety",
     "SafetyOptions": "safety",
     "Verdict": "safety",
+    "capacity_vs_temperature": "temperature",
 }
 
 
@@ -61,6 +63,7 @@ __all__ = [
     "TooFewCyclesError",
     "Verdict",
     "analyse_campaign",
+    "capacity_vs_temperature",
     "cycle_summary",
     "delta_q",
     "dqdv",

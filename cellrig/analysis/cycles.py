@@ -13,8 +13,9 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from ..storage import Run, open_run
-from .steps import CC, CV, DEFAULT_DETECTION, PULSE, StepDetection, Steps, find_steps, read_stream
+from ..storage import Run
+from ._read import RunFile, run_file
+from .steps import CC, CV, DEFAULT_DETECTION, PULSE, StepDetection, Steps, find_steps, rest_threshold
 
 #: column -> (units, meaning).  "charge" counts every charging row of the cycle, pulses included.
 SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
@@ -53,6 +54,7 @@ SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
 }
 SUMMARY_UNITS = {name: units for name, (units, _) in SUMMARY_COLUMNS.items()}
 TEMPERATURE_COLUMNS = ("temperature_min", "temperature_mean", "temperature_max")
+ROW_COLUMNS = ("voltage", "current", "step", "cycle")  # the cycler columns the summary reads (and time)
 
 #: Summary columns with Battery Data Format labels (ontology 1.3.0).  BDF has no per-cycle table
 #: yet (its issue #17): the ``Cycle …`` counters reset every cycle, so their value at a cycle's
@@ -123,38 +125,39 @@ def cycle_summary(
     column, else the first other stream that has one; ``None`` leaves the temperature columns out.
     What was used is recorded in ``df.attrs``.
     """
-    run = run if isinstance(run, Run) else open_run(run)
-    stream = stream or run.cycle_stream or "cycler"
-    columns = read_stream(run, stream)
-    if nominal_capacity is None:
-        nominal_capacity = run.meta.get("cell", {}).get("nominal_capacity_Ah")
-    source = _temperature_source(run, stream, temperature)
-    if not len(columns["time"]):
-        out = pd.DataFrame({c: [] for c in SUMMARY_COLUMNS if source or c not in TEMPERATURE_COLUMNS})
-    else:
-        steps = find_steps(columns, detection)
-        temps = columns if source == stream else read_stream(run, source) if source else None
-        out = summarise(steps, temps, nominal_capacity)
-        if run.status in ("running", "interrupted"):
-            out.loc[out.index[-1], "complete"] = False
+    with run_file(run) as f:
+        stream = stream or f.cycle_stream
+        source = _temperature_source(f, stream, temperature)
+        columns = f.read(stream, [*ROW_COLUMNS, *(["temperature"] if source == stream else [])], reuse=True)
+        if nominal_capacity is None:
+            nominal_capacity = f.cell.get("nominal_capacity_Ah")
+        if not len(columns["time"]):
+            out = pd.DataFrame({c: [] for c in SUMMARY_COLUMNS if source or c not in TEMPERATURE_COLUMNS})
+        else:
+            steps = find_steps(columns, detection, nominal_capacity)
+            temps = columns if source == stream else f.read(source, ["temperature"], reuse=True) if source else None
+            out = summarise(steps, temps, nominal_capacity)
+            if not f.ended:
+                out.loc[out.index[-1], "complete"] = False
     out.attrs |= {
         "units": {c: SUMMARY_UNITS[c] for c in out.columns},
-        "run": str(run.path),
-        "run_id": run.attrs.get("run_id"),
-        "cell_id": run.meta.get("cell", {}).get("id"),
+        "run": str(f.path),
+        "run_id": f.attrs.get("run_id"),
+        "cell_id": f.cell.get("id"),
         "nominal_capacity": nominal_capacity,
         "capacity_source": "current integrated over each row's interval (mean current × Δt)",
         "temperature_source": f"streams/{source}/temperature" if source else None,
         "step_detection": asdict(detection),
+        "rest_threshold_A": rest_threshold(columns["current"], detection, nominal_capacity) if len(out) else None,
     }
     return out
 
 
-def _temperature_source(run: Run, stream: str, choice: str | None) -> str | None:
+def _temperature_source(f: RunFile, stream: str, choice: str | None) -> str | None:
     if choice != "auto":
         return choice
-    candidates = [stream, *sorted(s for s in run.streams if s != stream)]
-    return next((s for s in candidates if "temperature" in run.columns(s)), None)
+    candidates = [stream, *sorted(s for s in f.streams if s != stream)]
+    return next((s for s in candidates if "temperature" in f.streams.get(s, ())), None)
 
 
 def summarise(steps: Steps, temperature: dict[str, np.ndarray] | None, nominal_capacity: float | None) -> pd.DataFrame:

@@ -57,6 +57,7 @@ def delta_q(
     columns: dict[str, np.ndarray],
     detection: StepDetection = DEFAULT_DETECTION,
     voltage_range: tuple[float, float] | None = None,
+    nominal_capacity: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Get (voltage grid, ΔQ₁₀₀₋₁₀ on it, discharge capacity of cycles 1..100) from cycler columns (sorted by cycle).
 
@@ -66,7 +67,7 @@ def delta_q(
     """
     end = np.searchsorted(columns["cycle"], FINAL_CYCLE, side="right")
     columns = {name: column[:end] for name, column in columns.items()}
-    cycle, dq, discharging = _discharged(columns, detection)
+    cycle, dq, discharging = _discharged(columns, detection, nominal_capacity)
     capacity = np.bincount(cycle, weights=dq, minlength=FINAL_CYCLE + 1)[1:]
     first = np.flatnonzero(np.diff(cycle, prepend=cycle[0] - 1))  # first row of each cycle
     total = np.cumsum(dq)
@@ -82,9 +83,11 @@ def delta_q(
     return grid, q_100 - q_10, capacity
 
 
-def _discharged(columns: dict[str, np.ndarray], detection: StepDetection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _discharged(
+    columns: dict[str, np.ndarray], detection: StepDetection, nominal_capacity: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Get each row's cycle, the charge it discharged (Ah) and whether it is a discharge row (not a pulse)."""
-    steps = find_steps(columns, detection)
+    steps = find_steps(columns, detection, nominal_capacity)
     discharging = np.repeat((steps.sign < 0) & (steps.kind != PULSE), steps.end - steps.start + 1)
     time = columns["time"]
     dq = np.where(discharging, -columns["current"] * np.diff(time, prepend=time[0]) / 3600.0, 0.0)
@@ -101,9 +104,10 @@ def features_from_columns(
     columns: dict[str, np.ndarray],
     detection: StepDetection = DEFAULT_DETECTION,
     voltage_range: tuple[float, float] | None = None,
+    nominal_capacity: float | None = None,
 ) -> dict[str, float]:
     """Get the early-life features (``FEATURES``) of a cycler stream's first 100 cycles."""
-    _, dq, capacity = delta_q(columns, detection, voltage_range)
+    _, dq, capacity = delta_q(columns, detection, voltage_range, nominal_capacity)
     cycles = np.arange(1, FINAL_CYCLE + 1)
     slope_all, intercept_all = np.polyfit(cycles[1:], capacity[1:], 1)
     slope_end, intercept_end = np.polyfit(cycles[MID_CYCLE - 1 :], capacity[MID_CYCLE - 1 :], 1)
@@ -135,7 +139,8 @@ def run_features(
     try:
         if complete < FINAL_CYCLE:
             raise TooFewCyclesError(f"{max(complete, 0)} complete cycles, early prediction needs {FINAL_CYCLE}")
-        features = features_from_columns(columns, detection, voltage_range)
+        nominal = run.meta.get("cell", {}).get("nominal_capacity_Ah")
+        features = features_from_columns(columns, detection, voltage_range, nominal)
     except TooFewCyclesError as exc:
         raise TooFewCyclesError(f"run {run.path}: {exc}") from None
     return {"run": str(run.path), "cell_id": run.meta.get("cell", {}).get("id")} | features
@@ -169,6 +174,7 @@ class CycleLifeModel:
     cv_mape: float
     baseline_rmse: float
     baseline_mape: float
+    cv_predicted: tuple[float, ...] = ()  # each cell's prediction by the model fitted without its fold
 
     @property
     def coefficients(self) -> pd.Series:
@@ -206,7 +212,10 @@ def fit_cycle_life(
     for train, test in KFold(folds, shuffle=True, random_state=seed).split(x):
         predicted[test] = 10 ** _fit(x[train], y[train], folds, seed).predict(x[test])
         baseline[test] = y[train].mean()
-    return CycleLifeModel(tuple(columns), _fit(x, y, folds, seed), *_errors(predicted, y), *_errors(baseline, y))
+    model = _fit(x, y, folds, seed)
+    return CycleLifeModel(
+        tuple(columns), model, *_errors(predicted, y), *_errors(baseline, y), tuple(float(p) for p in predicted)
+    )
 
 
 def _fit(x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> Pipeline:

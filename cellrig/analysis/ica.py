@@ -58,7 +58,7 @@ class _Curves:
 def _curves(run: Run | str | os.PathLike, options: ICAOptions, detection: StepDetection) -> _Curves:
     run = run if isinstance(run, Run) else open_run(run)
     columns = read_stream(run)
-    s = find_steps(columns, detection)
+    s = find_steps(columns, detection, run.meta.get("cell", {}).get("nominal_capacity_Ah"))
     want = 1 if options.direction == "charge" else -1
     chosen = np.flatnonzero((s.kind == CC) & (s.sign == want))
     order = np.lexsort((-s.duration[chosen], s.cycle[chosen]))  # by cycle, longest first

@@ -236,6 +236,8 @@ def life_metrics(
     (cycles) of the median filter applied before the knee fits.
     """
     soh = retention(summary, reference, reference_cycles=reference_cycles)
+    if soh.empty:  # e.g. a live run still in its first cycle: nothing to measure yet
+        return _no_cycles(soh, threshold)
     first, robust = crossings(soh, threshold, consecutive)
     censored = bool(np.isnan(robust))
     fitted = soh if censored else soh.loc[:robust]
@@ -265,6 +267,25 @@ def life_metrics(
         projected_eol=projected,
         projected_eol_std=std,
         projection=how,
+    )
+
+
+def _no_cycles(soh: pd.Series, threshold: float) -> LifeMetrics:
+    """Life metrics of a run without a complete cycle with a discharge: censored, nothing found yet."""
+    return LifeMetrics(
+        reference=soh.attrs["reference"],
+        reference_capacity=soh.attrs["reference_capacity"],
+        threshold=threshold,
+        last_cycle=0,
+        last_retention=np.nan,
+        eol_first=np.nan,
+        eol_robust=np.nan,
+        censored=True,
+        knee=np.nan,
+        knee_onset=np.nan,
+        projected_eol=np.nan,
+        projected_eol_std=np.nan,
+        projection="no complete cycle yet",
     )
 
 

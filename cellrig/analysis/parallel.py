@@ -18,12 +18,16 @@ import dask
 import pandas as pd
 import xarray as xr
 
-from ..storage._campaign import Campaign, open_campaign
+from ..storage import RunFileError
+from ..storage._campaign import CATALOG_COLUMNS, Campaign
+from ._read import run_file
 from .cycles import cycle_summary
 from .life import life_metrics
 from .steps import DEFAULT_DETECTION, StepDetection
 
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous", "sync", "single-threaded")
+CAMPAIGN_PATTERN = "**/*.h5"  # open_campaign's default
+TASKS_PER_THREAD = 4  # on a cluster: batches small enough to balance, few enough to cost little
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class RunResult:
     summary: pd.DataFrame | None = None
     life: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    entry: dict[str, Any] | None = None  # the run's catalog row, when the task was asked for it
+    skipped: str | None = None  # why the file is not a run (left out, as open_campaign does)
 
 
 @dataclass
@@ -50,15 +56,28 @@ class CampaignAnalysis:
 
 
 def analyse_run(
-    path: str | os.PathLike, detection: StepDetection = DEFAULT_DETECTION, life_options: dict | None = None
+    path: str | os.PathLike,
+    detection: StepDetection = DEFAULT_DETECTION,
+    life_options: dict | None = None,
+    catalog: bool = False,
 ) -> RunResult:
-    """Summarise one run and compute its life metrics; an error is returned, not raised."""
+    """Summarise one run and compute its life metrics; an error is returned, not raised.
+
+    With ``catalog`` the result also holds the run's catalog row, or says why the file is no run.
+    """
+    entry = None
+    if catalog:
+        try:
+            with run_file(path) as f:
+                entry = f.catalog_entry()
+        except (RunFileError, OSError) as exc:
+            return RunResult(str(path), skipped=str(exc))
     try:
         summary = cycle_summary(path, detection=detection)
         life = life_metrics(summary, **(life_options or {})).as_dict() if len(summary) else {}
-        return RunResult(str(path), summary, life)
+        return RunResult(str(path), summary, life, entry=entry)
     except Exception as exc:  # one bad run must not sink the campaign: report it with its path
-        return RunResult(str(path), error=f"{type(exc).__name__}: {exc}")
+        return RunResult(str(path), error=f"{type(exc).__name__}: {exc}", entry=entry)
 
 
 def analyse_campaign(
@@ -67,20 +86,65 @@ def analyse_campaign(
     scheduler: Any = "threads",
     num_workers: int | None = None,
     detection: StepDetection = DEFAULT_DETECTION,
+    batch: int | None = None,
     **life_options: Any,
 ) -> CampaignAnalysis:
     """Analyse every run of a campaign (a :class:`Campaign`, a folder or run file paths), one dask task per run.
 
     ``scheduler`` is a local dask scheduler name, a ``dask.distributed.Client`` or a scheduler
-    address; ``num_workers`` sizes the local pools.  ``life_options`` go to
-    :func:`cellrig.analysis.life.life_metrics` (threshold, reference, consecutive, ...).
+    address; ``num_workers`` sizes the local pools.  ``batch`` runs go to each task: by default one
+    on the local schedulers and, on a cluster, enough for about ``TASKS_PER_THREAD`` tasks per
+    worker thread (each distributed task costs milliseconds of scheduler and client time, taken
+    from the workers on a small machine).  ``life_options`` go to
+    :func:`cellrig.analysis.life.life_metrics` (threshold, reference, consecutive, ...).  For a
+    folder, each task also reads its run's catalog row (as :func:`open_campaign` would, files that
+    are no runs left out), so cataloguing runs on the workers too instead of before them.
     """
-    campaign = runs if isinstance(runs, Campaign) else open_campaign(runs) if _is_folder(runs) else None
-    paths = [str(p) for p in (campaign.paths if campaign else runs)]
-    tasks = [dask.delayed(analyse_run, pure=True)(p, detection, life_options) for p in paths]
+    folder = _is_folder(runs)
+    catalog = runs.catalog if isinstance(runs, Campaign) else None
+    if folder:
+        paths = [str(p) for p in sorted(Path(runs).glob(CAMPAIGN_PATTERN))]
+    else:
+        paths = [str(p) for p in (runs.paths if isinstance(runs, Campaign) else runs)]
     with ExitStack() as stack:
-        results = dask.compute(*tasks, **_compute_options(scheduler, num_workers, stack))
-    return _collect(results, campaign.catalog if campaign else None)
+        options = _compute_options(scheduler, num_workers, stack)
+        size = batch or _batch_size(options["scheduler"], len(paths))
+        if size == 1:
+            tasks = [dask.delayed(analyse_run, pure=True)(p, detection, life_options, folder) for p in paths]
+        else:
+            groups = [paths[i : i + size] for i in range(0, len(paths), size)]
+            tasks = [dask.delayed(analyse_runs, pure=True)(g, detection, life_options, folder) for g in groups]
+        results = dask.compute(*tasks, **options)
+    if size > 1:
+        results = [r for group in results for r in group]
+    results = [r for r in results if r.skipped is None]
+    if folder:
+        catalog = _catalog([r.entry for r in results])
+    return _collect(results, catalog)
+
+
+def analyse_runs(
+    paths: list[str], detection: StepDetection, life_options: dict | None, catalog: bool
+) -> list[RunResult]:
+    """:func:`analyse_run` of each path in turn (one task for a batch of runs)."""
+    return [analyse_run(p, detection, life_options, catalog) for p in paths]
+
+
+def _batch_size(scheduler: Any, runs: int) -> int:
+    """Runs per task: one locally; on a cluster about ``TASKS_PER_THREAD`` tasks per worker thread."""
+    if isinstance(scheduler, str) or scheduler is None:
+        return 1
+    threads = sum(scheduler.nthreads().values()) or 1
+    return max(1, -(-runs // (TASKS_PER_THREAD * threads)))
+
+
+def _catalog(entries: list[dict[str, Any]]) -> pd.DataFrame:
+    """The catalog of :func:`open_campaign` from the tasks' rows (same columns and dtypes)."""
+    catalog = pd.DataFrame(entries, columns=list(CATALOG_COLUMNS))
+    catalog["temperature"] = pd.to_numeric(catalog["temperature"], errors="coerce").astype(float)
+    catalog["rows"] = catalog["rows"].astype("int64")
+    catalog["started"] = pd.to_datetime(catalog["started"], utc=True, format="ISO8601")
+    return catalog
 
 
 def _is_folder(runs: Any) -> bool:

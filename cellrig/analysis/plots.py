@@ -150,3 +150,40 @@ def consistency(cells: pd.DataFrame, tolerance: float) -> Figure:
     axes[0].axvspan(-tolerance, tolerance, color="green", alpha=0.12, label=spec)
     axes[0].legend(fontsize="small")
     return fig
+
+
+def abuse_traces(title: str, traces: Mapping[str, tuple[np.ndarray, np.ndarray]], marks: Mapping[str, tuple]) -> Figure:
+    """Temperature, voltage and force vs time of one abuse test, one panel each (those recorded).
+
+    ``traces``: panel label → (time s, values); ``marks``: T1/T2/T3 → (time, temperature) or None,
+    drawn on the temperature panel (the first); a dotted line marks the short on every panel.
+    """
+    fig, axes = _panels(len(traces), title)
+    styles = {"T1": ("o", "#2ca02c"), "T2": ("s", "#ff7f0e"), "T3": ("^", "#d62728")}
+    short = marks.get("short")
+    for ax, (label, (t, values)) in zip(axes, traces.items(), strict=True):
+        ax.plot(t, values, color="#333", lw=0.9)
+        ax.set(xlabel="time (s)", ylabel=label)
+        if short is not None:
+            ax.axvline(short, color="grey", ls=":", lw=1)
+    for name, (marker, colour) in styles.items():
+        point = marks.get(name)
+        if point is not None:
+            axes[0].plot(*point, marker, color=colour, ms=8, mfc="none", mew=2, label=f"{name} {point[1]:.1f} °C")
+    axes[0].legend(fontsize="small")
+    return fig
+
+
+def early_prediction(observed: pd.Series, predicted: pd.Series, censored: pd.Series | None = None) -> Figure:
+    """Cross-validated predicted vs observed cycle life (cells as points, the 1:1 line), censored cells as ticks."""
+    fig, (ax,) = _panels(1, "Early prediction of cycle life from the first 100 cycles")
+    ax.plot(observed, predicted, "o", color="#4c72b0", label="cross-validated prediction")
+    low = min(observed.min(), predicted.min())
+    high = max(observed.max(), predicted.max())
+    if censored is not None and len(censored):
+        ax.plot(censored["last_cycle"], censored["predicted"], ">", color="#999", label="still running (predicted)")
+        low, high = min(low, censored["last_cycle"].min()), max(high, censored["predicted"].max())
+    ax.plot([low, high], [low, high], color="grey", ls="--", lw=0.8, label="1:1")
+    ax.set(xlabel="observed cycle life (cycles)", ylabel="predicted cycle life (cycles)")
+    ax.legend(fontsize="small")
+    return fig

@@ -10,8 +10,9 @@ as a base64 PNG, so the one HTML file opens anywhere with no network.  Its secti
 import html
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,11 +20,15 @@ from dask.callbacks import Callback
 from dask.utils import key_split
 from matplotlib.figure import Figure
 
-from ..storage import Campaign, open_run
+from ..storage import Campaign, RunFileError, open_run
+from ..storage._layout import read_attrs
 from . import plots
+from ._read import RunFile, run_file
 from .cycles import to_bdf
+from .early import FEATURES, FINAL_CYCLE, fit_cycle_life, run_features
 from .ica import dqdv
 from .parallel import LOCAL_SCHEDULERS, CampaignAnalysis, analyse_campaign
+from .safety import Observations, SafetyResult, Verdict, passes, safety_from_run
 from .steps import DIRECTIONS, PULSE, find_steps, read_stream
 
 BDF_ONTOLOGY = "1.3.0"
@@ -65,7 +70,7 @@ def analyse(campaign: Campaign, scheduler: str | None = None, progress: Progress
     from distributed import Client
 
     with Client(scheduler, set_as_default=False, timeout=CONNECT_TIMEOUT) as client, ThreadPoolExecutor(1) as pool:
-        job = pool.submit(analyse_campaign, campaign, scheduler=client)
+        job = pool.submit(analyse_campaign, campaign, scheduler=client, batch=1)  # a task per run: progress per run
         while wait([job], timeout=POLL_INTERVAL).not_done:
             held = (key for keys in client.has_what().values() for key in keys)  # results wait on the workers
             progress(sum(key_split(key) == TASK for key in held))
@@ -105,10 +110,36 @@ class ReportData:
     errors: pd.DataFrame
     tolerance: float  # ± % of nominal
     colours: dict[str, str]  # chemistry -> colour
+    abuse: tuple[str, ...] = ()  # paths of the abuse-test runs (left out of the cycle-life sections)
+
+
+def _protocol(path: str) -> dict[str, Any]:
+    """A run's protocol metadata (empty if the file cannot be read)."""
+    try:
+        with run_file(path) as f:
+            meta = f.file["meta"]
+            return read_attrs(meta["protocol"]) if "protocol" in meta else {}
+    except (RunFileError, OSError):
+        return {}
 
 
 def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
-    """Join life metrics, nominal capacities and first-cycle numbers per run; add retention to every cycle."""
+    """Join life metrics, nominal capacities and first-cycle numbers per run; add retention to every cycle.
+
+    Abuse-test runs (protocol kind ``abuse``) are set apart for their own section: they have no
+    cycle life, and a run with no cycler stream is no failure.
+    """
+    paths = [*map(str, analysis.life.index), *analysis.errors["path"]]
+    abuse = tuple(p for p in paths if _protocol(p).get("kind") == "abuse")
+    if abuse:
+        life = analysis.life[~analysis.life.index.isin(abuse)]
+        kept = set(life["run_id"]) if "run_id" in life else set()
+        analysis = replace(
+            analysis,
+            life=life,
+            cycles=analysis.cycles[analysis.cycles["run_id"].isin(kept)],
+            errors=analysis.errors[~analysis.errors["path"].isin(abuse)],
+        )
     cells = analysis.life.reset_index()
     cells["chemistry"] = cells["chemistry"].fillna("unknown").astype(str)
     cells["censored"] = cells["censored"].fillna(True).astype(bool)  # a run with no cycle has no EOL yet
@@ -122,7 +153,7 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
     cells = cells.join(first, on="run_id")
     cells["capacity_deviation"] = 100 * (cells["initial_capacity"] / cells["nominal_capacity"] - 1)
     cells["initial_dcir_mohm"] = 1e3 * cells["initial_dcir"]
-    return ReportData(cells, cycles, analysis.errors, tolerance, plots.chemistry_colours(cells["chemistry"]))
+    return ReportData(cells, cycles, analysis.errors, tolerance, plots.chemistry_colours(cells["chemistry"]), abuse)
 
 
 def _figure(fig: Figure, alt: str, caption: str) -> str:
@@ -190,8 +221,9 @@ def _representatives(d: ReportData) -> dict[str, tuple[str, list[int]]]:
 
 def voltage_rows(path: str, cycles: list[int]) -> pd.DataFrame:
     """Get capacity and voltage of every row of the charge and discharge steps (pulses left out) of ``cycles``."""
-    columns = read_stream(open_run(path))
-    s = find_steps(columns)
+    run = open_run(path)
+    columns = read_stream(run)
+    s = find_steps(columns, nominal_capacity=run.meta.get("cell", {}).get("nominal_capacity_Ah"))
     t, i, v = columns["time"], columns["current"], columns["voltage"]
     frames = []
     for k in np.flatnonzero(np.isin(s.cycle, cycles) & (s.sign != 0) & (s.kind != PULSE)):
@@ -296,9 +328,251 @@ def _life_table(d: ReportData) -> str:
     return f"<p>{note}</p><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-#: (heading, builder) in report order.  EXTENSION POINT: abuse-test sections (T1/T2/T3, dT/dt,
-#: voltage collapse, force at short, EUCAR level) are added here once cellrig.analysis has a
-#: safety module; until then the report has none rather than a placeholder.
+#: Abuse protocol (library name) → the standard of cellrig.analysis.safety.STANDARDS it is judged by.
+PROTOCOL_STANDARDS = {
+    "nail-gbt31485": "GB/T 31485-2015 nail",
+    "hot-box": "GB 38031-2025 hot box",
+    "crush-gb38031": "GB 38031-2025 crush",
+    "crush-un38.3-t6": "UN 38.3 T.6 crush",
+    "nail-sae-j2464": "SAE J2464",
+}
+OBSERVATION_FIELDS = ("mass_before_g", "mass_after_g", "electrolyte_mass_g")
+
+
+def _abuse_signals(f: RunFile) -> dict[str, str]:
+    """``stream/column`` of the cell temperature, voltage, force and position of an abuse run (those it has)."""
+    units = {s: f.file["streams"][s] for s in f.streams}
+
+    def unit(stream: str, column: str) -> str:
+        value = units[stream][column].attrs.get("units", "")
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def first(candidates: list[tuple[str, str]]) -> str | None:
+        return next((f"{s}/{c}" for s, c in candidates if s in f.streams and c in f.streams[s]), None)
+
+    daq = [(s, c) for s in ("daq", *f.streams) if s in f.streams and s != "chamber" for c in f.streams[s]]
+    temps = [(s, c) for s, c in daq if c != "time" and unit(s, c) in ("degC", "°C")]
+    temps.sort(key=lambda sc: ("cell" not in sc[1], sc[0] != "daq"))  # a cell probe of the DAQ first
+    volts = [("rig", "voltage"), *((s, c) for s, c in daq if c != "time" and unit(s, c) == "V"), ("cycler", "voltage")]
+    found = {
+        "temperature": first(temps),
+        "voltage": first(volts),
+        "force": first([("rig", "force")]),
+        "position": first([("rig", "position")]),
+    }
+    return {k: v for k, v in found.items() if v}
+
+
+def _observations(f: RunFile) -> tuple[Observations, dict[str, float], bool]:
+    """What the operator recorded in the run's ``meta/observations`` (fire, venting, masses ...), if anything."""
+    meta = f.file["meta"]
+    if "observations" not in meta:
+        return Observations(), {}, False
+    recorded = read_attrs(meta["observations"])
+    flags = {k: bool(v) for k, v in recorded.items() if k in Observations.__dataclass_fields__}
+    masses = {k: float(recorded[k]) for k in OBSERVATION_FIELDS if k in recorded}
+    return Observations(**flags), masses, True
+
+
+def abuse_result(path: str) -> tuple[dict[str, Any], SafetyResult, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Get an abuse run's description, safety metrics and the traces to draw (label → time, values)."""
+    with run_file(path) as f:
+        signals = _abuse_signals(f)
+        observed, masses, recorded = _observations(f)
+        protocol = read_attrs(f.file["meta"]["protocol"]) if "protocol" in f.file["meta"] else {}
+        info = {"cell_id": f.cell.get("id", ""), "protocol": protocol.get("name", ""), "recorded": recorded}
+        traces = {}
+        for key, label in (("temperature", "temperature (°C)"), ("voltage", "voltage (V)"), ("force", "force")):
+            if key in signals:
+                stream, column = signals[key].split("/")
+                cols = f.read(stream, [column])
+                traces[label if key != "force" else f"force ({_units(f, stream, column)})"] = (
+                    cols["time"],
+                    cols[column],
+                )
+    if "temperature" not in signals:
+        raise ValueError(f"{path}: no temperature column (°C) to analyse")
+    kwargs = {k: v for k, v in signals.items() if k != "temperature"}
+    result = safety_from_run(path, signals["temperature"], **kwargs, observed=observed, **masses)
+    info["signals"] = signals
+    return info, result, traces
+
+
+def _units(f: RunFile, stream: str, column: str) -> str:
+    value = f.file["streams"][stream][column].attrs.get("units", "")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _at(value: float | None, when: float | None, unit: str = "°C") -> str:
+    if value is None:
+        return "not reached"
+    return f"{value:.1f} {unit}" + (f" at {when:.0f} s" if when is not None else "")
+
+
+def _verdict_cell(verdict: Verdict) -> str:
+    state = "report only" if verdict.passed is None else "PASS" if verdict.passed else "FAIL"
+    criteria = "; ".join(f"{'✓' if met else '✗'} {html.escape(text)}" for text, met in verdict.criteria)
+    return f"<b>{state}</b><br><small>{criteria}</small>"
+
+
+def _evidence(result: SafetyResult, recorded: bool) -> str:
+    e = result.eucar_evidence
+    items = [f"rule: {e.get('rule')}"]
+    items.append(
+        f"thermal runaway (dT/dt ≥ {result.options.trigger_rate:g} °C/s): {'yes' if e.get('thermal_runaway') else 'no'}"
+    )
+    items.append(
+        f"internal short (voltage drop ≥ {1e3 * result.options.short_drop_v:.0f} mV): "
+        f"{'yes' if e.get('internal_short') else 'no'}"
+    )
+    if e.get("mass_loss_g") is not None:
+        items.append(f"mass loss {e['mass_loss_g']:.2f} g")
+    if e.get("adaptation") and e.get("mass_loss_g") is not None:
+        items.append(e["adaptation"])
+    seen = [
+        k for k in ("protection_activated", "damaged", "leakage", "venting", "fire", "rupture", "explosion") if e.get(k)
+    ]
+    items.append(
+        "observed: " + (", ".join(seen) if seen else "none") if recorded else "no operator observations recorded"
+    )
+    return "<br>".join(html.escape(str(i)) for i in items)
+
+
+def _abuse(d: ReportData) -> str:
+    if not d.abuse:
+        return "<p>No abuse-test runs (protocol kind <code>abuse</code>) in this campaign.</p>"
+    figures, rows, failed = [], [], []
+    for path in d.abuse:
+        try:
+            info, result, traces = abuse_result(path)
+        except Exception as exc:  # one unreadable abuse run must not sink the report
+            failed.append(f"{html.escape(Path(path).name)}: {html.escape(f'{type(exc).__name__}: {exc}')}")
+            continue
+        marks = {
+            "T1": (result.t1_time, result.t1) if result.t1 is not None else None,
+            "T2": (result.t2_time, result.t2) if result.t2 is not None else None,
+            "T3": (result.t3_time, result.t3),
+            "short": result.short_time,
+        }
+        title = f"{info['cell_id']}: {info['protocol'] or Path(path).stem}"
+        figures.append(
+            _figure(
+                plots.abuse_traces(title, traces, marks),
+                f"abuse test {title}",
+                f"{html.escape(title)}: {', '.join(html.escape(k) for k in traces)} vs time; "
+                "T1 (self-heating onset), T2 (thermal runaway) and T3 (peak) marked; dotted: the short.",
+            )
+        )
+        standard = PROTOCOL_STANDARDS.get(info["protocol"])
+        verdict = _verdict_cell(passes(standard, result)) if standard else "no standard recorded for this protocol"
+        rows.append(
+            [
+                html.escape(str(info["cell_id"])),
+                html.escape(str(info["protocol"])),
+                _at(result.t1, result.t1_time),
+                _at(result.t2, result.t2_time),
+                _at(result.t3, result.t3_time),
+                f"{result.max_rate:.2f} °C/s",
+                "—" if result.short_time is None else f"{result.short_time:.1f} s",
+                "—" if result.force_at_short is None else f"{result.force_at_short:.3g}",
+                f"<b>{result.eucar_level}</b>",
+                _evidence(result, info["recorded"]),
+                html.escape(standard or "—"),
+                verdict,
+            ]
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "cell",
+            "protocol",
+            "T1",
+            "T2",
+            "T3",
+            "max dT/dt",
+            "short",
+            "force at short",
+            "EUCAR",
+            "evidence",
+            "standard",
+            "verdict",
+        )
+    )
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    note = (
+        "<p>T1: first temperature with dT/dt ≥ 0.02 °C/min (long trailing regression window); T2: first with "
+        "dT/dt ≥ 1 °C/s (short window); T3: the maximum. EUCAR hazard levels 0–7 follow the evidence shown: fire, "
+        "venting, rupture and explosion are operator observations (the run's <code>meta/observations</code>), "
+        "never inferred from temperature.</p>"
+    )
+    errors = f"<p>Not analysed: {'; '.join(failed)}</p>" if failed else ""
+    table = f'<table class="abuse"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>' if rows else ""
+    return note + "".join(figures) + table + errors
+
+
+MIN_EARLY_CELLS = 5  # cells with 100 complete cycles and an observed end of life, to fit and cross-validate
+
+
+def _early(d: ReportData) -> str:
+    cells = d.cells[d.cells["last_cycle"].fillna(0) >= FINAL_CYCLE]
+    rows = {}
+    for path in cells["path"]:
+        try:
+            rows[path] = run_features(path)
+        except Exception:  # too few cycles, or a run the features cannot be read from: left out of the model
+            continue
+    features = pd.DataFrame.from_dict(rows, orient="index", columns=["run", "cell_id", *FEATURES])
+    features = features[np.isfinite(features[list(FEATURES)].to_numpy(float)).all(axis=1)]
+    cells = cells[cells["path"].isin(features.index)].set_index("path")
+    observed = cells[~cells["censored"]]
+    if len(observed) < MIN_EARLY_CELLS:
+        return (
+            f"<p>Early prediction (Severson et al. 2019: ΔQ<sub>100−10</sub>(V) and capacity-fade features of the "
+            f"first {FINAL_CYCLE} cycles, elastic net) needs at least {MIN_EARLY_CELLS} cells with {FINAL_CYCLE} "
+            f"complete cycles and an observed end of life; this campaign has {len(observed)}.</p>"
+        )
+    lives = observed["eol_robust"].astype(float)
+    model = fit_cycle_life(features.loc[observed.index], lives, folds=min(5, len(observed)))
+    predicted = pd.Series(model.cv_predicted, index=observed.index)
+    running = cells[cells["censored"]]
+    pending = None
+    if len(running):
+        pending = running[["last_cycle"]].assign(predicted=model.predict(features.loc[running.index]).to_numpy())
+    figure = _figure(
+        plots.early_prediction(lives, predicted, pending),
+        "early life prediction",
+        f"Cycle life (robust 80 % crossing) predicted from the first {FINAL_CYCLE} cycles by an elastic net on "
+        f"{len(model.columns)} Severson features, each cell predicted by a model fitted without it "
+        f"({min(5, len(observed))}-fold cross-validation). Cross-validated error: RMSE {model.cv_rmse:.0f} cycles, "
+        f"{model.cv_mape:.1f} % mean absolute error (predicting the mean life: {model.baseline_rmse:.0f} cycles, "
+        f"{model.baseline_mape:.1f} %).",
+    )
+    body = "".join(
+        f"<tr><td>{html.escape(str(cells.loc[p, 'cell_id']))}</td><td>{lives[p]:.0f}</td><td>{predicted[p]:.0f}</td>"
+        f"<td>{100 * (predicted[p] - lives[p]) / lives[p]:+.1f}</td></tr>"
+        for p in observed.index
+    )
+    if pending is not None:
+        body += "".join(
+            f"<tr><td>{html.escape(str(cells.loc[p, 'cell_id']))}</td><td>running ({r['last_cycle']:.0f} cycles)</td>"
+            f"<td>{r['predicted']:.0f}</td><td>—</td></tr>"
+            for p, r in pending.iterrows()
+        )
+    table = (
+        "<table><thead><tr><th>cell</th><th>observed life</th><th>predicted</th><th>error (%)</th></tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+    summary = (
+        f"<p>Cross-validated error over {len(observed)} cells: <b>RMSE {model.cv_rmse:.0f} cycles, "
+        f"{model.cv_mape:.1f} %</b>; features kept by the elastic net: "
+        f"{html.escape(', '.join(model.kept) or 'none')}.</p>"
+    )
+    return summary + figure + table
+
+
+#: (heading, builder) in report order.  EXTENSION POINT: a builder returns the section's HTML, or None
+#: to leave the section out.  The abuse-test and early-prediction sections always appear, saying so
+#: when the campaign has no such runs.
 SECTIONS: tuple[tuple[str, Callable[[ReportData], str | None]], ...] = (
     ("Summary", _summary),
     ("Capacity fade", _fade),
@@ -308,6 +582,8 @@ SECTIONS: tuple[tuple[str, Callable[[ReportData], str | None]], ...] = (
     ("Temperature", _temperature),
     ("Consistency", _consistency),
     ("Life metrics", _life_table),
+    ("Early life prediction", _early),
+    ("Abuse tests", _abuse),
 )
 
 STYLE = """

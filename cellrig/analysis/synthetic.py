@@ -417,3 +417,97 @@ def severson_like(count: int, *, cycles: int = 1000, samples: int = 1000, seed: 
         )
         for i, e in enumerate(eol)
     ]
+
+
+@dataclass(frozen=True)
+class SyntheticAbuse:
+    """A nail or crush test with a known outcome, logged like the engine logs an abuse run.
+
+    The DAQ (1 Hz) holds the cell surface temperature ``t_cell`` and ``voltage``; the rig (10 Hz)
+    ``position``, ``force`` and its own ``voltage``.  The ram reaches the cell at ``contact`` s and the
+    cell shorts at ``short_at``; with ``runaway`` the temperature then self-heats at ``onset_rate``
+    for ``onset_s`` and runs away at ``runaway_rate`` to ``peak``, the voltage collapsing; without,
+    it warms by ``warming`` K and cools again.  ``observations`` go to the run's ``meta/observations``.
+    """
+
+    cell_id: str = "ABU-001"
+    protocol: str = "nail-gbt31485"
+    chemistry: str = "synthetic NMC/graphite"
+    duration: float = 4300.0
+    contact: float = 598.0
+    short_at: float = 600.0
+    runaway: bool = True
+    onset_rate: float = 0.2  # °C/s
+    onset_s: float = 30.0
+    runaway_rate: float = 20.0  # °C/s
+    peak: float = 650.0
+    warming: float = 20.0
+    cooling_s: float = 600.0
+    ambient: float = 25.0
+    voltage: float = 4.15
+    speed: float = 25.0  # mm/s
+    depth: float = 32.0  # mm
+    stiffness: float = 0.2  # kN/mm
+    noise: float = 0.05  # °C
+    observations: tuple[tuple[str, float | bool], ...] = ()
+    seed: int = 0
+
+
+def abuse_streams(test: SyntheticAbuse) -> dict[str, dict[str, np.ndarray]]:
+    """The ``daq`` and ``rig`` columns of a synthetic abuse test (seeded)."""
+    rng = np.random.default_rng(test.seed)
+    t = np.arange(0.0, test.duration + 0.5)
+    after = np.maximum(t - test.short_at, 0.0)
+    if test.runaway:
+        onset = test.ambient + test.onset_rate * np.minimum(after, test.onset_s)
+        start = test.ambient + test.onset_rate * test.onset_s
+        rise_s = (test.peak - start) / test.runaway_rate
+        run = np.maximum(after - test.onset_s, 0.0)
+        hot = np.minimum(start + test.runaway_rate * run, test.peak)
+        cooling = np.maximum(run - rise_s, 0.0)
+        temperature = np.where(run > 0, test.ambient + (hot - test.ambient) * np.exp(-cooling / test.cooling_s), onset)
+        collapse = test.short_at + test.onset_s
+        voltage = np.where(t < test.short_at, test.voltage, np.where(t < collapse, test.voltage - 0.3, 0.05))
+    else:
+        temperature = test.ambient + test.warming * (1 - np.exp(-after / 60.0)) * np.exp(-after / test.cooling_s)
+        voltage = np.where(t < test.short_at, test.voltage, test.voltage - 0.3)
+    rig_t = np.arange(0.0, test.duration + 0.05, 0.1)
+    position = np.clip(test.speed * (rig_t - test.contact), 0.0, test.depth)
+    return {
+        "daq": {
+            "time": t,
+            "t_cell": temperature + test.noise * rng.standard_normal(len(t)),
+            "voltage": voltage + 1e-3 * rng.standard_normal(len(t)),
+        },
+        "rig": {
+            "time": rig_t,
+            "position": position,
+            "force": test.stiffness * position,
+            "voltage": np.interp(rig_t, t, voltage),
+        },
+    }
+
+
+ABUSE_COLUMNS = {
+    "daq": {"t_cell": Column("degC", "f8", "cell surface thermocouple"), "voltage": Column("V", "f8", "cell voltage")},
+    "rig": {
+        "position": Column("mm", "f8", "ram position from home"),
+        "force": Column("kN", "f8", "load cell, compressive positive"),
+        "voltage": Column("V", "f8", "cell voltage on the rig's fast channel"),
+    },
+}
+
+
+def write_abuse_run(path: str | os.PathLike, test: SyntheticAbuse) -> dict[str, dict[str, np.ndarray]]:
+    """Write a synthetic abuse test as a finished run file (protocol kind ``abuse``); get its columns."""
+    streams = abuse_streams(test)
+    meta = {
+        "protocol": {"name": test.protocol, "kind": "abuse", "synthetic": True},
+        "cell": {"id": test.cell_id, "chemistry": test.chemistry},
+    }
+    if test.observations:
+        meta["observations"] = dict(test.observations)
+    with RunWriter.create(path, ABUSE_COLUMNS, meta, flush_interval=3600, fsync=False) as w:
+        for name, columns in streams.items():
+            w.append(name, **columns)
+    return streams

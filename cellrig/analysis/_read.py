@@ -1,0 +1,154 @@
+"""Fast reads of run files for analysis: one h5py open, columns straight into numpy, optional reused buffers.
+
+``Run.stream`` builds an xarray Dataset, and ``open_run`` plus ``Run.status`` open the file three
+times and decode every event; for a summary of a million rows that was a third of the time.  Here
+one open reads the header (the few attributes analysis uses, column names, whether an ``end``
+event closed the run) and then only the columns asked for, each with one ``read_direct``.  With
+``reuse=True`` the columns land in per-thread buffers kept between calls, so a campaign does not
+page-fault in fresh memory for every run: the caller must not keep views of them.
+"""
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..storage import NotARunFileError, Run, UnknownStreamError, writer_alive
+from ..storage import _layout as L
+from ..storage._reader import check_run_file
+
+_local = threading.local()
+
+
+@dataclass
+class RunFile:
+    """An open run file: its header, and :meth:`read` for columns."""
+
+    path: Path
+    attrs: dict[str, Any]
+    cell: dict[str, Any]
+    streams: dict[str, tuple[str, ...]]  # stream -> its columns (``time`` included)
+    ended: bool  # an ``end`` event with no ``resume`` after it: the run is over
+    file: h5py.File
+
+    @property
+    def cycle_stream(self) -> str:
+        return self.attrs.get("cycle_stream") or "cycler"
+
+    def status(self) -> str:
+        """How the run ended, ``running`` while written, ``interrupted`` if its writer died (as ``Run.status``)."""
+        if not self.ended:
+            return "running" if writer_alive(self.path) else "interrupted"
+        events = self.file[L.EVENTS]
+        rows = min(d.shape[0] for d in events.values())
+        kinds = events["kind"][:rows]
+        message = events["message"][np.flatnonzero(kinds == b"end")[-1]]
+        return (message.decode() if isinstance(message, bytes) else str(message)).partition(": ")[0]
+
+    def catalog_entry(self) -> dict[str, Any]:
+        """The run's row of a campaign catalog (``CATALOG_COLUMNS``), from attributes and metadata only."""
+        meta = self.file[L.META]
+        protocol = _attrs(meta["protocol"], ("name", "temperature_degC")) if "protocol" in meta else {}
+        stream = self.attrs.get("cycle_stream") or next(iter(self.streams), None)
+        group = self.file[L.STREAMS][stream] if stream else None
+        return {
+            "path": str(self.path),
+            "run_id": self.attrs.get("run_id"),
+            "cell_id": self.cell.get("id"),
+            "chemistry": self.cell.get("chemistry"),
+            "protocol": protocol.get("name"),
+            "temperature": protocol.get("temperature_degC"),
+            "status": self.status(),
+            "rows": min((d.shape[0] for d in group.values()), default=0) if group is not None else 0,
+            "started": self.attrs.get("started"),
+        }
+
+    def read(self, stream: str, names: Sequence[str] | None = None, *, reuse: bool = False) -> dict[str, np.ndarray]:
+        """Columns of ``stream`` (``time`` first, then ``names`` or all), cut to the rows every column holds."""
+        if stream not in self.streams:
+            raise UnknownStreamError(f"{self.path}: unknown stream {stream!r} (streams: {', '.join(self.streams)})")
+        group = self.file[L.STREAMS][stream]
+        datasets = {c: group[c] for c in self.streams[stream]}
+        rows = min(d.shape[0] for d in datasets.values())
+        wanted = [L.TIME, *(c for c in (names or datasets) if c != L.TIME)]
+        pool = _buffers() if reuse else None
+        out = {}
+        for name in wanted:
+            d = datasets[name]
+            if pool is None:
+                target = np.empty(rows, d.dtype)
+            else:
+                key = (stream, name)
+                buffer = pool.get(key)
+                if buffer is None or buffer.dtype != d.dtype or len(buffer) < rows:
+                    buffer = pool[key] = np.empty(rows, d.dtype)
+                target = buffer[:rows]
+            if rows:
+                d.read_direct(target, np.s_[0:rows], np.s_[0:rows])
+            out[name] = target
+        return out
+
+
+def _buffers() -> dict[tuple[str, str], np.ndarray]:
+    pool = getattr(_local, "buffers", None)
+    if pool is None:
+        pool = _local.buffers = {}
+    return pool
+
+
+@contextmanager
+def run_file(run: Run | str | os.PathLike) -> Iterator[RunFile]:
+    """Open a run file once for reading (clear errors for files that are not runs, as :func:`open_run`).
+
+    HDF5's chunk cache is off: every read covers whole chunks, which HDF5 then reads straight into
+    the target array instead of copying each through the cache (a fifth less time).
+    """
+    path = run.path if isinstance(run, Run) else Path(run)
+    try:
+        f = h5py.File(path, "r", swmr=True, locking=False, rdcc_nbytes=0)
+    except OSError:
+        f = None
+    if f is None or f.attrs.get("schema") != L.SCHEMA:
+        if f is not None:
+            f.close()
+        check_run_file(path)  # raises the reader's error for this file
+        raise NotARunFileError(f"{path}: not a cellrig run file")  # pragma: no cover - check_run_file raised
+    with f:
+        streams = {name: tuple(group) for name, group in f[L.STREAMS].items()}
+        meta = f[L.META]
+        cell = _attrs(meta["cell"], CELL_ATTRS) if "cell" in meta else {}
+        yield RunFile(path, _attrs(f, RUN_ATTRS), cell, streams, _ended(f[L.EVENTS]), f)
+
+
+RUN_ATTRS = ("run_id", "started", "cycle_stream")  # what analysis reads of the root attributes
+CELL_ATTRS = ("id", "chemistry", "nominal_capacity_Ah")  # ... and of meta/cell
+
+
+def _attrs(obj: h5py.HLObject, keys: Sequence[str]) -> dict[str, Any]:
+    """Some attributes as plain Python values, decoded as ``read_attrs`` does (each attribute read costs)."""
+    names = set(obj.attrs)
+    out: dict[str, Any] = {}
+    for key in (k for k in keys if k in names):
+        value = obj.attrs[key]
+        if isinstance(value, bytes):
+            value = value.decode()
+        if f"{key}.json" in names:
+            value = json.loads(value)
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def _ended(events: h5py.Group) -> bool:
+    rows = min(d.shape[0] for d in events.values())
+    kinds = events["kind"][:rows]
+    ends = np.flatnonzero(kinds == b"end")
+    return bool(ends.size) and not (kinds[ends[-1] :] == b"resume").any()
