@@ -24,16 +24,20 @@ class Clock(Protocol):
 
 
 class ScaledClock:
-    """A monotonic clock running ``scale`` times faster than real time."""
+    """A clock running ``scale`` times faster than real time, from ``origin`` (Unix time; default: now).
 
-    def __init__(self, scale: float = 1.0) -> None:
+    Two processes given the same scale and origin agree on the time: a virtual lab and the
+    engine driving it, or a run resumed after its engine died.
+    """
+
+    def __init__(self, scale: float = 1.0, origin: float | None = None) -> None:
         if scale <= 0:
             raise ValueError(f"clock scale must be positive, not {scale}")
         self.scale = float(scale)
-        self._t0 = time.monotonic()
+        self.origin = time.time() if origin is None else float(origin)
 
     def now(self) -> float:
-        return (time.monotonic() - self._t0) * self.scale
+        return (time.time() - self.origin) * self.scale
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:

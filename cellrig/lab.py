@@ -27,7 +27,7 @@ from typing import Any
 
 from pyvisa import rname
 
-from .clock import Clock, wall_clock
+from .clock import Clock, ScaledClock, wall_clock
 from .instruments._connection import ConnectionPolicy
 from .instruments.registry import DRIVERS, DriverInfo
 from .instruments.roles import Identity
@@ -82,9 +82,10 @@ class Lab:
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "<lab>", clock: Clock | None = None) -> "Lab":
         problems: list[str] = []
-        unknown = sorted(set(data) - {"name", "roles"})
+        unknown = sorted(set(data) - {"name", "roles", "clock"})
         if unknown:
-            problems.append(f"{', '.join(unknown)}: unknown key(s) (known: name, roles)")
+            problems.append(f"{', '.join(unknown)}: unknown key(s) (known: name, roles, clock)")
+        clock = clock or _clock(data.get("clock"), problems)
         roles_data = data.get("roles")
         if not isinstance(roles_data, dict) or not roles_data:
             problems.append("roles: no [roles.<name>] entries")
@@ -97,6 +98,16 @@ class Lab:
         if problems:
             raise LabFileError(f"{origin}: " + "".join(f"\n  {p}" for p in problems))
         return cls(str(data.get("name", Path(origin).stem)), roles, origin, clock or wall_clock())
+
+    def channel(self, role: str, channel: int | None) -> Any:
+        """Another channel of a multi-channel instrument's role (same connection); the role itself if None."""
+        if channel is None or channel == self.roles[role].options.get("channel"):
+            return self[role]
+        key = f"{role}@{channel}"
+        if key not in self.instruments:
+            spec = self.roles[role]
+            self.instruments[key] = self._open(dataclasses.replace(spec, options={**spec.options, "channel": channel}))
+        return self.instruments[key]
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -179,6 +190,23 @@ class CheckRow:
         return self.status == "ok"
 
 
+def _clock(entry: Any, problems: list[str]) -> Clock | None:
+    """``[clock] speed, origin``: a virtual lab's scaled clock (a real lab has none: the wall clock).
+
+    ``origin`` (the Unix time the virtual lab started) is optional: without it the engine's clock
+    runs at the same speed from when it is read, which is all the engine needs."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or set(entry) - {"speed", "origin"} or "speed" not in entry:
+        problems.append("clock: expected { speed = <times real time>, origin = <Unix time> }")
+        return None
+    try:
+        return ScaledClock(float(entry["speed"]), entry.get("origin"))
+    except (TypeError, ValueError) as exc:
+        problems.append(f"clock: {exc}")
+        return None
+
+
 def _check_entry(name: str, entry: Any, problems: list[str]) -> RoleSpec | None:
     where = f"roles.{name}"
     if not isinstance(entry, dict):
@@ -198,6 +226,9 @@ def _check_entry(name: str, entry: Any, problems: list[str]) -> RoleSpec | None:
     except (rname.InvalidResourceName, ValueError) as exc:
         problems.append(f"{where}.resource: {resource!r} is not a VISA resource name ({exc})")
     options = entry.get("options", {})
+    if not isinstance(options, dict):
+        problems.append(f"{where}.options: expected a table such as {{ channel = 101 }}, got {options!r}")
+        options = {}
     for key in sorted(set(options) - set(info.options)):
         problems.append(
             f"{where}.options.{key}: unknown option for {driver} (known: {', '.join(info.options) or 'none'})"
@@ -209,12 +240,15 @@ def _check_entry(name: str, entry: Any, problems: list[str]) -> RoleSpec | None:
     safe = entry.get("safe_state", info.safe_states[0])
     if safe not in info.safe_states:
         problems.append(f"{where}.safe_state: {safe!r} is not one of {', '.join(info.safe_states)}")
-    policy = ConnectionPolicy(
-        timeout_s=float(entry.get("timeout_s", ConnectionPolicy.timeout_s)),
-        retries=int(entry.get("retries", ConnectionPolicy.retries)),
-    )
+    timeout_s = entry.get("timeout_s", ConnectionPolicy.timeout_s)
+    retries = entry.get("retries", ConnectionPolicy.retries)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
+        problems.append(f"{where}.timeout_s: expected a positive number of seconds, got {timeout_s!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        problems.append(f"{where}.retries: expected a whole number ≥ 0, got {retries!r}")
     if len(problems) > start:
         return None
+    policy = ConnectionPolicy(timeout_s=float(timeout_s), retries=retries)
     return RoleSpec(name, driver, str(resource), dict(options), limits, safe, policy)
 
 

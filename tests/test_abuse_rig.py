@@ -384,7 +384,7 @@ def test_nail_at_25_mm_s_stops_on_the_voltage_drop_and_records_contact_short_and
 
 
 def test_crush_stops_at_its_force_and_over_force_protection_halts_the_ram():
-    with bench(PouchCell(gap_mm=5.0)) as b:
+    with bench(PouchCell(gap_mm=5.0, failure_strain=0.35)) as b:
         rig = b.rig
         rig.configure_limits(RigLimits(max_force=50.0, max_speed=10.0, max_depth=30.0))
         rig.press(Press("crush", 5.0, PressStop(force=13.0, depth=5.0)))  # UN 38.3 T.6 crush force

@@ -13,7 +13,7 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from ._connection import ManagedConnection
+from ._connection import InstrumentError, ManagedConnection
 from .roles import CyclerLimits, CyclerStep, Identity, Samples
 
 MODES = ("CHARGE", "DISCHARGE", "REST", "PRECHARGE")
@@ -289,5 +289,11 @@ class BT2200Channel:
         self.mainframe.abort(self.cell_id)
 
     def safe_state(self) -> None:
-        """Abort this channel's cell (open circuit); other channels keep running."""
+        """Abort this channel's cell (open circuit), then read back that it stopped; other channels keep running.
+
+        The read-back is what confirms it: a command alone can vanish into a dead connection.
+        """
         self.stop()
+        status = self.status()
+        if status == "running":
+            raise InstrumentError(f"{self!r}: still running after CELL:ABORT")

@@ -41,6 +41,7 @@ CONTACT_FORCE = 0.05  # kN: contact is the first sample at or above this
 ACCEL = 5000.0  # mm/s²: the servo's acceleration and braking limit
 MOVING = ("PRESSING", "RETRACTING")
 EMPTY_BLOCK = b"#10"
+SHORTED_STEP_S = 0.05  # a shorted cell is stepped at most this finely once its short has formed (slow by then)
 
 #: Device-specific errors (positive codes; see docs/abuse-rig.md).
 INTERLOCK_OPEN = (301, "Interlock open")
@@ -58,8 +59,8 @@ class Specimen(Protocol):
     as the rig's does; a specimen may use it to replay a recorded trace).
     """
 
-    def force(self, depth_mm: float) -> float:
-        """kN the specimen pushes back with."""
+    def force(self, depth_mm: float, mode: str) -> float:
+        """kN the specimen pushes back with (``mode`` "NAIL" or "CRUSH")."""
         ...
 
     def short_resistance(self, depth_mm: float, mode: str) -> float:
@@ -93,9 +94,10 @@ class PouchCell:
     thickness_mm: float = 10.0
     stiffness_kn_mm: float = 5.0
     stiffening_kn_mm3: float = 1.0
-    failure_strain: float = 0.35
+    failure_strain: float = 0.14
     residual: float = 0.4
     nail_short_depth_mm: float = 1.0
+    nail_force_kn: float = 3.0  # force to drive a nail through the layers (illustrative)
     crush_short_factor: float = 2.0
     tau_s: float = 0.005
     max_cell_step_s: float = 1.0  # the cell is sub-stepped at most this coarsely while shorted
@@ -103,16 +105,19 @@ class PouchCell:
     t: float = field(default=0.0, init=False)
     short_ohm: float = field(default=math.inf, init=False)  # the lowest short made so far
     shorted_at: float | None = field(default=None, init=False)
+    _volts: float | None = field(default=None, init=False, repr=False)
 
     @property
     def through_ohm(self) -> float:
         """Short resistance with a nail fully through."""
         return self.cell.chemistry.nail_short_ohm_ah / self.cell.capacity_ah
 
-    def force(self, depth_mm: float) -> float:
+    def force(self, depth_mm: float, mode: str = "CRUSH") -> float:
         d = depth_mm - self.gap_mm
         if d <= 0:
             return 0.0
+        if mode == "NAIL":  # a nail cuts through: its force rises to the penetration force and stays
+            return min(self.stiffness_kn_mm * d, self.nail_force_kn)
         f = self.stiffness_kn_mm * d + self.stiffening_kn_mm3 * d**3
         return f * self.residual if d >= self.failure_strain * self.thickness_mm else f
 
@@ -123,7 +128,9 @@ class PouchCell:
         return self.through_ohm * self.crush_short_factor if d >= self.failure_strain * self.thickness_mm else math.inf
 
     def voltage(self, t: float) -> float:
-        return self.cell.voltage(0.0)  # the state advance() reached at t already holds the voltage
+        if self._volts is None:  # the state advance() reached at t holds the voltage: computed once per cell step
+            self._volts = self.cell.voltage(0.0)
+        return self._volts
 
     def advance(self, dt: float, short_ohm: float) -> None:
         self.t += dt
@@ -131,17 +138,22 @@ class PouchCell:
             self.short_ohm = short_ohm
             if self.shorted_at is None:
                 self.shorted_at = self.t
+        self.resting_s += dt
         if self.shorted_at is None:  # intact: rest time is gathered into steps of max_cell_step_s
-            self.resting_s += dt
             if self.resting_s >= self.max_cell_step_s:
-                self.cell.step(0.0, self.resting_s)
-                self.resting_s = 0.0
+                self._step_cell()
             return
-        n = math.ceil(dt / self.max_cell_step_s)
+        forming = self.t - self.shorted_at < 10 * self.tau_s  # while the contact forms, every sample
+        if forming or self.resting_s >= SHORTED_STEP_S:
+            formed = -math.expm1(-(self.t - self.shorted_at) / self.tau_s)  # 0 → 1 as the contact forms
+            self.cell.short_ohm = self.short_ohm / formed if formed > 0 else math.inf
+            self._step_cell()
+
+    def _step_cell(self) -> None:
+        n = math.ceil(self.resting_s / self.max_cell_step_s)
         for _ in range(n):
-            self.cell.step(0.0, dt / n)
-        formed = -math.expm1(-(self.t - self.shorted_at) / self.tau_s)  # 0 → 1 as the contact forms
-        self.cell.short_ohm = self.short_ohm / formed if formed > 0 else math.inf
+            self.cell.step(0.0, self.resting_s / n)
+        self.resting_s, self._volts = 0.0, None
 
 
 def _number(args: str, lo: float, hi: float) -> float:
@@ -179,7 +191,7 @@ class PressSim(SimInstrument):
         self.tick = 0
         self.x = 0.0  # mm from home, + towards the anvil
         self.v = 0.0  # mm/s
-        self.force = self.specimen.force(0.0)
+        self.force = self.specimen.force(0.0, "CRUSH")
         self.volts = self.specimen.voltage(0.0)
         self.interlock_closed = True
         self.state = "IDLE"
@@ -258,7 +270,7 @@ class PressSim(SimInstrument):
             self._move(dt)
         self.tick += n
         t = self.tick * TICK
-        self.force = self.specimen.force(self.x)
+        self.force = self.specimen.force(self.x, self.mode)
         self.specimen.advance(dt, self.specimen.short_resistance(self.x, self.mode))
         self.volts = self.specimen.voltage(t)
         if self.state == "PRESSING":

@@ -34,7 +34,7 @@ ACTIONS = ("NEXT", "FAIL")
 MAX_CURRENT = 6.25  # A per channel
 MAX_VOLTAGE = 5.0  # V
 
-IDLE_STEP = 60.0  # s: an idle channel's cell is stepped at most this often
+IDLE_STEP = 10.0  # s: an idle channel's cell is stepped at most this often
 
 #: STATus:CELL:REPort? codes (1 = running is sourced; the others are this simulator's).
 IDLE, RUNNING, DONE, FAILED, ABORTED = 0, 1, 2, 3, 4
@@ -71,6 +71,7 @@ class _Channel:
     q: float = 0.0  # ∫I dt since the last record
     e: float = 0.0  # ∫V dt since the last record
     dt: float = 0.0  # time since the last record
+    idle_v: float | None = None  # open-circuit voltage while idle, updated when the cell is stepped
     ended: int | None = None  # SequenceState of a step that ended since the last record
     resting: float = 0.0  # idle time not yet applied to the cell
     steps: list[tuple[int, Step, list[Test]]] = field(default_factory=list)
@@ -166,10 +167,11 @@ class BT2200(SimInstrument):
         """An idle channel: its cell rests (stepped once a minute: relaxation is slow and stable)."""
         ch.current = 0.0
         ch.resting += dt
-        if ch.resting >= IDLE_STEP:
+        if ch.resting >= IDLE_STEP or ch.idle_v is None:
             ch.cell.step(0.0, ch.resting)
             ch.resting = 0.0
-        ch.e += ch.cell.voltage(0.0) * dt
+            ch.idle_v = ch.cell.voltage(0.0)
+        ch.e += ch.idle_v * dt
         ch.dt += dt
 
     def _rest(self, span: float) -> None:
@@ -321,7 +323,7 @@ class BT2200(SimInstrument):
                 raise InstrumentError(-221, f"Settings conflict: cell {cid} has no sequence enabled")
             ch.steps = [(n, steps[n], list(self.tests.get((ch.sequence, n), {}).values())) for n in sorted(steps)]
             ch.cell.step(0.0, ch.resting)  # the rest not yet applied, before the cell carries current
-            ch.resting = 0.0
+            ch.resting, ch.idle_v = 0.0, None
             ch.step, ch.step_time, ch.status = 0, 0.0, RUNNING
         self.output = True
         self._start_record()

@@ -192,6 +192,12 @@ class Cell:
     vented: bool = False
     mass_loss_g: float = 0.0
     gas_released_mmol: float = 0.0
+    ageing: float = 1.0  # > 1 ages faster (an accelerated virtual lab); every cell of a lab alike
+
+    def __post_init__(self) -> None:
+        self._ocv_table = _smooth_ocv(self.chemistry)
+        self._fade_at: tuple[float, float | None] | None = None
+        self._fade = 0.0
 
     # -- derived properties --------------------------------------------------------------
 
@@ -218,12 +224,15 @@ class Cell:
 
     def fade(self) -> float:
         """Fraction of capacity lost to ageing: √efc term plus a knee (20 % at the rated life)."""
-        c = self.chemistry
-        n = self.efc / c.rated_cycles * (1.0 + 3.0 * self.contact_loss())  # loose stacks age faster
-        knee = c.knee_fraction
-        sei = 0.12 * math.sqrt(n)
-        late = 0.08 * ((n - knee) / (1 - knee)) ** 2 if n > knee else 0.0
-        return sei + late
+        key = (self.throughput_ah, self.stack_pressure_kpa)
+        if key != self._fade_at:  # fade changes only with throughput: computed once per step
+            c = self.chemistry
+            n = self.ageing * self.efc / c.rated_cycles * (1.0 + 3.0 * self.contact_loss())  # loose stacks age faster
+            knee = c.knee_fraction
+            sei = 0.12 * math.sqrt(n)
+            late = 0.08 * ((n - knee) / (1 - knee)) ** 2 if n > knee else 0.0
+            self._fade_at, self._fade = key, sei + late
+        return self._fade
 
     @property
     def retained_capacity_ah(self) -> float:
@@ -253,7 +262,7 @@ class Cell:
         so the voltage reaches its floor early (the charge is still there when the cell warms)."""
         f = self.accessible_fraction()
         soc = (self.soc - (1.0 - f)) / f if f < 1.0 else self.soc
-        xs, ys = _smooth_ocv(self.chemistry)
+        xs, ys = self._ocv_table
         i = min(max(bisect.bisect_right(xs, soc), 1), len(xs) - 1)
         x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
         emf = y0 + (y1 - y0) * (min(max(soc, x0), x1) - x0) / (x1 - x0)

@@ -5,6 +5,7 @@ simulator of every driver cellrig has in it, serves each on its own port, and wr
 ``lab.toml`` that points cellrig at them — so everything that runs on a real lab runs here.
 """
 
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,8 +25,9 @@ from .thermotron import Thermotron3800
 from .watlow_f4t import F4T
 from .world import World
 
-#: How much faster than real time the virtual lab runs by default.
-DEFAULT_SPEED = 50_000.0
+#: How much faster than real time the virtual lab runs by default: fast, yet slow enough for the
+#: simulated world to keep up while chambers, loggers and every cycler channel are busy.
+DEFAULT_SPEED = 5_000.0
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,14 @@ class Role:
     limits: dict[str, float] = field(default_factory=dict)
 
 
+#: The cycler's cells, channels 101–108: each chamber holds every chemistry (101–104 the ESPEC, 105–108 the F4T).
+CYCLER_CELLS = ("nmc811", "nmc811", "lfp", "sulfide", "nmc811", "lfp", "lfp", "sulfide")
+
+
 def _bt2200(lab: "VirtualLab") -> SimInstrument:
-    """Eight cells of three chemistries; the first four in the ESPEC oven, the rest in the F4T chamber."""
-    presets = ("nmc811", "nmc811", "nmc811", "lfp", "lfp", "lfp", "sulfide", "sulfide")
-    cells = {101 + i: lab.cell(f"cycler-{101 + i}", preset) for i, preset in enumerate(presets)}
-    return BT2200(lab.world, cells, cards=1, log_period=10.0)
+    """Eight 5 Ah cells of three chemistries (:data:`CYCLER_CELLS`), four in each chamber."""
+    cells = {101 + i: lab.cell(f"cycler-{101 + i}", preset) for i, preset in enumerate(CYCLER_CELLS)}
+    return BT2200(lab.world, cells, cards=1, log_period=10.0, dt=lab.world.dt)
 
 
 def _espec(lab: "VirtualLab") -> SimInstrument:
@@ -67,11 +72,11 @@ def _daq970a(lab: "VirtualLab") -> SimInstrument:
 
 
 def _smu(lab: "VirtualLab") -> SimInstrument:
-    return SMU2450(lab.world, lab.cell("smu-1", "sulfide", capacity_ah=0.5))
+    return SMU2450(lab.world, lab.cell("smu-1", lab.specimen, capacity_ah=0.5))
 
 
 def _rig(lab: "VirtualLab") -> SimInstrument:
-    cell = lab.cell("rig-1", "nmc811", soc=1.0)  # stepped by the rig's specimen, not as a loose cell
+    cell = lab.cell("rig-1", lab.specimen, soc=1.0)  # stepped by the rig's specimen, not as a loose cell
     return PressSim(lab.world, PouchCell(cell=cell))
 
 
@@ -80,18 +85,20 @@ GAS_SENSOR_V_PER_PPM = 0.01  # a 0–10 V gas transmitter spanning 0–1000 ppm 
 
 
 def _daq6510(lab: "VirtualLab") -> SimInstrument:
-    """Thermocouples on the rig's cell (101) and the lab air (102); the enclosure's gas sensor (103, volts).
+    """Thermocouples on the rig's cell (101), the lab air (102) and the SMU's cell (104); the
+    enclosure's gas sensor (103, volts).
 
     The sensor sees what the cell on the anvil vents (CO/H₂, or H₂S from a sulfide cell) diluted
     in the enclosure's air: ppm = mmol released / mmol of air × 10⁶.
     """
-    rig_cell = lab.world.cells["rig-1"]
+    rig_cell, smu_cell = lab.world.cells["rig-1"], lab.world.cells["smu-1"]
     return DAQ6510(
         lab.world,
         {
             101: lambda t: rig_cell.temperature,
             102: lambda t: 23.0,
             103: lambda t: rig_cell.gas_released_mmol / ENCLOSURE_MMOL * 1e6 * GAS_SENSOR_V_PER_PPM,
+            104: lambda t: smu_cell.temperature,
         },
     )
 
@@ -105,7 +112,8 @@ ROLES: dict[str, Role] = {
     "chamber2": Role("watlow_f4t", _f4t, {}, {"max_temperature": 130.0}),
     "chamber3": Role("thermotron_3800", lambda lab: Thermotron3800(lab.world)),
     "daq": Role("keysight_daq970a", _daq970a),
-    "smu": Role("keithley_2450", _smu, {}, {"min_voltage": 2.5, "max_voltage": 4.2, "max_current": 0.5}),
+    # wide enough for electrical abuse (overcharge, forced discharge, soft short) of its 0.5 Ah cell
+    "smu": Role("keithley_2450", _smu, {}, {"min_voltage": -1.0, "max_voltage": 10.0, "max_current": 1.0}),
     "rig": Role("press_100", _rig, {}, {"max_force": 100.0}),
     "daq2": Role("keithley_daq6510", _daq6510),
 }
@@ -120,10 +128,19 @@ class VirtualLab:
         seed: int = 0,
         roles: dict[str, Role] | None = None,
         faults: dict[str, list[Fault]] | None = None,
+        *,
+        dt: float = 1.0,
+        ageing: float = 1.0,
+        specimen: str = "nmc811",
     ) -> None:
+        """``dt``: the world's time step (s); ``ageing``: how many times faster cells age than rated
+        (to reach end of life in a short run); ``specimen``: the preset of the cell on the rig."""
+        if specimen not in PRESETS:
+            raise ValueError(f"unknown specimen {specimen!r} (presets: {', '.join(PRESETS)})")
         self.clock = ScaledClock(speed)
-        self.world = World(self.clock)
+        self.world = World(self.clock, dt=dt)
         self.random = random.Random(seed)
+        self.ageing, self.specimen = ageing, specimen
         self.roles = dict(roles or ROLES)
         self.sims: dict[str, SimInstrument] = {}
         for name, role in self.roles.items():
@@ -142,12 +159,14 @@ class VirtualLab:
             soc=soc,
             capacity_variation=self.random.gauss(1.0, 0.01),
             resistance_variation=self.random.gauss(1.0, 0.03),
+            ageing=self.ageing,
         )
         return self.world.add_cell(name, cell)
 
-    def start(self) -> "VirtualLab":
-        for name, sim in self.sims.items():
-            self.servers[name] = SimServer(sim).start()
+    def start(self, port: int = 0) -> "VirtualLab":
+        """Serve every role: on free ports, or on ``port``, ``port + 1`` … in role order."""
+        for i, (name, sim) in enumerate(self.sims.items()):
+            self.servers[name] = SimServer(sim, port=port + i if port else 0).start()
         return self
 
     def stop(self) -> None:
@@ -156,7 +175,7 @@ class VirtualLab:
         self.servers.clear()
 
     def __enter__(self) -> "VirtualLab":
-        return self.start()
+        return self if self.servers else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -174,12 +193,18 @@ class VirtualLab:
             if role.limits:
                 entry["limits"] = dict(role.limits)
             roles[name] = entry
-        return {"name": f"virtual lab (clock ×{self.clock.scale:g})", "roles": roles}
+        clock = {"speed": self.clock.scale, "origin": self.clock.origin}
+        return {"name": f"virtual lab (clock ×{self.clock.scale:g})", "clock": clock, "roles": roles}
 
     def lab_toml(self) -> str:
         """A lab file for cellrig that points at the running simulators."""
         data = self.lab_dict()
-        lines = [f'name = "{data["name"]}"']
+        lines = [
+            f'name = "{data["name"]}"',
+            "",
+            "[clock]  # the virtual lab's: this many times real time, from this Unix time",
+        ]
+        lines += [f"{key} = {value!r}" for key, value in data["clock"].items()]
         for name, entry in data["roles"].items():
             lines += ["", f"[roles.{name}]"]
             for key, value in entry.items():
@@ -191,6 +216,9 @@ class VirtualLab:
         return "\n".join(lines) + "\n"
 
     def write_lab(self, path: str | Path) -> Path:
+        """Write the lab file atomically: whoever sees it sees all of it."""
         path = Path(path)
-        path.write_text(self.lab_toml())
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.lab_toml())
+        os.replace(tmp, path)
         return path

@@ -1,0 +1,40 @@
+"""The virtual lab in a process of its own (``cellrig sim``), so the simulation and the engine each get a core."""
+
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+STARTUP_S = 60.0
+
+
+@contextlib.contextmanager
+def served_lab(lab_file: str | Path, **options: float | str) -> Iterator[Path]:
+    """Serve the virtual lab (``cellrig sim`` with ``options`` as flags) until the block ends; yield its lab file."""
+    lab_file = Path(lab_file)
+    lab_file.unlink(missing_ok=True)
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "cellrig", "sim", *flags, "--write-lab", str(lab_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while not lab_file.exists():  # written atomically once every instrument listens
+            if sim.poll() is not None:
+                raise RuntimeError(f"the virtual lab did not start: {sim.stderr.read().strip()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the virtual lab did not write {lab_file} within {STARTUP_S:g} s")
+            time.sleep(0.05)
+        yield lab_file
+    finally:
+        sim.send_signal(signal.SIGINT)
+        try:
+            sim.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sim.kill()
