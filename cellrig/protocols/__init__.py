@@ -1,6 +1,7 @@
 """Protocols (what a test does) and the engine that runs them on a lab's instruments."""
 
-from .cycling import CyclingProtocol, ProtocolError, builtin_protocol, load_protocol, parse_protocol
-from .engine import run_cycling
+from .cells import CELL_TYPES, CellSpec, cell_spec
+from .language import Protocol, ProtocolError, load, parse
+from .preflight import Binding, Probe
 
-__all__ = ["CyclingProtocol", "ProtocolError", "builtin_protocol", "load_protocol", "parse_protocol", "run_cycling"]
+__all__ = ["CELL_TYPES", "Binding", "CellSpec", "Probe", "Protocol", "ProtocolError", "cell_spec", "load", "parse"]

@@ -1,124 +1,124 @@
-"""The run engine (minimal): load a cycling protocol into a cycler, stream its log to a run file.
+"""The run engine: runs a compiled protocol on a lab's instruments and streams everything to a run file.
 
-Every way out of :func:`run_cycling` (finished, cycler test failure, error, lost
-instrument, Ctrl-C) puts the cycler in its safe state and records an ``end`` event saying
-how and why the run ended.  Ctrl-C is held off while that happens.
+A :class:`Runner` owns one run.  Between steps and while a step runs it polls every
+instrument of the run (cycler channel, chamber, DAQ probes, rig), appends what they
+measured to the run file at their own rates, and hands every block to the safety
+supervisor.  Run states: running ⇄ paused → finished | stopped | aborted | tripped | failed.
+
+Every way out — the end of the protocol, a trip, an operator's stop or abort, Ctrl-C or
+SIGTERM (passed in as ``interrupt``), a lost instrument, any error — puts the run's
+instruments in their safe state and closes the file with the status and the reason.
+After every completed step a checkpoint event records where the program stands, so
+:meth:`Runner.resume` continues an interrupted run in the same file with no cycle repeated
+or skipped (an interrupted step is run again).  Abuse tests are never resumed.
 """
 
-import contextlib
+import dataclasses
 import datetime as dt
 import getpass
-import signal
+import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..instruments.keysight_bt2200 import KeysightBT2200, channel_index
-from ..storage import Column, RunWriter
-from .cycling import STEP_NAMES, STEPS_PER_CYCLE, CyclingProtocol
+from ..lab import Lab
+from ..storage import Column, RunWriter, open_run
+from . import control
+from . import language as L
+from .activities import Activity, RunEnded, activity, charging
+from .cells import CellSpec
+from .preflight import Binding, check
+from .sharing import ChamberShare, DAQHub, Timebase
+from .supervisor import Supervisor, effective_limits
 
 CYCLER_COLUMNS = {
-    "voltage": Column("V", "f8", "cell voltage (mean over the interval since the previous row)"),
-    "current": Column("A", "f8", "current, positive charging (mean over the interval since the previous row)"),
-    "step": Column("", "i4", "step within the cycle (1 charge, 2 rest, 3 discharge, 4 rest)"),
-    "cycle": Column("", "i4", "cycle number, from 1"),
+    "voltage": Column("V", "f8", "cell voltage"),
+    "current": Column("A", "f8", "current, positive charging"),
+    "step": Column("", "i4", "protocol step number (stable across loop iterations)"),
+    "cycle": Column("", "i4", "cycle number, from 1 (a new cycle starts with a charge after a discharge)"),
 }
-
-Progress = Callable[[int, int], None]
-
-
-def _sequence(cycler: KeysightBT2200, p: CyclingProtocol, seq: int = 1) -> None:
-    """Program the whole protocol as one instrument sequence of 4 steps per cycle."""
-    c, d = p.charge, p.discharge
-    for cycle in range(p.cycles):
-        base = cycle * STEPS_PER_CYCLE
-        cycler.define_step(seq, base + 1, "CHARGE", c.max_time_s, c.current_A, c.voltage_V)
-        cycler.define_test(seq, base + 1, 1, "CURR_LE", c.end_current_A, "AFTER", 0, "NEXT")
-        cycler.define_step(seq, base + 2, "REST", max(p.rest_after_charge_s, 1), 0, 0)
-        cycler.define_step(seq, base + 3, "DISCHARGE", d.max_time_s, d.current_A, d.voltage_V)
-        cycler.define_test(seq, base + 3, 1, "VOLT_LE", d.voltage_V, "AFTER", 0, "NEXT")
-        cycler.define_step(seq, base + 4, "REST", max(p.rest_after_discharge_s, 1), 0, 0)
-    cycler.raise_errors()
+CHAMBER_COLUMNS = {
+    "temperature": Column("degC", "f8", "chamber air temperature"),
+    "setpoint": Column("degC", "f8", "chamber setpoint"),
+}
+RIG_COLUMNS = {
+    "position": Column("mm", "f8", "ram position from home"),
+    "force": Column("kN", "f8", "load cell, compressive positive"),
+    "voltage": Column("V", "f8", "cell voltage on the rig's fast channel"),
+}
+CHAMBER_PERIOD = 10.0  # lab seconds between chamber readings
+MIN_WALL_POLL = 0.002  # s of real time between polls, however fast the lab clock runs
 
 
-@contextlib.contextmanager
-def _hold_ctrl_c() -> Iterator[None]:
-    """Defer SIGINT while the run closes; deliver it afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:
-            raise KeyboardInterrupt
+class PreflightError(ValueError):
+    """The protocol must not run here: every reason, each with file and line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
 
 
-class _Recorder:
-    """Turns data-log records of one channel into rows and step events."""
+@dataclass
+class State:
+    """Where the program stands: the checkpoint written after every completed step."""
 
-    def __init__(self, writer: RunWriter, protocol: CyclingProtocol, index: int) -> None:
-        self.writer, self.protocol, self.index = writer, protocol, index
-        self.t0: int | None = None
-        self.state = 0
-        self.last_time = 0.0
-        self.ended = False
+    pc: int = 0
+    cycle: int = 1
+    discharged: bool = False  # a discharge happened in this cycle (the next charge starts a new one)
+    steps_done: int = 0
+    count: dict[int, int] = field(default_factory=dict)
+    q_first: dict[int, float] = field(default_factory=dict)
+    q_last: dict[int, float] = field(default_factory=dict)
+    q_iter: dict[int, float] = field(default_factory=dict)
+    active: list[int] = field(default_factory=list)
 
-    def add(self, records: np.ndarray) -> None:
-        state = records["seq_state"][:, self.index].astype(np.int64)
-        keep = state != 0  # records before the sequence or after it ended belong to no step
-        if self.state and not keep.all():
-            self.ended = True  # the instrument logs on after the sequence: idle records mark its end
-        if not keep.any():
-            return
-        records, state = records[keep], state[keep]
-        if self.t0 is None:
-            self.t0 = int(records["timestamp_ms"][0])
-        t = (records["timestamp_ms"].astype(np.int64) - self.t0) / 1000.0
-        number = np.abs(state)
-        cycle, within = np.divmod(number - 1, STEPS_PER_CYCLE)
-        for i in np.flatnonzero(np.diff(number, prepend=self.state)):
-            self._step_change(int(number[i]), self.last_time if i == 0 else float(t[i - 1]))
-        self.writer.append(
-            "cycler",
-            time=t,
-            voltage=records["vsense"][:, self.index].astype(np.float64),
-            current=records["imon"][:, self.index].astype(np.float64),
-            step=(within + 1).astype(np.int32),
-            cycle=(cycle + 1).astype(np.int32),
-        )
-        self.state, self.last_time = int(number[-1]), float(t[-1])
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
 
-    def _step_change(self, number: int, at: float) -> None:
-        if self.state:
-            cycle, step, name = self.protocol.step(self.state)
-            self.writer.event("step_end", name, time=at, step=step, cycle=cycle)
-        cycle, step, name = self.protocol.step(number)
-        self.writer.event("step_start", name, time=at, step=step, cycle=cycle)
+    @classmethod
+    def from_json(cls, text: str) -> "State":
+        data = json.loads(text)
+        for key in ("count", "q_first", "q_last", "q_iter"):
+            data[key] = {int(k): v for k, v in data[key].items()}
+        return cls(**data)
 
-    def finish(self) -> None:
-        if self.state:
-            cycle, step, name = self.protocol.step(self.state)
-            self.writer.event("step_end", name, time=self.last_time, step=step, cycle=cycle)
-
-    @property
-    def cycle(self) -> int:
-        return self.protocol.step(self.state)[0] if self.state else 0
+    def retention(self, loop: int) -> float | None:
+        first = self.q_first.get(loop)
+        return self.q_last[loop] / first if first else None
 
 
-def new_run_path(out_dir: str | Path, protocol: CyclingProtocol, cell_id: str) -> Path:
+@dataclass
+class Shared:
+    """What the runs of a campaign share: the lab, DAQ hubs, chamber shares, the interrupt."""
+
+    lab: Lab
+    hubs: dict[str, DAQHub] = field(default_factory=dict)
+    chambers: dict[str, ChamberShare] = field(default_factory=dict)
+    interrupt: threading.Event = field(default_factory=threading.Event)
+    interrupt_reason: str = "interrupted"
+    chamber_safe_on_trip: set[str] = field(default_factory=set)
+    poll: float = 1.0  # lab seconds between polls (at least MIN_WALL_POLL of real time)
+
+    def hub(self, role: str) -> DAQHub:
+        if role not in self.hubs:
+            self.hubs[role] = DAQHub(self.lab[role], self.lab.clock)
+        return self.hubs[role]
+
+    def chamber(self, role: str) -> ChamberShare:
+        if role not in self.chambers:
+            self.chambers[role] = ChamberShare(self.lab[role])
+        return self.chambers[role]
+
+
+def new_run_path(out_dir: str | Path, protocol_name: str, cell_id: str) -> Path:
     """``<cell>_<protocol>_<UTC time>.h5`` in ``out_dir``, never the name of an existing file."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = Path(out_dir) / f"{cell_id}_{protocol.name}_{stamp}"
+    base = Path(out_dir) / f"{cell_id}_{protocol_name}_{stamp}"
     path, n = base.with_suffix(".h5"), 1
     while path.exists():
         n += 1
@@ -126,75 +126,384 @@ def new_run_path(out_dir: str | Path, protocol: CyclingProtocol, cell_id: str) -
     return path
 
 
-def run_cycling(
-    protocol: CyclingProtocol,
-    cycler: KeysightBT2200,
-    out_dir: str | Path,
-    *,
-    cell_id: str = "cell-1",
-    bt_cell: int = 1001,
-    channel: int = 101,
-    lab: dict[str, Any] | None = None,
-    poll_interval: float = 0.02,
-    progress: Progress | None = None,
-) -> Path:
-    """Run ``protocol`` on one cycler channel, streaming to a new run file in ``out_dir``."""
-    path = new_run_path(out_dir, protocol, cell_id)
-    meta = {
-        "protocol": {
-            "name": protocol.name,
-            "origin": protocol.origin,
-            "text": protocol.source,
-            "sha256": protocol.sha256,
-        },
-        "cell": {"id": cell_id, **asdict(protocol.cell)},
-        "lab": lab or {},
-        "cycler": {"cell": bt_cell, "channel": channel},
-        "operator": getpass.getuser(),
-        "host": socket.gethostname(),
-    }
-    cycler.clear()
-    cycler.clear_log()
-    cycler.define_cell(bt_cell, channel)
-    _sequence(cycler, protocol)
-    writer = RunWriter.create(path, {"cycler": CYCLER_COLUMNS}, meta, cycle_stream="cycler")
-    recorder = _Recorder(writer, protocol, channel_index(channel))
-    status, reason = "failed", "the engine stopped unexpectedly"
-    try:
-        cycler.enable(bt_cell, 1)
-        cycler.initiate(bt_cell)
-        cycler.raise_errors()
-        writer.event("start", f"{protocol.name}: {protocol.cycles} cycles of {', '.join(STEP_NAMES)}")
-        while not recorder.ended:  # the first idle record after the sequence ends the loop
-            records = cycler.fetch_log()
-            if len(records):
-                recorder.add(records)
-                if progress:
-                    progress(recorder.cycle, protocol.cycles)
-            elif cycler.cell_status(bt_cell)[0] != "running":
-                while not recorder.ended and len(records := cycler.fetch_log()):  # the rest of the last step
-                    recorder.add(records)
+Progress = Callable[["Runner"], None]
+
+
+class Runner:
+    """One run of ``protocol`` on one cell.  Build with :meth:`start` or :meth:`resume`, then :meth:`run`."""
+
+    def __init__(
+        self,
+        protocol: L.Protocol,
+        binding: Binding,
+        writer: RunWriter,
+        shared: Shared,
+        *,
+        t0: float,
+        state: State,
+        progress: Progress | None = None,
+    ) -> None:
+        self.protocol, self.binding, self.writer, self.shared = protocol, binding, writer, shared
+        self.lab = shared.lab
+        self.key = writer.path.name
+        self.t0, self.state, self.progress = t0, state, progress
+        self.supervisor = Supervisor(effective_limits(protocol.limits, protocol.cell, protocol.abuse))
+        roles = protocol.roles()
+        self.cycler = self.lab.channel(binding.cycler, binding.channel) if "cycler" in roles else None
+        self.share = shared.chamber(binding.chamber) if binding.chamber else None
+        self.chamber = self.share.chamber if self.share else None
+        self.rig = self.lab[binding.rig] if "rig" in roles else None
+        self.hub = shared.hub(binding.daq) if binding.daq and binding.probes else None
+        if self.share is not None:  # every run of a campaign joins before any asks for a setpoint
+            self.share.join(self.key)
+        if self.hub is not None:
+            self.hub.interval = min(self.hub.interval, protocol.header.sample_interval)
+            self.hub.subscribe(self.key, binding.probes)
+        self.timebases = {name: Timebase(self.lab.clock) for name in ("cycler", "rig")}
+        self.last: dict[str, float] = {}
+        self.last_voltage: float | None = None
+        self.leaf: L.Leaf | None = None
+        self.leaf_discharge = 0.0
+        self.rig_acquiring = False
+        self.chamber_read_at = -np.inf
+        self.chamber_last: tuple[float, float] | None = None
+        self.chamber_start: float | None = None
+        self.status = "running"
+
+    # -- building -------------------------------------------------------------------------------
+
+    @staticmethod
+    def streams(protocol: L.Protocol, binding: Binding) -> dict[str, dict[str, Column]]:
+        roles = protocol.roles()
+        streams: dict[str, dict[str, Column]] = {}
+        if "cycler" in roles:
+            streams["cycler"] = CYCLER_COLUMNS
+        if binding.chamber:
+            streams["chamber"] = CHAMBER_COLUMNS
+        if binding.daq and binding.probes:
+            streams["daq"] = {
+                n: Column(p.units, "f8", f"DAQ channel {p.channel} ({p.kind})") for n, p in binding.probes.items()
+            }
+        if "rig" in roles:
+            streams["rig"] = RIG_COLUMNS
+        return streams
+
+    @classmethod
+    def start(
+        cls,
+        protocol: L.Protocol,
+        binding: Binding,
+        out: str | Path,
+        shared: Shared,
+        *,
+        progress: Progress | None = None,
+    ) -> "Runner":
+        """Pre-flight ``protocol`` (nothing moves if it fails), then create its run file (``out``: file or folder)."""
+        problems = check(protocol, shared.lab, binding)
+        if problems:
+            raise PreflightError(problems)
+        out = Path(out)
+        path = out if out.suffix == ".h5" else new_run_path(out, protocol.name, protocol.cell.id)
+        clock = shared.lab.clock
+        meta = {
+            "protocol": {
+                "name": protocol.name,
+                "title": protocol.header.title,
+                "standard": protocol.header.standard,
+                "kind": protocol.header.kind,
+                "origin": protocol.origin,
+                "text": protocol.source,
+                "sha256": protocol.sha256,
+                "parameters": json.dumps(protocol.parameters),
+            },
+            "cell": {k: v for k, v in protocol.cell.as_meta().items() if v != ""},
+            "binding": binding.as_meta(),
+            "lab": {"name": shared.lab.name, "file": str(Path(shared.lab.origin).resolve())},
+            "clock": {"scale": clock.scale, "started": clock.now()},
+            "started": dt.datetime.now(dt.UTC).isoformat(),
+            "operator": getpass.getuser(),
+            "host": socket.gethostname(),
+        }
+        streams = cls.streams(protocol, binding)
+        writer = RunWriter.create(path, streams, meta, cycle_stream="cycler" if "cycler" in streams else None)
+        return cls(protocol, binding, writer, shared, t0=clock.now(), state=State(), progress=progress)
+
+    @classmethod
+    def resume(cls, path: str | Path, shared: Shared, *, progress: Progress | None = None) -> "Runner":
+        """Continue an interrupted (or stopped) run in its own file from its last checkpoint."""
+        run = open_run(path)
+        if run.status not in ("interrupted", "stopped"):
+            raise ValueError(f"{path}: run is {run.status}; only interrupted or stopped runs resume")
+        meta = run.meta
+        if meta["protocol"]["kind"] == "abuse":
+            raise ValueError(f"{path}: abuse tests are never resumed (the cell may be damaged); start a new run")
+        cell = CellSpec(**meta["cell"])
+        params = json.loads(meta["protocol"]["parameters"])
+        protocol = L.parse(meta["protocol"]["text"], meta["protocol"]["origin"], cell, params)
+        binding = Binding.from_meta(meta["binding"])
+        checkpoints = run.events[run.events["kind"] == "checkpoint"]
+        state = State.from_json(checkpoints["message"].iloc[-1]) if len(checkpoints) else State()
+        started_clock = float(meta["clock"]["started"])
+        last = max((run.last(s)["time"] for s in run.streams if run.rows(s)), default=0.0)
+        writer = RunWriter.resume(path)
+        # a lab clock that restarted (a new virtual lab) must not send time backwards
+        t0 = min(started_clock, shared.lab.clock.now() - last)
+        runner = cls(protocol, binding, writer, shared, t0=t0, state=state, progress=progress)
+        writer.event("note", f"resumed from step {state.steps_done + 1} (cycle {state.cycle})", time=runner.now())
+        return runner
+
+    # -- time and recording -----------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Seconds since the run started, on the lab clock."""
+        return self.lab.clock.now() - self.t0
+
+    def event(self, kind: str, message: str) -> None:
+        step = self.leaf.number if self.leaf else -1
+        self.writer.event(kind, message, time=self.now(), step=step, cycle=self.state.cycle)
+
+    def _append(self, stream: str, t: np.ndarray, **columns: np.ndarray) -> None:
+        t = np.maximum(np.asarray(t, dtype=np.float64), self.last.get(stream, 0.0))
+        self.writer.append(stream, time=t, **columns)
+        self.last[stream] = float(t[-1])
+        reason = self.supervisor.check(stream, columns, t)
+        if reason:
+            raise RunEnded("tripped", reason)
+
+    def poll(self) -> None:
+        """Fetch what every instrument of the run measured, record it, supervise it."""
+        if self.cycler is not None:
+            s = self.cycler.fetch_samples()
+            keep = s["step"] != 0 if "step" in s else slice(None)
+            t = s["time"][keep]
+            if len(t):
+                t = self.timebases["cycler"](t) - self.t0
+                v, i = s["voltage"][keep], s["current"][keep]
+                previous = self.last.get("cycler", t[0])
+                dt_ = np.diff(t, prepend=previous)
+                self.leaf_discharge += float(np.sum(np.where(i < 0, -i, 0.0) * dt_)) / 3600.0
+                n = len(t)
+                step = self.leaf.number if self.leaf else 0
+                self._append(
+                    "cycler",
+                    t,
+                    voltage=v,
+                    current=i,
+                    step=np.full(n, step, np.int32),
+                    cycle=np.full(n, self.state.cycle, np.int32),
+                )
+                self.last_voltage = float(v[-1])
+        if self.chamber is not None and self.lab.clock.now() - self.chamber_read_at >= CHAMBER_PERIOD:
+            self.chamber_read_at = self.lab.clock.now()
+            reading = (self.chamber.read_temperature(), self.chamber.read_setpoint())
+            self.chamber_last = reading
+            self._append(
+                "chamber", np.array([self.now()]), temperature=np.array([reading[0]]), setpoint=np.array([reading[1]])
+            )
+        if self.hub is not None:
+            block = self.hub.take(self.key)
+            if block:
+                t = block.pop("time") - self.t0
+                self._append("daq", t, **block)
+                if "temperature" in block:
+                    self.last["cell_temperature"] = float(block["temperature"][-1])
+        if self.rig is not None and self.rig_acquiring:
+            s = self.rig.fetch_samples()
+            if len(s["time"]):
+                t = self.timebases["rig"](s["time"]) - self.t0
+                self._append("rig", t, position=s["position"], force=s["force"], voltage=s["voltage"])
+
+    # -- what activities ask ------------------------------------------------------------------
+
+    def rig_stop_acquiring(self) -> None:
+        """Stop the rig's fast acquisition and record what it buffered up to the stop."""
+        self.rig.stop_acquisition()
+        self.poll()
+        self.rig_acquiring = False
+
+    def chamber_reading(self) -> tuple[float, float] | None:
+        return self.chamber_last
+
+    def cell_temperature(self) -> float | None:
+        return self.last.get("cell_temperature")
+
+    def chamber_request(self, kind: str, temperature: float, rate: float | None = None) -> None:
+        self.chamber_start = self.chamber_last[0] if self.chamber_last else None
+        self.share.request(self.key, kind, temperature, rate)
+        self.chamber_read_at = -np.inf  # read the new setpoint at the next poll
+
+    def chamber_granted(self) -> bool:
+        if self.share.granted(self.key):
+            return True
+        conflict = self.share.conflict()
+        if conflict:
+            raise RunEnded("failed", conflict)
+        return False
+
+    # -- running --------------------------------------------------------------------------------
+
+    def wait(self) -> None:
+        time.sleep(max(self.shared.poll / self.lab.clock.scale, MIN_WALL_POLL))
+
+    def run(self) -> tuple[str, str | None]:
+        """Run to the end; return (status, reason).  The run file is closed whatever happens."""
+        status, reason = "failed", "the engine stopped unexpectedly"
+        try:
+            self._prepare()
+            self._settle()
+            while self.state.pc < len(self.protocol.program):
+                self._step(self.protocol.program[self.state.pc])
+                self.state.pc += 1
+                self._settle()
+                self._checkpoint()
+            status, reason = "finished", None
+        except RunEnded as end:
+            status, reason = end.status, end.reason
+            if status == "tripped":
+                self.event("trip", reason)
+        except KeyboardInterrupt:
+            status, reason = "stopped", "interrupted (Ctrl-C)"
+        except Exception as exc:
+            status, reason = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            self.status = status
+            reason = self._finish(status, reason)
+        return status, reason
+
+    def _prepare(self) -> None:
+        for kind, instrument in (("cycler", self.cycler), ("chamber", self.chamber), ("rig", self.rig)):
+            if instrument is not None:
+                given = self.lab.roles[self.binding.roles()[kind]].limits  # the lab file's, within the model's rating
+                instrument.configure_limits(dataclasses.replace(instrument.limits, **given))
+        if self.cycler is not None:
+            self.cycler.stop()  # a resumed run's cycler may still be running the interrupted step
+        if self.hub is not None:
+            self.hub.start()
+        what = f"{self.protocol.name} on {self.protocol.cell.id}" if self.state.steps_done == 0 else "continuing"
+        if self.state.steps_done == 0:
+            self.event("start", what)
+
+    def _settle(self) -> None:
+        """Walk the control flow (loop entries, counts, checks) up to the next step."""
+        program, st = self.protocol.program, self.state
+        while st.pc < len(program) and not isinstance(program[st.pc], L.Leaf):
+            ins = program[st.pc]
+            if isinstance(ins, L.Enter):
+                st.count[ins.loop], st.q_iter[ins.loop] = 0, 0.0
+                st.q_first.pop(ins.loop, None)
+                st.active.append(ins.loop)
+                st.pc += 1
+            elif isinstance(ins, L.Count):
+                n = st.count[ins.loop] = st.count[ins.loop] + 1
+                st.q_last[ins.loop] = st.q_iter[ins.loop]
+                st.q_first.setdefault(ins.loop, st.q_iter[ins.loop])
+                st.q_iter[ins.loop] = 0.0
+                due = ins.rpt_every is not None and n % ins.rpt_every == 0
+                st.pc = st.pc + 1 if due else ins.after_rpt
+            elif isinstance(ins, L.Check):
+                if self._loop_done(ins):
+                    st.active.remove(ins.loop)
+                    st.pc += 1
+                else:
+                    st.pc = ins.body
+
+    def _loop_done(self, ins: L.Check) -> bool:
+        st = self.state
+        if st.count[ins.loop] >= ins.times:
+            return True
+        if ins.until is None:
+            return False
+        what, op, limit = ins.until
+        value = st.retention(ins.loop) if what == "retention" else st.q_last[ins.loop]
+        if value is None:
+            return False
+        met = {"<": value < limit, "<=": value <= limit, ">": value > limit, ">=": value >= limit}[op]
+        if met:
+            self.event("loop_end", f"{what} {value:.4g} {op} {limit:g} after {st.count[ins.loop]} iterations")
+        return met
+
+    def _step(self, leaf: L.Leaf) -> None:
+        self.leaf, self.leaf_discharge = leaf, 0.0
+        parts = leaf.spec if leaf.kind == "parallel" else (leaf,)
+        if any(p.role == "cycler" and p.kind != "pulse" and charging(p) for p in parts) and self.state.discharged:
+            self.state.cycle += 1
+            self.state.discharged = False
+        self.event("step_start", leaf.label)
+        act = activity(leaf, self.protocol.cell.capacity_ah)
+        act.start(self)
+        while True:
+            self.poll()
+            self._control(act)
+            if act.done(self):
                 break
+            self.wait()
+        self.poll()
+        if self.leaf_discharge > 1e-6:
+            self.state.discharged = True
+            if not leaf.rpt:
+                for loop in self.state.active:
+                    self.state.q_iter[loop] += self.leaf_discharge
+        message = leaf.label + (f": {self.leaf_discharge:.4f} Ah discharged" if self.leaf_discharge > 1e-6 else "")
+        self.event("step_end", message)
+
+    def _checkpoint(self) -> None:
+        self.state.steps_done += 1
+        self.writer.event(
+            "checkpoint", self.state.to_json(), time=self.now(), step=self.leaf.number, cycle=self.state.cycle
+        )
+        self.writer.flush()
+        if self.progress:
+            self.progress(self)
+
+    def _control(self, act: Activity) -> None:
+        """Act on the operator's commands and on an interrupt (Ctrl-C, SIGTERM)."""
+        if self.shared.interrupt.is_set():
+            raise RunEnded("stopped", self.shared.interrupt_reason)
+        command = control.take(self.writer.path)
+        if command == "pause" and not act.pausable:
+            self.event("pause_refused", f"step {self.leaf.label} cannot pause")
+        elif command == "pause":
+            act.pause(self)
+            self.status = "paused"
+            self.event("pause", "paused by the operator")
+            while (command := control.take(self.writer.path)) != "continue":
+                if command in ("stop", "abort"):
+                    break
+                if self.shared.interrupt.is_set():
+                    raise RunEnded("stopped", self.shared.interrupt_reason)
+                self.poll()
+                self.wait()
             else:
-                time.sleep(poll_interval)
-        state = cycler.cell_status(bt_cell)[0]
-        recorder.finish()
-        status, reason = {
-            "done": ("finished", None),
-            "failed": ("tripped", f"cycler test failed in step {recorder.state}"),
-            "aborted": ("aborted", "aborted at the instrument"),
-        }.get(state, ("failed", f"cycler reported {state!r}"))
-    except KeyboardInterrupt:
-        status, reason = "aborted", "interrupted (Ctrl-C)"
-        raise
-    except Exception as exc:
-        status, reason = "failed", f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        with _hold_ctrl_c():
+                self.status = "running"
+                self.event("continue", "continued by the operator")
+                act.resume(self)
+        if command == "stop":
+            raise RunEnded("stopped", "stopped by the operator")
+        if command == "abort":
+            raise RunEnded("aborted", "aborted by the operator")
+
+    def _finish(self, status: str, reason: str | None) -> str | None:
+        """Safe state for every instrument of the run, then close the file saying how and why; the final reason."""
+        failures: list[str] = []
+
+        def safe(what: str, fn: Callable[[], None]) -> None:
             try:
-                cycler.safe_state()
-            except Exception as exc:  # the run must still close, and say so
-                reason = f"{reason or status}; safe state NOT confirmed: {type(exc).__name__}: {exc}"
-            writer.close(status, reason)
-    return path
+                fn()
+            except Exception as exc:  # keep going: every other instrument must still be made safe
+                failures.append(f"{what}: {type(exc).__name__}: {exc}")
+
+        if self.cycler is not None:
+            safe("cycler", self.cycler.safe_state)
+        if self.rig is not None:
+            safe("rig", self.rig.safe_state)
+        if self.share is not None:
+            last = self.share.leave(self.key)
+            if last or (status == "tripped" and self.binding.chamber in self.shared.chamber_safe_on_trip):
+                safe("chamber", self.chamber.safe_state)
+        if self.hub is not None:
+            safe("daq", lambda: self.hub.leave(self.key))
+        if failures:
+            reason = f"{reason or status}; safe state NOT confirmed: {'; '.join(failures)}"
+        self.event("safe_state", "all instruments of the run safe" if not failures else "; ".join(failures))
+        self.writer.close(status, reason, time=self.now())
+        return reason

@@ -1,0 +1,262 @@
+"""Campaigns: many cells, each with its protocol, run at once on one lab (one thread per run).
+
+A campaign file (YAML)::
+
+    name: life-2026
+    lab: lab.toml                  # relative to this file
+    chambers:
+      chamber: {lead: null, safe_on_trip: false}
+    defaults: {protocol: cycle-life, cycler: cycler, daq: daq}
+    cells:
+      - {id: NMC-01, type: nmc811-5Ah, channel: 101, chamber: chamber, probes: {temperature: 101}}
+      - {id: LFP-01, type: lfp-5Ah, channel: 103, chamber: chamber, probes: {temperature: 103},
+         parameters: {rate: 0.5C}}
+
+Every cell's protocol is pre-flighted before anything moves; all problems are reported at
+once.  Runs share multi-channel cyclers and DAQs (one lock per connection), and chambers
+(setpoints change when every run in the chamber agrees, or when its ``lead`` asks).  A
+trip stops that run only, unless its chamber says ``safe_on_trip``.  The campaign's
+settings are kept in ``campaign.json`` in the output folder, so ``cellrig resume DIR``
+continues every interrupted run of it.
+"""
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..lab import Lab
+from ..storage import open_run
+from . import language as L
+from . import library
+from .cells import cell_spec
+from .engine import PreflightError, Runner, Shared, new_run_path
+from .preflight import Binding, Probe, check
+
+MANIFEST = "campaign.json"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProbeEntry(_Model):
+    channel: int
+    kind: str = "tc"
+    tc_type: str = "K"
+    scale: float = 1.0
+    units: str = "degC"
+
+
+class CellEntry(_Model):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    type: str | None = None
+    rating: dict[str, Any] = {}
+    protocol: str | None = None
+    parameters: dict[str, Any] = {}
+    cycler: str | None = None
+    channel: int | None = None
+    chamber: str | None = None
+    rig: str | None = None
+    daq: str | None = None
+    probes: dict[str, int | ProbeEntry] = {}
+
+
+class ChamberEntry(_Model):
+    lead: str | None = None
+    safe_on_trip: bool = False
+
+
+class CampaignFile(_Model):
+    name: str
+    lab: str | None = None
+    chambers: dict[str, ChamberEntry] = {}
+    defaults: dict[str, Any] = {}
+    cells: list[dict[str, Any]] = Field(min_length=1)
+
+
+@dataclass
+class Plan:
+    """One cell of a campaign, ready to run."""
+
+    protocol: L.Protocol
+    binding: Binding
+
+
+@dataclass
+class Campaign:
+    name: str
+    lab: Lab
+    plans: list[Plan]
+    chambers: dict[str, ChamberEntry] = field(default_factory=dict)
+    origin: str = "<campaign>"
+
+
+def binding_of(entry: CellEntry) -> Binding:
+    probes = {name: Probe(p) if isinstance(p, int) else Probe(**p.model_dump()) for name, p in entry.probes.items()}
+    return Binding(entry.cycler, entry.channel, entry.chamber, entry.rig, entry.daq, probes)
+
+
+def load_campaign(path: str | Path, lab: Lab | None = None, overrides: dict[str, Any] | None = None) -> Campaign:
+    """Read a campaign file and compile every cell's protocol; raise with every problem at once."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        node = yaml.compose(text)
+    except FileNotFoundError:
+        raise L.ProtocolError([f"{path}: no such campaign file"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise L.ProtocolError([f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML"]) from None
+    src = L._Source(str(path), {})
+    data = L._plain(node, (), src.lines, str(path), src.problems) if node is not None else None
+    try:
+        spec = CampaignFile.model_validate(data)
+    except ValidationError as exc:
+        src.validation(exc, (), lambda loc: ", ".join(CampaignFile.model_fields))
+        raise L.ProtocolError(src.problems) from None
+    if lab is None:
+        if spec.lab is None:
+            raise L.ProtocolError([f"{path}: lab: no lab file given (in the campaign or with --lab)"])
+        lab = Lab.from_file(path.parent / spec.lab)
+    plans = []
+    for i, raw in enumerate(spec.cells):
+        loc: L.Loc = ("cells", i)
+        try:
+            entry = CellEntry.model_validate(spec.defaults | raw)
+        except ValidationError as exc:
+            src.validation(exc, loc, lambda _: ", ".join(CellEntry.model_fields))
+            continue
+        try:
+            cell = cell_spec({**({"type": entry.type} if entry.type else {}), **entry.rating}, entry.id)
+        except ValueError as exc:
+            src.problem((*loc, "type"), str(exc))
+            continue
+        if entry.protocol is None:
+            src.problem(loc, "no protocol (give one here or in defaults)")
+            continue
+        try:
+            protocol = library.protocol(
+                _relative(path, entry.protocol), cell, {**entry.parameters, **(overrides or {})}
+            )
+        except L.ProtocolError as exc:
+            src.problems.extend(f"{src.origin}:{src.line(loc)}: cells[{i}] ({entry.id}): {p}" for p in exc.problems)
+            continue
+        plans.append(Plan(protocol, binding_of(entry)))
+    ids = [p.protocol.cell.id for p in plans]
+    for dup in sorted({x for x in ids if ids.count(x) > 1}):
+        src.problem(("cells",), f"cell id {dup!r} given twice")
+    for name, chamber in spec.chambers.items():
+        if chamber.lead is not None and chamber.lead not in ids:
+            src.problem(("chambers", name, "lead"), f"no cell {chamber.lead!r} in the campaign")
+    if src.problems:
+        raise L.ProtocolError(src.problems)
+    return Campaign(spec.name, lab, plans, spec.chambers, str(path))
+
+
+def _relative(campaign: Path, protocol: str) -> str:
+    """A protocol named by file is found beside the campaign file; a library name stays a name."""
+    candidate = campaign.parent / protocol
+    return str(candidate) if candidate.suffix in (".yaml", ".yml") and candidate.exists() else protocol
+
+
+def preflight(campaign: Campaign) -> list[str]:
+    problems = []
+    for plan in campaign.plans:
+        problems += [f"{plan.protocol.cell.id}: {p}" for p in check(plan.protocol, campaign.lab, plan.binding)]
+    return problems
+
+
+Progress = Callable[[Runner], None]
+
+
+def _shared(lab: Lab, chambers: dict[str, ChamberEntry], poll: float) -> Shared:
+    shared = Shared(lab, poll=poll)
+    shared.chamber_safe_on_trip.update(name for name, chamber in chambers.items() if chamber.safe_on_trip)
+    return shared
+
+
+def _set_leads(shared: Shared, chambers: dict[str, ChamberEntry], runners: list[Runner]) -> None:
+    """A chamber's lead is a run: known once the run files exist."""
+    for name, chamber in chambers.items():
+        lead = next((r for r in runners if r.protocol.cell.id == chamber.lead), None)
+        if lead is not None:
+            shared.chamber(name).lead = lead.key
+
+
+def start(campaign: Campaign, out: str | Path, *, poll: float = 1.0, progress: Progress | None = None) -> list[Runner]:
+    """Pre-flight every cell, then create every run file in ``out``; nothing moves until :func:`run_all`."""
+    out = Path(out)
+    problems = preflight(campaign)
+    if problems:
+        raise PreflightError(problems)
+    if (out / MANIFEST).exists():
+        raise FileExistsError(f"{out}: already holds a campaign (continue it with: cellrig resume {out})")
+    out.mkdir(parents=True, exist_ok=True)
+    shared = _shared(campaign.lab, campaign.chambers, poll)
+    runners = []
+    for plan in campaign.plans:
+        path = new_run_path(out, plan.protocol.name, plan.protocol.cell.id)
+        runners.append(Runner.start(plan.protocol, plan.binding, path, shared, progress=progress))
+    _set_leads(shared, campaign.chambers, runners)
+    manifest = {
+        "name": campaign.name,
+        "origin": campaign.origin,
+        "lab": str(Path(campaign.lab.origin).resolve()),
+        "chambers": {k: v.model_dump() for k, v in campaign.chambers.items()},
+        "runs": {r.protocol.cell.id: r.writer.path.name for r in runners},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return runners
+
+
+def resume(
+    folder: str | Path, lab: Lab | None = None, *, poll: float = 1.0, progress: Progress | None = None
+) -> list[Runner]:
+    """Reopen every interrupted or stopped run in ``folder`` (a campaign's or any) to continue it."""
+    folder = Path(folder)
+    paths = sorted(folder.glob("*.h5")) if folder.is_dir() else [folder]
+    manifest_path = (folder if folder.is_dir() else folder.parent) / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    todo = [p for p in paths if open_run(p).status in ("interrupted", "stopped")]
+    if not todo:
+        raise ValueError(f"{folder}: no interrupted or stopped run to resume")
+    if lab is None:
+        lab_file = manifest.get("lab") or open_run(todo[0]).meta["lab"]["file"]
+        lab = Lab.from_file(lab_file)
+    chambers = {k: ChamberEntry(**v) for k, v in manifest.get("chambers", {}).items()}
+    shared = _shared(lab, chambers, poll)
+    runners = [Runner.resume(p, shared, progress=progress) for p in todo]
+    _set_leads(shared, chambers, runners)
+    return runners
+
+
+def run_all(runners: list[Runner], *, on_wait: Callable[[], None] | None = None) -> dict[str, tuple[str, str | None]]:
+    """Run every runner in its own thread; Ctrl-C (or SIGTERM turned into it) stops them all safely."""
+    results: dict[str, tuple[str, str | None]] = {}
+
+    def work(r: Runner) -> None:
+        results[r.protocol.cell.id] = r.run()
+
+    threads = [threading.Thread(target=work, args=(r,), name=f"run-{r.key}") for r in runners]
+    for t in threads:
+        t.start()
+    shared = runners[0].shared if runners else None
+    try:
+        while any(t.is_alive() for t in threads):
+            if on_wait:
+                on_wait()
+            for t in threads:
+                t.join(timeout=0.2)
+    except KeyboardInterrupt as exc:
+        if shared is not None:
+            shared.interrupt_reason = str(exc) or "interrupted (Ctrl-C)"
+            shared.interrupt.set()
+        for t in threads:
+            t.join()
+    return results

@@ -1,0 +1,614 @@
+"""The protocol language: YAML validated into typed steps, compiled into a program the engine runs.
+
+A protocol file::
+
+    name: cycle-life
+    title: Cycle life with periodic RPT
+    standard: practice (standards reference §8)
+    kind: cycling                       # cycling | characterisation | abuse (abuse runs never resume)
+    parameters:
+      rate: {default: 1C, help: charge and discharge rate}
+    limits: {temperature_max: 60 °C}    # the safety supervisor's limits
+    subprotocols:
+      rpt: [{cccv: {current: C/3, voltage: $v_max, until_current: C/20}}, {rest: 1 h}]
+    steps:
+      - set: 25 °C
+      - call: rpt
+      - repeat:
+          times: 3000
+          until: retention < 80 %
+          rpt: {every: 50, call: rpt}
+          steps:
+            - cccv: {current: $rate, voltage: $v_max, until_current: C/20, max_time: 3 h}
+            - rest: 10 min
+            - cc: {current: -$rate, until_voltage: $v_min, max_time: 3 h}
+
+Values carry units ("4.2 V", "10 min", "1C"; current positive charging); ``$name`` takes a
+parameter or a value of the cell (``$v_min``, ``$v_max``, ``$t_min``, ``$t_max``,
+``$capacity``, ``$mass``).  Every error names the file, line, field and reason; unknown
+keys are errors.
+"""
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+
+from . import quantity
+from .cells import CellSpec
+
+Loc = tuple[str | int, ...]
+
+
+class ProtocolError(ValueError):
+    """A protocol that cannot run: every problem with its file, line, field and reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+# -- quantities ---------------------------------------------------------------------------
+
+
+def _unit(kind: str) -> Any:
+    def convert(value: Any, info: ValidationInfo) -> float:
+        capacity = (info.context or {}).get("capacity_ah")
+        try:
+            return quantity.parse(value, kind, capacity_ah=capacity)
+        except quantity.QuantityError as exc:
+            raise ValueError(str(exc)) from None
+
+    return BeforeValidator(convert)
+
+
+Volts = Annotated[float, _unit("voltage")]
+Amps = Annotated[float, _unit("current")]
+Seconds = Annotated[float, _unit("time"), Field(gt=0)]
+Celsius = Annotated[float, _unit("temperature")]
+Kelvin = Annotated[float, _unit("temperature difference"), Field(gt=0)]
+KPerMin = Annotated[float, _unit("heating rate"), Field(gt=0)]
+KPerS = Annotated[float, _unit("fast heating rate"), Field(gt=0)]
+Mm = Annotated[float, _unit("length"), Field(gt=0)]
+MmPerS = Annotated[float, _unit("speed"), Field(gt=0)]
+KN = Annotated[float, _unit("force"), Field(gt=0)]
+Watts = Annotated[float, _unit("power")]
+Fraction = Annotated[float, _unit("fraction"), Field(gt=0)]
+Ppm = Annotated[float, _unit("gas concentration"), Field(gt=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- steps --------------------------------------------------------------------------------
+
+
+class CC(_Model):
+    """Constant current (signed: + charge, − discharge) until a voltage, or for at most ``max_time``."""
+
+    current: Amps
+    until_voltage: Volts | None = None
+    max_time: Seconds = 86_400.0
+
+    @model_validator(mode="after")
+    def _check(self) -> "CC":
+        if self.current == 0:
+            raise ValueError("current must not be zero (use rest)")
+        return self
+
+
+class CCCV(_Model):
+    """Constant current to ``voltage``, then hold it until the current falls to ``until_current``."""
+
+    current: Amps
+    voltage: Volts
+    until_current: Amps | None = None
+    max_time: Seconds = 86_400.0
+
+
+class CV(_Model):
+    """Hold ``voltage`` until the current magnitude falls to ``until_current``."""
+
+    voltage: Volts
+    until_current: Amps | None = None
+    max_time: Seconds = 86_400.0
+    current_limit: Amps | None = None
+
+
+class Rest(_Model):
+    duration: Seconds
+
+
+class Pulse(_Model):
+    """A constant-current pulse of ``duration`` (signed current)."""
+
+    current: Amps
+    duration: Seconds
+
+
+class Power(_Model):
+    """Constant power (signed: + charge, − discharge), the current re-set from the voltage every ``segment``."""
+
+    power: Watts
+    until_voltage: Volts | None = None
+    max_time: Seconds = 86_400.0
+    segment: Seconds = 10.0
+
+
+class SetTemperature(_Model):
+    temperature: Celsius
+
+
+class Ramp(_Model):
+    temperature: Celsius
+    rate: KPerMin
+
+
+class Soak(_Model):
+    """Wait until the probe stays within ``tolerance`` of the chamber setpoint for ``stable_for``."""
+
+    tolerance: Kelvin = 1.0
+    stable_for: Seconds = 600.0
+    max_time: Seconds = 6 * 3600.0
+    probe: Literal["chamber", "cell"] = "cell"
+
+
+class HeatWaitSeek(_Model):
+    """ARC-style heat-wait-seek: heat in steps, wait, seek self-heating; track it once found."""
+
+    start: Celsius
+    end: Celsius
+    step: Kelvin = 5.0
+    wait: Seconds = 1800.0
+    seek: Seconds = 1200.0
+    threshold: KPerMin = 0.02
+    rate: KPerMin = 5.0
+
+
+class Press(_Model):
+    """Drive the nail or platen at ``speed`` until the first of depth, force or voltage drop."""
+
+    mode: Literal["nail", "crush"]
+    speed: MmPerS
+    depth: Mm | None = None
+    force: KN | None = None
+    voltage_drop: Volts | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "Press":
+        if self.depth is None and self.force is None and self.voltage_drop is None:
+            raise ValueError("a press needs at least one stop: depth, force or voltage_drop")
+        return self
+
+
+class Hold(_Model):
+    duration: Seconds
+
+
+class Retract(_Model):
+    speed: MmPerS = 5.0
+
+
+class Duration(_Model):
+    """Wait (``wait``) or watch the cell (``observe``) for ``duration``, every stream still recorded."""
+
+    duration: Seconds
+
+
+class Note(_Model):
+    text: str
+
+
+class Call(_Model):
+    protocol: str
+
+
+class RptEvery(_Model):
+    every: int = Field(gt=0)
+    call: str
+
+
+class Repeat(_Model):
+    times: int = Field(gt=0)
+    until: str | None = None
+    rpt: RptEvery | None = None
+    steps: list[Any]
+
+
+class Parallel(_Model):
+    steps: list[Any]
+
+
+#: Step kinds: (model, role it drives, the field a scalar short form fills).
+KINDS: dict[str, tuple[type[_Model], str | None, str | None]] = {
+    "cc": (CC, "cycler", None),
+    "cccv": (CCCV, "cycler", None),
+    "cv": (CV, "cycler", None),
+    "rest": (Rest, "cycler", "duration"),
+    "pulse": (Pulse, "cycler", None),
+    "power": (Power, "cycler", None),
+    "set": (SetTemperature, "chamber", "temperature"),
+    "ramp": (Ramp, "chamber", None),
+    "soak": (Soak, "chamber", None),
+    "hws": (HeatWaitSeek, "chamber", None),
+    "press": (Press, "rig", None),
+    "hold": (Hold, "rig", "duration"),
+    "retract": (Retract, "rig", "speed"),
+    "observe": (Duration, None, "duration"),
+    "wait": (Duration, None, "duration"),
+    "note": (Note, None, "text"),
+    "call": (Call, None, "protocol"),
+    "repeat": (Repeat, None, None),
+    "parallel": (Parallel, None, "steps"),
+}
+
+
+class Limits(_Model):
+    """What the safety supervisor trips on (any unset limit comes from the cell's rating)."""
+
+    voltage_min: Volts | None = None
+    voltage_max: Volts | None = None
+    current_max: Annotated[float, _unit("current"), Field(gt=0)] | None = None
+    temperature_max: Celsius | None = None
+    dTdt_max: KPerS | None = None
+    chamber_temperature_max: Celsius | None = None
+    force_max: KN | None = None
+    gas_max: Ppm | None = None
+
+
+class Parameter(_Model):
+    default: str | int | float
+    help: str = ""
+
+
+class Header(_Model):
+    """A protocol's description: everything but its steps."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    title: str = ""
+    standard: str = ""
+    kind: Literal["cycling", "characterisation", "abuse"] = "cycling"
+    verify: bool = False  # built on values the standards reference marks unverified
+    description: str = ""
+    sample_interval: Seconds = 10.0  # between DAQ scans (abuse tests: ≥ 1 Hz, standards reference §9)
+    parameters: dict[str, Parameter] = {}
+    limits: dict[str, Any] = {}
+    subprotocols: dict[str, list[Any]] = {}
+    steps: list[Any] = Field(min_length=1)
+
+
+# -- reading YAML with its line numbers ---------------------------------------------------
+
+
+def _plain(node: yaml.Node, loc: Loc, lines: dict[Loc, int], where: str, problems: list[str]) -> Any:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                problems.append(f"{where}:{key_node.start_mark.line + 1}: {_dotted((*loc, key))}: given twice")
+            out[key] = _plain(value_node, (*loc, key), lines, where, problems)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(n, (*loc, i), lines, where, problems) for i, n in enumerate(node.value)]
+    return yaml.constructor.SafeConstructor().construct_object(node)
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "protocol"
+
+
+@dataclass
+class _Source:
+    origin: str
+    lines: dict[Loc, int]
+    problems: list[str] = field(default_factory=list)
+
+    def line(self, loc: Loc) -> int:
+        while loc and loc not in self.lines:
+            loc = loc[:-1]
+        return self.lines.get(loc, 1)
+
+    def problem(self, loc: Loc, reason: str) -> None:
+        self.problems.append(f"{self.origin}:{self.line(loc)}: {_dotted(loc)}: {reason}")
+
+    def validation(self, exc: ValidationError, at: Loc, known: Callable[[Loc], str] | None = None) -> None:
+        for err in exc.errors():
+            loc = at + tuple(err["loc"])
+            kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
+            if kind == "extra_forbidden":
+                msg = "unknown key" + (f" (known: {known(loc)})" if known else "")
+            elif kind == "missing":
+                msg = "missing"
+            self.problem(loc, msg)
+
+
+# -- parameters ---------------------------------------------------------------------------
+
+_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def _substitute(value: Any, params: dict[str, Any], loc: Loc, src: _Source) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(v, params, (*loc, k), src) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, params, (*loc, i), src) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    if (m := _REF.fullmatch(value)) and m[1] in params:
+        return params[m[1]]
+
+    def replace(m: re.Match[str]) -> str:
+        if m[1] not in params:
+            src.problem(loc, f"unknown parameter ${m[1]} (known: {', '.join('$' + p for p in params)})")
+            return m[0]
+        return str(params[m[1]])
+
+    text = _REF.sub(replace, value)
+    return re.sub(r"^-\s*-", "", text) if text.startswith("-") else text  # "-$rate" with rate "-1C"
+
+
+# -- the compiled program -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One step the engine runs: ``number`` is its place in the protocol (stable across loop iterations)."""
+
+    number: int
+    label: str
+    kind: str
+    spec: Any  # the step's model; for "parallel", a tuple of Leaf
+    role: str | None
+    rpt: bool = False  # part of a reference performance test
+    line: int = 0  # where the protocol file says it
+
+
+@dataclass(frozen=True)
+class Enter:
+    loop: int
+
+
+@dataclass(frozen=True)
+class Count:
+    loop: int
+    rpt_every: int | None
+    after_rpt: int  # pc of the Check
+
+
+@dataclass(frozen=True)
+class Check:
+    loop: int
+    times: int
+    until: tuple[str, str, float] | None  # (what, comparison, value)
+    body: int  # pc of the loop's first instruction
+
+
+Instruction = Leaf | Enter | Count | Check
+
+_UNTIL = re.compile(r"\s*(retention|capacity)\s*(<=|>=|<|>)\s*(.+?)\s*")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A protocol ready to run on one cell: parameters resolved, quantities in engine units."""
+
+    header: Header
+    program: tuple[Instruction, ...]
+    limits: Limits
+    parameters: dict[str, Any]
+    cell: CellSpec
+    source: str
+    origin: str
+
+    @property
+    def name(self) -> str:
+        return self.header.name
+
+    @property
+    def abuse(self) -> bool:
+        return self.header.kind == "abuse"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+    @property
+    def leaves(self) -> list[Leaf]:
+        return [i for i in self.program if isinstance(i, Leaf)]
+
+    def roles(self) -> set[str]:
+        """The lab roles the protocol drives."""
+        roles = set()
+        for leaf in self.leaves:
+            for part in leaf.spec if leaf.kind == "parallel" else (leaf,):
+                if part.role:
+                    roles.add(part.role)
+        return roles
+
+
+class _Compiler:
+    def __init__(self, header: Header, src: _Source, params: dict[str, Any], cell: CellSpec) -> None:
+        self.header, self.src, self.params, self.cell = header, src, params, cell
+        self.program: list[Instruction] = []
+        self.loops = 0
+        self.calls: list[str] = []
+
+    def context(self) -> dict[str, Any]:
+        return {"capacity_ah": self.cell.capacity_ah}
+
+    def steps(self, steps: Any, loc: Loc, label: str, rpt: bool) -> None:
+        if not isinstance(steps, list) or not steps:
+            self.src.problem(loc, "expected a non-empty list of steps")
+            return
+        for i, step in enumerate(steps):
+            self.step(step, (*loc, i), label, rpt)
+
+    def parse_step(self, step: Any, loc: Loc) -> tuple[str, Any, Loc] | None:
+        if not isinstance(step, dict) or len(step) != 1:
+            self.src.problem(loc, f"a step is one 'kind: settings' pair (kinds: {', '.join(KINDS)})")
+            return None
+        kind, args = next(iter(step.items()))
+        if kind not in KINDS:
+            self.src.problem((*loc, kind), f"unknown step kind (kinds: {', '.join(KINDS)})")
+            return None
+        model, _, short = KINDS[kind]
+        if short and not isinstance(args, dict):
+            args = {short: args}
+        if not isinstance(args, dict):
+            self.src.problem((*loc, kind), "expected a mapping of settings")
+            return None
+        args = _substitute(args, self.params, (*loc, kind), self.src)
+        try:
+            spec = model.model_validate(args, context=self.context())
+        except ValidationError as exc:
+            self.src.validation(exc, (*loc, kind), lambda _: ", ".join(model.model_fields))
+            return None
+        return kind, spec, (*loc, kind)
+
+    def step(self, step: Any, loc: Loc, label: str, rpt: bool) -> None:
+        parsed = self.parse_step(step, loc)
+        if parsed is None:
+            return
+        kind, spec, at = parsed
+        name = f"{label}/{kind}" if label else kind
+        if kind == "call":
+            self.call(spec.protocol, (*at, "protocol"), rpt)
+        elif kind == "repeat":
+            self.repeat(spec, at, name, rpt)
+        elif kind == "parallel":
+            self.parallel(spec, at, name, rpt)
+        else:
+            number = len(self.leaves()) + 1
+            self.program.append(Leaf(number, name, kind, spec, KINDS[kind][1], rpt, self.src.line(at)))
+
+    def leaves(self) -> list[Leaf]:
+        return [i for i in self.program if isinstance(i, Leaf)]
+
+    def call(self, name: str, loc: Loc, rpt: bool) -> None:
+        subs = self.header.subprotocols
+        if name not in subs:
+            self.src.problem(loc, f"no subprotocol {name!r} (defined: {', '.join(subs) or 'none'})")
+        elif name in self.calls:
+            self.src.problem(loc, f"subprotocol {name!r} calls itself")
+        else:
+            self.calls.append(name)
+            self.steps(subs[name], ("subprotocols", name), name, rpt)
+            self.calls.pop()
+
+    def repeat(self, spec: Repeat, loc: Loc, label: str, rpt: bool) -> None:
+        until = None
+        if spec.until is not None:
+            m = _UNTIL.fullmatch(spec.until)
+            if not m:
+                self.src.problem((*loc, "until"), "expected 'retention < 80 %' or 'capacity < 4 Ah' (<, <=, >, >=)")
+            else:
+                kind = "fraction" if m[1] == "retention" else "charge"
+                try:
+                    until = (m[1], m[2], quantity.parse(m[3], kind))
+                except quantity.QuantityError as exc:
+                    self.src.problem((*loc, "until"), str(exc))
+        loop = self.loops = self.loops + 1
+        self.program.append(Enter(loop))
+        body = len(self.program)
+        first_leaf = len(self.leaves())
+        self.steps(spec.steps, (*loc, "steps"), label, rpt)
+        if until and not any(
+            leaf.kind in ("cc", "pulse", "power") and leaf.spec.__dict__.get("current", -1) < 0
+            for leaf in self.leaves()[first_leaf:]
+        ):
+            self.src.problem((*loc, "until"), f"'{spec.until}' needs a discharge step in the loop")
+        count = len(self.program)
+        self.program.append(Count(loop, spec.rpt.every if spec.rpt else None, -1))
+        if spec.rpt:
+            self.call(spec.rpt.call, (*loc, "rpt", "call"), True)
+        self.program[count] = Count(loop, spec.rpt.every if spec.rpt else None, len(self.program))
+        self.program.append(Check(loop, spec.times, until, body))
+
+    def parallel(self, spec: Parallel, loc: Loc, label: str, rpt: bool) -> None:
+        parts = []
+        for i, step in enumerate(spec.steps):
+            parsed = self.parse_step(step, (*loc, "steps", i))
+            if parsed is None:
+                continue
+            kind, sub, at = parsed
+            if kind in ("call", "repeat", "parallel"):
+                self.src.problem(at, f"a parallel step holds single steps, not {kind}")
+                continue
+            parts.append(Leaf(0, f"{label}/{kind}", kind, sub, KINDS[kind][1], rpt, self.src.line(at)))
+        roles = [p.role for p in parts if p.role]
+        if len(roles) != len(set(roles)):
+            self.src.problem(loc, "steps that run together must drive different instruments")
+        if parts:
+            number = len(self.leaves()) + 1
+            self.program.append(Leaf(number, label, "parallel", tuple(parts), None, rpt, self.src.line(loc)))
+
+
+def parse(
+    text: str,
+    origin: str = "<text>",
+    cell: CellSpec | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Protocol:
+    """Parse, validate and compile protocol text for ``cell``; raise :class:`ProtocolError` listing every problem."""
+    from .cells import CELL_TYPES
+
+    cell = cell or CELL_TYPES["nmc811-5Ah"]
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ProtocolError([f"{origin}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
+    if node is None:
+        raise ProtocolError([f"{origin}: the protocol file is empty"])
+    src = _Source(origin, {})
+    data = _plain(node, (), src.lines, origin, src.problems)
+    if not isinstance(data, dict):
+        raise ProtocolError([f"{origin}:1: protocol: expected a mapping of keys (name, steps, ...)"])
+    try:
+        header = Header.model_validate(data)
+    except ValidationError as exc:
+        src.validation(exc, (), lambda loc: ", ".join(Header.model_fields) if len(loc) == 1 else "default, help")
+        raise ProtocolError(src.problems) from None
+    builtins = cell.builtins()
+    params: dict[str, Any] = builtins | {k: p.default for k, p in header.parameters.items()}
+    for key, value in (overrides or {}).items():
+        if key not in header.parameters:
+            known = ", ".join(header.parameters) or "none"
+            src.problems.append(f"{origin}: parameter {key!r} is not a parameter of {header.name} (known: {known})")
+        params[key] = value
+    params = {k: _substitute(v, builtins, ("parameters", k), src) for k, v in params.items()}  # "1.1 × $v_max"
+    compiler = _Compiler(header, src, params, cell)
+    compiler.steps(header.steps, ("steps",), "", False)
+    limits = Limits()
+    try:
+        limits = Limits.model_validate(_substitute(header.limits, params, ("limits",), src), context=compiler.context())
+    except ValidationError as exc:
+        src.validation(exc, ("limits",), lambda _: ", ".join(Limits.model_fields))
+    if src.problems:
+        raise ProtocolError(src.problems)
+    resolved = {k: params[k] for k in header.parameters}
+    return Protocol(header, tuple(compiler.program), limits, resolved, cell, text, origin)
+
+
+def load(path: str | Path, cell: CellSpec | None = None, overrides: dict[str, Any] | None = None) -> Protocol:
+    """Read and compile a protocol file (see :func:`parse`)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ProtocolError([f"{path}: no such protocol file"]) from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ProtocolError([f"{path}: cannot read the protocol ({exc})"]) from None
+    return parse(text, str(path), cell, overrides)

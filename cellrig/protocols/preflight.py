@@ -1,0 +1,133 @@
+"""Pre-flight: a protocol checked against the cell's ratings and the lab's hardware limits.
+
+Nothing moves until every step passes; every violation is reported at once, each with the
+protocol file and line.  Abuse protocols exist to take a cell beyond its ratings, so for
+them only the lab's hardware limits bind.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..lab import Lab
+from .language import CC, CCCV, CV, HeatWaitSeek, Leaf, Power, Press, Protocol, Pulse, Ramp, SetTemperature
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A DAQ channel of the run: a thermocouple, or a voltage scaled to ``units`` (e.g. a gas sensor)."""
+
+    channel: int
+    kind: str = "tc"
+    tc_type: str = "K"
+    scale: float = 1.0  # units per volt, for "volt"
+    units: str = "degC"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Which lab roles play the run's cycler, chamber, rig and DAQ (and which channels)."""
+
+    cycler: str | None = None
+    channel: int | None = None  # of a multi-channel cycler; None = the lab file's
+    chamber: str | None = None
+    rig: str | None = None
+    daq: str | None = None
+    probes: dict[str, Probe] = field(default_factory=dict)  # column name -> DAQ channel
+
+    def roles(self) -> dict[str, str]:
+        return {
+            k: v
+            for k, v in (("cycler", self.cycler), ("chamber", self.chamber), ("rig", self.rig), ("daq", self.daq))
+            if v
+        }
+
+    def as_meta(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.roles())
+        if self.channel is not None:
+            out["channel"] = self.channel
+        for name, probe in self.probes.items():
+            out[f"probe_{name}"] = dataclasses.asdict(probe)
+        return out
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> "Binding":
+        probes = {k.removeprefix("probe_"): Probe(**v) for k, v in meta.items() if k.startswith("probe_")}
+        roles = {k: meta.get(k) for k in ("cycler", "chamber", "rig", "daq")}
+        channel = meta.get("channel")
+        return cls(**roles, channel=None if channel is None else int(channel), probes=probes)
+
+
+def hardware_limits(lab: Lab, role: str) -> Any:
+    """The limits a role's instrument is held to: its family rating narrowed by the lab file."""
+    spec = lab.roles[role]
+    return dataclasses.replace(spec.info.rating, **spec.limits)
+
+
+def check(protocol: Protocol, lab: Lab, binding: Binding) -> list[str]:
+    """Every reason ``protocol`` must not run on this cell and these instruments (empty: go)."""
+    problems: list[str] = []
+    roles = binding.roles()
+    for kind in sorted(protocol.roles()):
+        role = roles.get(kind)
+        if role is None:
+            problems.append(f"{protocol.origin}: the protocol needs a {kind}, and none is assigned")
+        elif role not in lab.roles:
+            problems.append(f"{protocol.origin}: {kind} role {role!r} is not in the lab ({', '.join(lab.roles)})")
+        elif lab.roles[role].info.kind != kind:
+            problems.append(f"{protocol.origin}: role {role!r} is a {lab.roles[role].info.kind}, not a {kind}")
+    if binding.daq and binding.daq not in lab.roles:
+        problems.append(f"{protocol.origin}: daq role {binding.daq!r} is not in the lab")
+    if problems:
+        return problems
+    limits = {kind: hardware_limits(lab, role) for kind, role in roles.items()}
+    for leaf in protocol.leaves:
+        for part in leaf.spec if leaf.kind == "parallel" else (leaf,):
+            for reason in _leaf_problems(part, protocol, limits):
+                problems.append(f"{protocol.origin}:{part.line}: step {leaf.number} ({part.label}): {reason}")
+    return problems
+
+
+def _leaf_problems(leaf: Leaf, protocol: Protocol, limits: dict[str, Any]) -> list[str]:
+    s, cell, rated = leaf.spec, protocol.cell, not protocol.abuse
+    out: list[str] = []
+    volts = [v for v in (getattr(s, "voltage", None), getattr(s, "until_voltage", None)) if v is not None]
+    current = getattr(s, "current", None)
+    if isinstance(s, CC | CCCV | CV | Pulse | Power):
+        hw = limits["cycler"]
+        for v in volts:
+            if not hw.min_voltage <= v <= hw.max_voltage:
+                out.append(f"{v:g} V is outside the cycler's {hw.min_voltage:g}–{hw.max_voltage:g} V")
+            elif rated and v > cell.v_max:
+                out.append(f"{v:g} V is above the cell's {cell.v_max:g} V maximum")
+            elif rated and v < cell.v_min:
+                out.append(f"{v:g} V is below the cell's {cell.v_min:g} V minimum")
+        if current is not None:
+            if abs(current) > hw.max_current:
+                out.append(f"{abs(current):g} A exceeds the cycler's {hw.max_current:g} A")
+            elif rated and current > cell.max_charge_current:
+                out.append(f"{current:g} A charge exceeds the cell's {cell.max_charge_current:g} A")
+            elif rated and -current > cell.max_discharge_current:
+                out.append(f"{-current:g} A discharge exceeds the cell's {cell.max_discharge_current:g} A")
+        if isinstance(s, Power) and rated and abs(s.power) / cell.v_min > max(cell.max_discharge_current, 1e-9):
+            out.append(f"{abs(s.power):g} W would draw more than the cell's rated current near {cell.v_min:g} V")
+    if isinstance(s, SetTemperature | Ramp | HeatWaitSeek):
+        hw = limits["chamber"]
+        temps = [s.start, s.end] if isinstance(s, HeatWaitSeek) else [s.temperature]
+        for t in temps:
+            if not hw.min_temperature <= t <= hw.max_temperature:
+                out.append(f"{t:g} °C is outside the chamber's {hw.min_temperature:g}…{hw.max_temperature:g} °C")
+            elif rated and not cell.t_min <= t <= cell.t_max:
+                out.append(f"{t:g} °C is outside the cell's rated {cell.t_min:g}…{cell.t_max:g} °C")
+        rate = getattr(s, "rate", None)
+        if rate is not None and rate > hw.max_ramp_rate:
+            out.append(f"{rate:g} K/min exceeds the chamber's {hw.max_ramp_rate:g} K/min")
+    if isinstance(s, Press):
+        hw = limits["rig"]
+        if s.force is not None and s.force > hw.max_force:
+            out.append(f"{s.force:g} kN exceeds the rig's {hw.max_force:g} kN")
+        if s.speed > hw.max_speed:
+            out.append(f"{s.speed:g} mm/s exceeds the rig's {hw.max_speed:g} mm/s")
+        if s.depth is not None and s.depth > hw.max_depth:
+            out.append(f"{s.depth:g} mm exceeds the rig's {hw.max_depth:g} mm of travel")
+    return out
