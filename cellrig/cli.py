@@ -16,13 +16,11 @@ from rich.table import Table
 
 from . import __version__
 from .analysis import cycle_summary
-from .instruments.keysight_bt2200 import KeysightBT2200
 from .instruments.registry import VISA_LIBRARY
-from .instruments.sim import DEFAULT_SPEED, virtual_cycler
+from .instruments.sim import DEFAULT_SPEED
 from .instruments.sim._scpi import FAULT_KINDS, Fault
 from .instruments.sim.lab import VirtualLab
 from .lab import Lab, LabFileError
-from .protocols import ProtocolError, builtin_protocol, load_protocol, run_cycling
 from .storage import RunFileError, open_campaign, open_run
 from .storage.imports import SourceFileError, import_file
 
@@ -49,74 +47,15 @@ def main() -> None:
 
     \b
     Start here:
-      cellrig run --out runs/          cycle a virtual 5 Ah cell 100 times, print its summary
+      cellrig protocols list           the standard test library (cycle life, HPPC, hot box, nail, crush …)
+      cellrig run capacity --out runs/ run one on a virtual cell (no lab file: the virtual lab)
+      cellrig campaign FILE --out DIR  many cells at once; cellrig status DIR to watch, pause/stop to steer
+      cellrig resume DIR               continue interrupted runs from their last checkpoint
       cellrig summary runs/<file>.h5   status and per-cycle summary of any run file
       cellrig analyze runs/            per-cycle tables (Parquet, CSV) and life metrics of a campaign
       cellrig report runs/ -o r.html   a self-contained HTML report with plots
       cellrig sim --write-lab v.toml   serve the virtual lab; then: cellrig lab check v.toml
     """
-
-
-@main.command()
-@click.argument("protocol", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@runs_folder("Folder for the run file (created if missing; existing runs are never overwritten).")
-@click.option("--cycles", type=click.IntRange(min=1), help="Override the protocol's number of cycles.")
-@click.option("--cell-id", default="cell-1", show_default=True, help="Name of the cell under test.")
-@click.option(
-    "--speed",
-    type=click.FloatRange(min=1),
-    default=DEFAULT_SPEED,
-    show_default=True,
-    help="How much faster than real time the virtual lab's clock runs.",
-)
-def run(protocol: Path | None, out_dir: Path, cycles: int | None, cell_id: str, speed: float) -> None:
-    """Run a cycling PROTOCOL on the virtual lab and print the per-cycle summary.
-
-    With no PROTOCOL, the built-in one: 1C CC-CV to 4.2 V (end at C/20), 10 min rest, 1C
-    discharge to 2.5 V, 10 min rest, 100 cycles, on a 5 Ah NMC811/graphite cell.  The
-    virtual lab is a simulated Keysight BT2200 reached through VISA over a local socket.
-
-    A PROTOCOL file (YAML; every key required, unknown keys refused with file and line):
-
-    \b
-      name: my-test
-      cycles: 50
-      cell: {chemistry: NMC811/graphite, nominal_capacity_Ah: 5.0, min_voltage_V: 2.5, max_voltage_V: 4.2}
-      charge: {current_A: 5.0, voltage_V: 4.2, end_current_A: 0.25, max_time_s: 14400}
-      rest_after_charge_s: 600
-      discharge: {current_A: 5.0, voltage_V: 2.5, max_time_s: 14400}
-      rest_after_discharge_s: 600
-    """
-    try:
-        p = load_protocol(protocol) if protocol else builtin_protocol()
-        if cycles:
-            p = p.with_cycles(cycles)
-    except ProtocolError as exc:
-        raise click.ClickException(str(exc)) from None
-    with virtual_cycler(speed=speed) as virtual:
-        cycler = KeysightBT2200(virtual.resource, visa_library=VISA_LIBRARY)
-        lab_meta = {
-            "cycler": {"model": "Keysight BT2200 (virtual)", "resource": virtual.resource, "idn": cycler.id},
-            "clock_speed": speed,
-        }
-        err.print(f"[bold]{p.name}[/]: {p.cycles} cycles on {cell_id} · virtual BT2200 at {virtual.resource}")
-        with _progress() as bar:
-            task = bar.add_task("cycling", total=p.cycles)
-            try:
-                path = run_cycling(
-                    p,
-                    cycler,
-                    out_dir,
-                    cell_id=cell_id,
-                    lab=lab_meta,
-                    progress=lambda done, total: bar.update(task, completed=max(done - 1, 0)),
-                )
-            except KeyboardInterrupt:
-                err.print("[red]interrupted[/]: instruments made safe, run file closed as aborted")
-                sys.exit(130)
-            bar.update(task, completed=p.cycles)
-        cycler.adapter.close()
-    _report(path)
 
 
 @main.command()
@@ -337,7 +276,10 @@ def status(folder: Path) -> None:
         step = steps.iloc[-1] if len(steps) else None
         last = run.last(run.cycle_stream) if run.cycle_stream else {}
         state = run.status
-        colour = {"running": "cyan", "finished": "green"}.get(state, "red")
+        held = events[events["kind"].isin(["pause", "continue"])]["kind"]
+        if state == "running" and len(held) and held.iloc[-1] == "pause":
+            state = "paused"
+        colour = {"running": "cyan", "paused": "yellow", "finished": "green"}.get(state, "red")
         table.add_row(
             str(run.meta.get("cell", {}).get("id", "?")),
             str(run.meta.get("protocol", {}).get("name", "?")),
@@ -433,6 +375,28 @@ def lab_list() -> None:
     help="How much faster than real time the virtual lab's clock runs.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the cells' cell-to-cell variation.")
+@click.option("--dt", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="World time step (s).")
+@click.option(
+    "--ageing",
+    type=click.FloatRange(min=1),
+    default=1.0,
+    show_default=True,
+    help="Cells age this many times faster than rated (reach end of life in a short campaign).",
+)
+@click.option(
+    "--specimen",
+    type=click.Choice(["nmc811", "lfp", "sulfide"]),
+    default="nmc811",
+    show_default=True,
+    help="Chemistry of the rig's and the SMU's cell.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65000),
+    default=0,
+    show_default=True,
+    help="Serve the roles on PORT, PORT+1 … in order (0: free ports), e.g. for examples/lab-virtual.toml.",
+)
 @click.option(
     "--write-lab",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -446,7 +410,16 @@ def lab_list() -> None:
     help="Inject a fault: KIND is timeout, drop, garble, stuck, error or dead, on the next COUNT "
     "(default 1) commands starting with COMMAND (default any). Repeatable.",
 )
-def sim(speed: float, seed: int, write_lab: Path | None, faults: tuple[str, ...]) -> None:
+def sim(
+    speed: float,
+    seed: int,
+    dt: float,
+    ageing: float,
+    specimen: str,
+    port: int,
+    write_lab: Path | None,
+    faults: tuple[str, ...],
+) -> None:
     """Serve the virtual lab in the foreground until Ctrl-C.
 
     Every simulated instrument listens on its own localhost port and speaks its real
@@ -461,9 +434,13 @@ def sim(speed: float, seed: int, write_lab: Path | None, faults: tuple[str, ...]
             raise click.BadParameter(f"{text!r}: expected ROLE:KIND[:COUNT[:COMMAND]], KIND one of {kinds}")
         planned.setdefault(role, []).append(Fault(kind, int(count), match))
     try:
-        virtual = VirtualLab(speed=speed, seed=seed, faults=planned)
+        virtual = VirtualLab(speed=speed, seed=seed, faults=planned, dt=dt, ageing=ageing, specimen=specimen)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault") from None
+    try:
+        virtual.start(port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve the virtual lab on port {port}: {exc}") from None
     with virtual:
         table = Table(title=f"virtual lab, clock ×{speed:g}", title_justify="left")
         for header in ("role", "driver", "VISA resource"):
@@ -489,3 +466,6 @@ def _progress() -> Progress:
         console=err,
         transient=False,
     )
+
+
+from . import cli_runs  # noqa: E402,F401  (registers run, campaign, resume, pause … on main)

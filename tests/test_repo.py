@@ -14,7 +14,7 @@ def readme_commands() -> list[str]:
 
 def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_test_one():
     main, tests = readme_commands()[:2]
-    assert main.endswith("cellrig run --out runs")
+    assert main.endswith("cellrig demo")
     assert tests.endswith("python -m pytest")
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == tests

@@ -278,14 +278,14 @@ class RunWriter:
                 self._dirty = False
             self._last_flush = _time.monotonic()
 
-    def close(self, status: str = "finished", error: str | None = None) -> None:
-        """Record the ``end`` event with the exit status (and error text), flush and close."""
+    def close(self, status: str = "finished", error: str | None = None, *, time: float | None = None) -> None:
+        """Record the ``end`` event (at ``time``, default the last row's) with the status and error, flush, close."""
         if status not in L.EXIT_STATUSES:
             raise ValueError(f"status must be one of {L.EXIT_STATUSES}, not {status!r}")
         with self._mutex:
             if self._closed:
                 return
-            self.event("end", status if not error else f"{status}: {error}")
+            self.event("end", status if not error else f"{status}: {error}", time=time)
             self.status = status
             self.flush()
             self._stop_flusher.set()

@@ -1,0 +1,380 @@
+"""The ``cellrig`` commands that run tests: run, campaign, resume, pause/continue/stop/abort, protocols."""
+
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .cli import console, err, main, runs_folder
+from .instruments.sim.lab import CYCLER_CELLS, DEFAULT_SPEED, VirtualLab
+from .lab import Lab, LabFileError
+from .protocols import campaign as campaigns
+from .protocols import control, library
+from .protocols.cells import PRESET_TYPES, CellSpec, cell_spec
+from .protocols.engine import PreflightError, Runner, Shared
+from .protocols.language import Protocol, ProtocolError
+from .protocols.preflight import Binding, Probe, check
+from .storage import RunFileError, open_run
+
+GAS_PPM_PER_V = 100.0  # the virtual rig enclosure's gas transmitter: 0.01 V per ppm
+BAD_INPUT = (ProtocolError, PreflightError, LabFileError, RunFileError, ValueError, FileExistsError, KeyError)
+
+
+def _parameters(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{text!r}: expected NAME=VALUE, e.g. rate=0.5C", param_hint="--set")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _probes(values: tuple[str, ...]) -> dict[str, Probe]:
+    out = {}
+    for text in values:
+        name, sep, channel = text.partition("=")
+        if not sep or not channel.strip().isdigit():
+            raise click.BadParameter(f"{text!r}: expected NAME=CHANNEL, e.g. temperature=101", param_hint="--probe")
+        out[name.strip()] = Probe(int(channel))
+    return out
+
+
+def _virtual_setup(name: str, channel: int, specimen: str) -> tuple[str, Binding]:
+    """The virtual lab's cell type and instruments for a protocol: cycling on the BT2200 (chamber and
+    thermocouple follow the channel), electrical abuse on the SMU, mechanical abuse on the rig."""
+    sketch = library.protocol(name)  # compiled for a default cell: which instruments, what kind
+    roles = sketch.roles()
+    if "rig" in roles:
+        probes = {"temperature": Probe(101), "gas": Probe(103, "volt", scale=GAS_PPM_PER_V, units="ppm")}
+        return PRESET_TYPES[specimen], Binding(rig="rig", daq="daq2", probes=probes)
+    if sketch.abuse and "cycler" in roles:
+        return f"{specimen}-0.5Ah", Binding(cycler="smu", daq="daq2", probes={"temperature": Probe(104)})
+    if not 101 <= channel <= 100 + len(CYCLER_CELLS):
+        raise ValueError(f"channel {channel}: the virtual cycler has channels 101–{100 + len(CYCLER_CELLS)}")
+    chamber = ("chamber" if channel <= 104 else "chamber2") if "chamber" in roles else None
+    cell_type = PRESET_TYPES[CYCLER_CELLS[channel - 101]]
+    return cell_type, Binding("cycler", channel, chamber, None, "daq", {"temperature": Probe(channel)})
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends runs like Ctrl-C: every instrument safe, every file closed saying why."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _execute(runners: list[Runner]) -> None:
+    """Run with a progress bar per run; print how each ended; exit 1 if any failed, 130 if interrupted."""
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[where]}"),
+        TimeElapsedColumn(),
+        console=err,
+    )
+    tasks = {}
+    for r in runners:
+        total = None if any(type(i).__name__ == "Check" for i in r.protocol.program) else len(r.protocol.leaves)
+        tasks[r.key] = bars.add_task(f"{r.protocol.cell.id} {r.protocol.name}", total=total, where="")
+
+    def update() -> None:
+        for r in runners:
+            loops = [x for x in (r.state.retention(loop) for loop in r.state.active) if x is not None]
+            where = f"{r.status} · step {r.state.steps_done} · cycle {r.state.cycle}"
+            where += f" · retention {loops[-1]:.1%}" if loops else ""
+            bars.update(tasks[r.key], completed=r.state.steps_done, where=where)
+
+    with bars, _sigterm_as_interrupt():
+        results = campaigns.run_all(runners, on_wait=update)
+        update()
+    table = Table(title="runs", title_justify="left")
+    for header in ("cell", "protocol", "status", "why", "run file"):
+        table.add_column(header)
+    for r in runners:
+        status, reason = results.get(r.protocol.cell.id, ("failed", "did not run"))
+        colour = {"finished": "green", "tripped": "yellow"}.get(status, "red")
+        table.add_row(r.protocol.cell.id, r.protocol.name, f"[{colour}]{status}[/]", reason or "", str(r.writer.path))
+    console.print(table)
+    statuses = {s for s, _ in results.values()}
+    if any(r.shared.interrupt.is_set() for r in runners[:1]):
+        sys.exit(130)
+    if "failed" in statuses:
+        sys.exit(1)
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc).strip("'\""))
+
+
+@main.command()
+@click.argument("protocol")
+@runs_folder("Folder for the run file (created if missing; runs are never overwritten).")
+@click.option(
+    "--lab", "lab_file", type=click.Path(dir_okay=False, path_type=Path), help="Lab file (default: the virtual lab)."
+)
+@click.option("--set", "params", multiple=True, metavar="NAME=VALUE", help="Override a protocol parameter. Repeatable.")
+@click.option("--cell-type", help="Cell type (ratings) — default: the virtual lab's cell on the channel.")
+@click.option("--cell-id", default="cell-1", show_default=True, help="Name of the cell under test.")
+@click.option("--channel", type=int, default=101, show_default=True, help="Cycler channel (and thermocouple).")
+@click.option("--cycler", help="Lab role of the cycler.")
+@click.option("--chamber", help="Lab role of the chamber.")
+@click.option("--rig", help="Lab role of the abuse rig.")
+@click.option("--daq", help="Lab role of the DAQ.")
+@click.option(
+    "--probe", "probes", multiple=True, metavar="NAME=CHANNEL", help="A DAQ thermocouple, e.g. temperature=101."
+)
+@click.option(
+    "--speed", type=click.FloatRange(min=1), default=DEFAULT_SPEED, show_default=True, help="Virtual lab clock speed."
+)
+@click.option(
+    "--ageing", type=click.FloatRange(min=1), default=1.0, show_default=True, help="Virtual cells age this much faster."
+)
+@click.option(
+    "--specimen",
+    type=click.Choice(list(PRESET_TYPES)),
+    default="nmc811",
+    show_default=True,
+    help="Virtual rig/SMU cell.",
+)
+def run(
+    protocol: str,
+    out_dir: Path,
+    lab_file: Path | None,
+    params: tuple[str, ...],
+    cell_type: str | None,
+    cell_id: str,
+    channel: int,
+    cycler: str | None,
+    chamber: str | None,
+    rig: str | None,
+    daq: str | None,
+    probes: tuple[str, ...],
+    speed: float,
+    ageing: float,
+    specimen: str,
+) -> None:
+    """Run PROTOCOL (a library name, see `cellrig protocols list`, or a YAML file) on one cell.
+
+    With no --lab, on the virtual lab: cycling on the BT2200 channel (its chamber and
+    thermocouple follow the channel), electrical abuse on the SMU, mechanical abuse on the
+    rig.  The protocol is checked against the cell's ratings and the lab's limits first;
+    nothing moves if any step could exceed them.  Ctrl-C or SIGTERM stop the run safely
+    (resume it with `cellrig resume`).
+    """
+    overrides = _parameters(params)
+    try:
+        if lab_file is None:
+            default_type, binding = _virtual_setup(protocol, channel, specimen)
+            cell = cell_spec(cell_type or default_type, cell_id)
+            with VirtualLab(speed=speed, ageing=ageing, specimen=specimen) as virtual:
+                lab = Lab.from_dict(virtual.lab_dict(), "virtual lab", virtual.clock)
+                _run_one(protocol, cell, binding, lab, overrides, out_dir)
+            return
+        lab = Lab.from_file(lab_file)
+        cell = cell_spec(cell_type or "nmc811-5Ah", cell_id)
+        binding = Binding(cycler, channel, chamber, rig, daq, _probes(probes))
+        _run_one(protocol, cell, binding, lab, overrides, out_dir)
+    except BAD_INPUT as exc:
+        raise _fail(exc) from None
+
+
+def _run_one(name: str, cell: CellSpec, binding: Binding, lab: Lab, overrides: dict[str, str], out_dir: Path) -> None:
+    p: Protocol = library.protocol(name, cell, overrides)
+    err.print(f"[bold]{p.name}[/] ({p.header.title}) on {cell.id} ({cell.type or cell.chemistry}) · {lab.name}")
+    with lab:
+        runner = Runner.start(p, binding, out_dir, Shared(lab))
+        _execute([runner])
+
+
+@main.command()
+@click.argument("campaign_file", type=click.Path(dir_okay=False, path_type=Path))
+@runs_folder("Folder for the run files and campaign.json (a new folder).")
+@click.option(
+    "--lab", "lab_file", type=click.Path(dir_okay=False, path_type=Path), help="Lab file (default: the campaign's)."
+)
+@click.option(
+    "--set", "params", multiple=True, metavar="NAME=VALUE", help="Override a parameter of every cell's protocol."
+)
+def campaign(campaign_file: Path, out_dir: Path, lab_file: Path | None, params: tuple[str, ...]) -> None:
+    """Run every cell of CAMPAIGN_FILE at once, each with its protocol, sharing cyclers and chambers.
+
+    Every protocol is checked first and all problems are reported together; nothing moves
+    until all pass.  One cell tripping stops that cell only (unless its chamber is marked
+    safe_on_trip).  Watch it with `cellrig status DIR`; steer it with `cellrig pause DIR`.
+    """
+    try:
+        lab = Lab.from_file(lab_file) if lab_file else None
+        plan = campaigns.load_campaign(campaign_file, lab, _parameters(params))
+        with plan.lab:
+            runners = campaigns.start(plan, out_dir)
+            err.print(f"[bold]{plan.name}[/]: {len(runners)} runs on {plan.lab.name} → {out_dir}")
+            _execute(runners)
+    except BAD_INPUT as exc:
+        raise _fail(exc) from None
+
+
+@main.command()
+@click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--lab",
+    "lab_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Lab file (default: the one the run used).",
+)
+def resume(target: Path, lab_file: Path | None) -> None:
+    """Continue an interrupted (or stopped) run in its own file, or every such run in a folder.
+
+    The run goes on from its last checkpoint (after the last completed step); a step that was
+    interrupted runs again.  Abuse tests never resume.
+    """
+    try:
+        lab = Lab.from_file(lab_file) if lab_file else None
+        runners = campaigns.resume(target, lab)
+        with runners[0].lab:
+            _execute(runners)
+    except BAD_INPUT as exc:
+        raise _fail(exc) from None
+
+
+def _live_runs(target: Path) -> list[Path]:
+    paths = sorted(target.glob("*.h5")) if target.is_dir() else [target]
+    live = [p for p in paths if open_run(p).status == "running"]
+    if not live:
+        raise click.ClickException(f"{target}: no running run")
+    return live
+
+
+def _operator(command: str, doc: str) -> None:
+    @main.command(command, help=doc)
+    @click.argument("target", type=click.Path(exists=True, path_type=Path))
+    def send(target: Path) -> None:
+        try:
+            for path in _live_runs(target):
+                control.send(path, command)
+                console.print(f"{command}: {path.name}")
+        except RunFileError as exc:
+            raise _fail(exc) from None
+
+
+_operator("pause", "Pause a running run (or every run in a folder): outputs off, supervision goes on.")
+_operator("continue", "Continue a paused run (or every paused run in a folder) where it paused.")
+_operator("stop", "Stop a run (or every run in a folder) in an orderly way: safe state, status stopped, resumable.")
+_operator("abort", "Abort a run (or every run in a folder) now: safe state, status aborted.")
+
+
+@main.group()
+def protocols() -> None:
+    """The standard protocol library, and checking protocol files before they run."""
+
+
+@protocols.command("list")
+def protocols_list() -> None:
+    """List the library's protocols with the standard each follows."""
+    table = Table(title="protocol library", title_justify="left")
+    for header in ("name", "kind", "title"):
+        table.add_column(header)
+    for name in library.names():
+        h = library.header(name)
+        table.add_row(name, h.kind + (" (verify)" if h.verify else ""), h.title)
+    console.print(table)
+
+
+@protocols.command("show")
+@click.argument("name")
+def protocols_show(name: str) -> None:
+    """Show a library protocol: what it does, its standard, parameters and steps."""
+    try:
+        path = library.path(name)
+        h = library.header(str(path))
+    except BAD_INPUT as exc:
+        raise _fail(exc) from None
+    console.print(f"[bold]{h.name}[/] — {h.title}\n[dim]{h.kind}[/]  {h.standard}")
+    if h.verify:
+        console.print("[yellow]built on values the standards reference marks unverified: check them[/]")
+    table = Table(title="parameters (override with --set NAME=VALUE)", title_justify="left")
+    for header in ("name", "default", "meaning"):
+        table.add_column(header)
+    for key, p in h.parameters.items():
+        table.add_row(key, str(p.default), p.help)
+    console.print(table)
+    console.print(path.read_text(), highlight=False, markup=False)
+
+
+@protocols.command("check")
+@click.argument("protocol")
+@click.option(
+    "--lab", "lab_file", type=click.Path(dir_okay=False, path_type=Path), help="Lab file (default: the virtual lab)."
+)
+@click.option("--cell-type", help="Cell type (default: the virtual lab's cell for the protocol).")
+@click.option("--set", "params", multiple=True, metavar="NAME=VALUE", help="Override a protocol parameter.")
+@click.option("--channel", type=int, default=101, show_default=True, help="Cycler channel.")
+def protocols_check(
+    protocol: str, lab_file: Path | None, cell_type: str | None, params: tuple[str, ...], channel: int
+) -> None:
+    """Check PROTOCOL (file or library name) against the cell's ratings and the lab's limits; move nothing."""
+    try:
+        default_type, binding = _virtual_setup(protocol, channel, "nmc811")
+        cell = cell_spec(cell_type or default_type)
+        p = library.protocol(protocol, cell, _parameters(params))
+        if lab_file:
+            problems = check(p, Lab.from_file(lab_file), binding)
+        else:
+            with VirtualLab() as virtual:
+                problems = check(p, Lab.from_dict(virtual.lab_dict(), "virtual lab"), binding)
+    except BAD_INPUT as exc:
+        raise _fail(exc) from None
+    if problems:
+        raise click.ClickException("would not run:\n" + "\n".join(problems))
+    console.print(f"[green]ok[/]: {p.name} on {cell.type or cell.chemistry}: {len(p.leaves)} steps within every limit")
+
+
+@main.command()
+@click.option(
+    "--out",
+    "out_dir",
+    default="demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the runs, the tables and report.html (must be new or empty).",
+)
+def demo(out_dir: Path) -> None:
+    """Run the seed's story on the virtual lab and write a report: would the sulfide cell pass, how long will it live?
+
+    A sulfide all-solid-state cell beside NMC811 and LFP cells: cycle life with RPTs at 25 °C
+    and 45 °C to 80 % retention (cells age 100× faster than rated), a -20…85 °C temperature
+    sweep, HPPC, then a 200 °C hot box, nail penetration and crush on fresh cells.  Everything
+    streams to run files, is analysed with dask and reported in OUT/report.html.  Needs no
+    lab file and no network; takes a few minutes.
+    """
+    from .analysis.report import render_report, write_tables
+    from .cli import _analyse_campaign
+    from .demo import run_demo
+
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise click.ClickException(f"{out_dir}: not empty; the demo never overwrites runs (choose another --out)")
+    with _sigterm_as_interrupt():
+        try:
+            run_demo(out_dir, _execute, lambda text: err.print(f"\n[bold]{text}[/]"))
+        except KeyboardInterrupt:
+            err.print("[red]interrupted[/]: every instrument made safe, every run file closed")
+            sys.exit(130)
+    campaign, analysis = _analyse_campaign(out_dir, None)
+    tables = write_tables(analysis, campaign, out_dir / "analysis")
+    page = render_report(analysis, "cellrig demo: sulfide all-solid-state vs NMC811 vs LFP", 0.2)
+    report = out_dir / "report.html"
+    report.write_text(page, encoding="utf-8")
+    console.print(f"\nruns:    {out_dir}/<phase>/*.h5\ntables:  {tables[0].parent}\nreport:  {report}", highlight=False)

@@ -1,0 +1,107 @@
+"""The demo: the seed's story end to end on the virtual lab — would the sulfide cell pass, and how long will it live?
+
+Three chemistries side by side (sulfide all-solid-state, NMC811 and LFP, 5 Ah each):
+cycle life with RPTs at 25 °C and 45 °C until 80 % retention (cells aged 100× faster than
+rated so end of life comes within the demo), a temperature sweep from -20 to 85 °C, HPPC,
+then abuse tests on fresh cells — a 200 °C hot box, GB/T 31485 nail penetration and
+GB 38031 crush.  Each phase runs on a virtual lab served in its own process, through the
+same engine, drivers and run files as a real lab; the campaign is then analysed with dask
+into ``report.html``.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .instruments.sim.lab import CYCLER_CELLS
+from .instruments.sim.process import served_lab
+from .lab import Lab
+from .protocols import campaign as campaigns
+from .protocols import library
+from .protocols.campaign import Campaign, ChamberEntry, Plan
+from .protocols.cells import PRESET_TYPES, cell_spec
+from .protocols.engine import Runner
+from .protocols.preflight import Binding, Probe
+
+AGEING = 100.0  # the demo's cells age this many times faster than rated
+LABELS = {"nmc811": "NMC", "lfp": "LFP", "sulfide": "SUL"}
+GAS = Probe(103, "volt", scale=100.0, units="ppm")
+
+
+@dataclass
+class Phase:
+    """One part of the demo: a folder, a virtual lab and the cells run on it together."""
+
+    folder: str
+    title: str
+    lab: dict[str, Any]
+    cells: list[tuple[str, str, str, dict[str, Any], Binding]]  # id, cell type, protocol, parameters, binding
+    chambers: dict[str, ChamberEntry] = field(default_factory=dict)
+
+
+def _cycler(channel: int, chamber: bool = True) -> Binding:
+    room = ("chamber" if channel <= 104 else "chamber2") if chamber else None
+    return Binding("cycler", channel, room, None, "daq", {"temperature": Probe(channel)})
+
+
+def _id(channel: int, suffix: str = "") -> tuple[str, str]:
+    preset = CYCLER_CELLS[channel - 101]
+    return f"{LABELS[preset]}-{channel - 100:02d}{suffix}", PRESET_TYPES[preset]
+
+
+def phases() -> list[Phase]:
+    life = []
+    for channel in range(101, 109):
+        cell_id, cell_type = _id(channel)
+        temperature = "25 °C" if channel <= 104 else "45 °C"
+        params = {"temperature": temperature, "rpt_every": 10, "rest": "10 min"}
+        life.append((cell_id, cell_type, "cycle-life", params, _cycler(channel)))
+    sweep = [
+        (*_id(104, "t"), "temperature-sweep", {"soak": "30 min"}, _cycler(104)),
+        (*_id(105, "t"), "temperature-sweep", {"soak": "30 min", "t5": "55 °C", "t6": "60 °C"}, _cycler(105)),
+        (*_id(106, "t"), "temperature-sweep", {"soak": "30 min", "t5": "55 °C", "t6": "60 °C"}, _cycler(106)),
+    ]
+    hppc = [(*_id(ch, "h"), "hppc", {"rest": "30 min"}, _cycler(ch, chamber=False)) for ch in (101, 103, 104)]
+    hot = {"target": "200 °C", "observe": "30 min"}
+    hot_box = [
+        (*_id(ch, "b"), "hot-box", hot, Binding(chamber="chamber", daq="daq", probes={"temperature": Probe(ch)}))
+        for ch in (101, 104)
+    ]
+    rig = Binding(rig="rig", daq="daq2", probes={"temperature": Probe(101), "gas": GAS})
+    out = [
+        Phase(
+            "life", "cycle life to 80 % with RPTs, 25 °C and 45 °C", {"speed": 4000, "dt": 2, "ageing": AGEING}, life
+        ),
+        Phase("sweep", "temperature sweep -20…85 °C", {"speed": 4000, "dt": 2}, sweep),
+        Phase("hppc", "HPPC (DCIR vs SOC)", {"speed": 4000, "dt": 2}, hppc),
+        Phase("hot-box", "200 °C hot box, NMC and sulfide in one oven", {"speed": 2000}, hot_box),
+    ]
+    for test in ("nail-gbt31485", "crush-gb38031"):
+        for preset in ("nmc811", "sulfide"):
+            cell = (f"{LABELS[preset]}-{test.split('-')[0]}", PRESET_TYPES[preset], test, {"observe": "10 min"}, rig)
+            lab = {"speed": 200, "specimen": preset}
+            out.append(Phase(f"{test}-{preset}", f"{test} on {LABELS[preset]}", lab, [cell]))
+    return out
+
+
+Execute = Callable[[list[Runner]], None]
+
+
+def run_demo(out: Path, execute: Execute, announce: Callable[[str], None] = print) -> list[Path]:
+    """Run every phase into ``out/<phase>/``; ``execute`` runs a phase's runners (the CLI shows progress)."""
+    folders = []
+    for phase in phases():
+        announce(f"{phase.folder}: {phase.title}")
+        folder = out / phase.folder
+        with served_lab(out / f".{phase.folder}-lab.toml", **phase.lab) as lab_file:
+            lab = Lab.from_file(lab_file)
+            plans = [
+                Plan(library.protocol(protocol, cell_spec(cell_type, cell_id), params), binding)
+                for cell_id, cell_type, protocol, params, binding in phase.cells
+            ]
+            with lab:
+                runners = campaigns.start(Campaign(phase.folder, lab, plans, phase.chambers), folder)
+                execute(runners)
+        folders.append(folder)
+    return folders
