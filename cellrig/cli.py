@@ -161,6 +161,8 @@ def _analyse_campaign(folder: Path, scheduler: str | None) -> tuple["Campaign", 
         bar.update(task, completed=len(campaign))
     for path, error in analysis.errors.itertuples(index=False):
         err.print(f"[red]not analysed[/]: {path}: {error}", highlight=False, soft_wrap=True)
+    if len(analysis.others):
+        err.print(f"{len(analysis.others)} runs without cycles (abuse tests and the like: see the report)")
     return campaign, analysis
 
 

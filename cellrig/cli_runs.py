@@ -355,7 +355,7 @@ def demo(out_dir: Path) -> None:
     """Run the seed's story on the virtual lab and write a report: would the sulfide cell pass, how long will it live?
 
     A sulfide all-solid-state cell beside NMC811 and LFP cells: cycle life with RPTs at 25 °C
-    and 45 °C to 80 % retention (cells age 100× faster than rated), a -20…85 °C temperature
+    and 45 °C to 80 % retention (cells age 120× faster than rated), a -20…85 °C temperature
     sweep, HPPC, then a 200 °C hot box, nail penetration and crush on fresh cells.  Everything
     streams to run files, is analysed with dask and reported in OUT/report.html.  Needs no
     lab file and no network; takes a few minutes.
@@ -372,9 +372,11 @@ def demo(out_dir: Path) -> None:
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]: every instrument made safe, every run file closed")
             sys.exit(130)
+        except RuntimeError as exc:  # the virtual lab could not start
+            raise _fail(exc) from None
     campaign, analysis = _analyse_campaign(out_dir, None)
     tables = write_tables(analysis, campaign, out_dir / "analysis")
-    page = render_report(analysis, "cellrig demo: sulfide all-solid-state vs NMC811 vs LFP", 0.2)
+    page = render_report(analysis, "cellrig demo: sulfide all-solid-state vs NMC811 vs LFP", 3.0)
     report = out_dir / "report.html"
     report.write_text(page, encoding="utf-8")
     console.print(f"\nruns:    {out_dir}/<phase>/*.h5\ntables:  {tables[0].parent}\nreport:  {report}", highlight=False)

@@ -53,11 +53,22 @@ class TooFewCyclesError(ValueError):
     """A run lacks the complete cycles early prediction needs."""
 
 
+def window(final: int = FINAL_CYCLE) -> tuple[int, int]:
+    """(initial, mid) cycles for features ending at ``final``: Severson's 10 and 91 for 100, scaled for
+    shorter windows (a campaign whose cells die young, e.g. an accelerated virtual one)."""
+    if final == FINAL_CYCLE:
+        return INITIAL_CYCLE, MID_CYCLE
+    if final < 20:
+        raise ValueError(f"an early-prediction window needs at least 20 cycles, not {final}")
+    return max(3, round(final / 10)), final - 9
+
+
 def delta_q(
     columns: dict[str, np.ndarray],
     detection: StepDetection = DEFAULT_DETECTION,
     voltage_range: tuple[float, float] | None = None,
     nominal_capacity: float | None = None,
+    final: int = FINAL_CYCLE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Get (voltage grid, ΔQ₁₀₀₋₁₀ on it, discharge capacity of cycles 1..100) from cycler columns (sorted by cycle).
 
@@ -65,18 +76,19 @@ def delta_q(
     is the charge discharged by the middle of each row's interval, paired with the row's voltage.
     Raises :class:`TooFewCyclesError` (naming the cycle) if cycle 2, 10 or 91–100 has no discharge.
     """
-    end = np.searchsorted(columns["cycle"], FINAL_CYCLE, side="right")
+    initial, mid = window(final)
+    end = np.searchsorted(columns["cycle"], final, side="right")
     columns = {name: column[:end] for name, column in columns.items()}
     cycle, dq, discharging = _discharged(columns, detection, nominal_capacity)
-    capacity = np.bincount(cycle, weights=dq, minlength=FINAL_CYCLE + 1)[1:]
+    capacity = np.bincount(cycle, weights=dq, minlength=final + 1)[1:]
     first = np.flatnonzero(np.diff(cycle, prepend=cycle[0] - 1))  # first row of each cycle
     total = np.cumsum(dq)
     q = total - np.repeat(total[first] - dq[first], np.diff(np.append(first, len(cycle)))) - dq / 2
-    needed = np.r_[2, INITIAL_CYCLE, MID_CYCLE : FINAL_CYCLE + 1]
+    needed = np.r_[2, initial, mid : final + 1]
     if (missing := needed[capacity[needed - 1] <= 0]).size:
         raise TooFewCyclesError(f"cycle {missing[0]} has no discharge")
     v = columns["voltage"]
-    curves = [(v[m], q[m]) for m in (discharging & (cycle == n) for n in (INITIAL_CYCLE, FINAL_CYCLE))]
+    curves = [(v[m], q[m]) for m in (discharging & (cycle == n) for n in (initial, final))]
     lo, hi = voltage_range or (max(c[0].min() for c in curves), min(c[0].max() for c in curves))
     grid = np.linspace(hi, lo, GRID_POINTS)  # from the top of the discharge down, like Qdlin
     q_10, q_100 = (_on_grid(volts, charge, grid) for volts, charge in curves)
@@ -105,12 +117,14 @@ def features_from_columns(
     detection: StepDetection = DEFAULT_DETECTION,
     voltage_range: tuple[float, float] | None = None,
     nominal_capacity: float | None = None,
+    final: int = FINAL_CYCLE,
 ) -> dict[str, float]:
-    """Get the early-life features (``FEATURES``) of a cycler stream's first 100 cycles."""
-    _, dq, capacity = delta_q(columns, detection, voltage_range, nominal_capacity)
-    cycles = np.arange(1, FINAL_CYCLE + 1)
+    """Get the early-life features (``FEATURES``) of a cycler stream's first ``final`` (100) cycles."""
+    _, dq, capacity = delta_q(columns, detection, voltage_range, nominal_capacity, final)
+    cycles = np.arange(1, final + 1)
+    mid = window(final)[1]
     slope_all, intercept_all = np.polyfit(cycles[1:], capacity[1:], 1)
-    slope_end, intercept_end = np.polyfit(cycles[MID_CYCLE - 1 :], capacity[MID_CYCLE - 1 :], 1)
+    slope_end, intercept_end = np.polyfit(cycles[mid - 1 :], capacity[mid - 1 :], 1)
     with np.errstate(divide="ignore"):
         log_abs = np.log10(np.abs([dq.min(), dq.var(), stats.skew(dq), stats.kurtosis(dq)]))
     return dict(zip(DELTA_Q_FEATURES, log_abs, strict=True)) | {
@@ -127,6 +141,7 @@ def run_features(
     run: Run | str | os.PathLike,
     detection: StepDetection = DEFAULT_DETECTION,
     voltage_range: tuple[float, float] | None = None,
+    final: int = FINAL_CYCLE,
 ) -> dict[str, float | str]:
     """Get one run's early-life features, with its ``run`` path and ``cell_id``.
 
@@ -137,10 +152,10 @@ def run_features(
     cycle = columns["cycle"]
     complete = int(cycle.max(initial=0)) - (run.status in ("running", "interrupted"))
     try:
-        if complete < FINAL_CYCLE:
-            raise TooFewCyclesError(f"{max(complete, 0)} complete cycles, early prediction needs {FINAL_CYCLE}")
+        if complete < final:
+            raise TooFewCyclesError(f"{max(complete, 0)} complete cycles, early prediction needs {final}")
         nominal = run.meta.get("cell", {}).get("nominal_capacity_Ah")
-        features = features_from_columns(columns, detection, voltage_range, nominal)
+        features = features_from_columns(columns, detection, voltage_range, nominal, final)
     except TooFewCyclesError as exc:
         raise TooFewCyclesError(f"run {run.path}: {exc}") from None
     return {"run": str(run.path), "cell_id": run.meta.get("cell", {}).get("id")} | features

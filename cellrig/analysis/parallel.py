@@ -27,6 +27,7 @@ from .steps import DEFAULT_DETECTION, StepDetection
 
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous", "sync", "single-threaded")
 CAMPAIGN_PATTERN = "**/*.h5"  # open_campaign's default
+CYCLER = "cycler"  # the stream a run's cycles come from
 TASKS_PER_THREAD = 4  # on a cluster: batches small enough to balance, few enough to cost little
 
 
@@ -40,6 +41,7 @@ class RunResult:
     error: str | None = None
     entry: dict[str, Any] | None = None  # the run's catalog row, when the task was asked for it
     skipped: str | None = None  # why the file is not a run (left out, as open_campaign does)
+    other: str | None = None  # why a run has no cycles to summarise (an abuse test, say)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class CampaignAnalysis:
     cycles: pd.DataFrame  # run_id, cell_id, then the cycle_summary columns
     life: pd.DataFrame  # indexed by path: catalog columns (if known) + LifeMetrics fields
     errors: pd.DataFrame  # path, error
+    others: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "why"]))  # no cycler stream
 
     def cycles_xarray(self) -> xr.Dataset:
         """The cycle summaries as an xarray Dataset over (run_id, cycle)."""
@@ -73,6 +76,9 @@ def analyse_run(
         except (RunFileError, OSError) as exc:
             return RunResult(str(path), skipped=str(exc))
     try:
+        with run_file(path) as f:
+            if CYCLER not in f.streams:
+                return RunResult(str(path), other=f"no {CYCLER} stream: not a cycling run", entry=entry)
         summary = cycle_summary(path, detection=detection)
         life = life_metrics(summary, **(life_options or {})).as_dict() if len(summary) else {}
         return RunResult(str(path), summary, life, entry=entry)
@@ -162,7 +168,8 @@ def _compute_options(scheduler: Any, num_workers: int | None, stack: ExitStack) 
 
 
 def _collect(results: Iterable[RunResult], catalog: pd.DataFrame | None) -> CampaignAnalysis:
-    done = [r for r in results if r.error is None]
+    results = list(results)
+    done = [r for r in results if r.error is None and r.other is None]
     frames = [r.summary.assign(run_id=r.summary.attrs["run_id"], cell_id=r.summary.attrs["cell_id"]) for r in done]
     cycles = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "cell_id", "cycle"])
     cycles = cycles[["run_id", "cell_id", *(c for c in cycles.columns if c not in ("run_id", "cell_id"))]]
@@ -170,4 +177,5 @@ def _collect(results: Iterable[RunResult], catalog: pd.DataFrame | None) -> Camp
     if catalog is not None:
         life = catalog.set_index("path").join(life, how="inner")
     errors = pd.DataFrame([(r.path, r.error) for r in results if r.error is not None], columns=["path", "error"])
-    return CampaignAnalysis(cycles, life, errors)
+    others = pd.DataFrame([(r.path, r.other) for r in results if r.other is not None], columns=["path", "why"])
+    return CampaignAnalysis(cycles, life, errors, others)

@@ -124,6 +124,21 @@ def temperature(cells: pd.DataFrame, colours: Mapping[str, str]) -> Figure:
     return fig
 
 
+def sweeps(tables: Mapping[tuple[str, str], pd.DataFrame], colours: Mapping[str, str]) -> Figure:
+    """Discharge capacity and retention vs chamber temperature, one line per (cell, chemistry)."""
+    fig, axes = _panels(2, "Capacity vs temperature (temperature sweeps)")
+    for (cell, chemistry), table in tables.items():
+        table = table.sort_values("chamber_temperature")
+        for ax, column in zip(axes, ("capacity", "retention"), strict=True):
+            values = table[column] * (100 if column == "retention" else 1)
+            ax.plot(table["chamber_temperature"], values, "o-", color=colours[chemistry], label=cell)
+    axes[0].set(xlabel="chamber temperature (°C)", ylabel="discharge capacity (Ah)")
+    axes[1].set(xlabel="chamber temperature (°C)", ylabel="capacity relative to 25 °C (%)")
+    axes[0].legend(fontsize=8)
+    _chemistry_legend(axes[1], {c: colours[c] for _, c in tables})
+    return fig
+
+
 def _about_zero(values: pd.Series, least: float, count: int) -> np.ndarray:
     """Bin edges symmetric about zero, reaching at least ``least`` and every value."""
     limit = max(least, values.abs().max())

@@ -111,6 +111,7 @@ class ReportData:
     tolerance: float  # ± % of nominal
     colours: dict[str, str]  # chemistry -> colour
     abuse: tuple[str, ...] = ()  # paths of the abuse-test runs (left out of the cycle-life sections)
+    sweeps: tuple[str, ...] = ()  # paths of characterisation runs that step the chamber (temperature sweeps)
 
 
 def _protocol(path: str) -> dict[str, Any]:
@@ -129,16 +130,19 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
     Abuse-test runs (protocol kind ``abuse``) are set apart for their own section: they have no
     cycle life, and a run with no cycler stream is no failure.
     """
-    paths = [*map(str, analysis.life.index), *analysis.errors["path"]]
-    abuse = tuple(p for p in paths if _protocol(p).get("kind") == "abuse")
-    if abuse:
-        life = analysis.life[~analysis.life.index.isin(abuse)]
+    paths = [*map(str, analysis.life.index), *analysis.errors["path"], *analysis.others["path"]]
+    kinds = {p: _protocol(p).get("kind") for p in paths}
+    abuse = tuple(p for p in paths if kinds[p] == "abuse")
+    sweeps = tuple(p for p in paths if kinds[p] == "characterisation" and "temperature" in _protocol(p).get("name", ""))
+    apart = [p for p in paths if kinds[p] in ("abuse", "characterisation")]  # no cycle life to show
+    if apart:
+        life = analysis.life[~analysis.life.index.isin(apart)]
         kept = set(life["run_id"]) if "run_id" in life else set()
         analysis = replace(
             analysis,
             life=life,
             cycles=analysis.cycles[analysis.cycles["run_id"].isin(kept)],
-            errors=analysis.errors[~analysis.errors["path"].isin(abuse)],
+            errors=analysis.errors[~analysis.errors["path"].isin(apart)],
         )
     cells = analysis.life.reset_index()
     cells["chemistry"] = cells["chemistry"].fillna("unknown").astype(str)
@@ -153,7 +157,8 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
     cells = cells.join(first, on="run_id")
     cells["capacity_deviation"] = 100 * (cells["initial_capacity"] / cells["nominal_capacity"] - 1)
     cells["initial_dcir_mohm"] = 1e3 * cells["initial_dcir"]
-    return ReportData(cells, cycles, analysis.errors, tolerance, plots.chemistry_colours(cells["chemistry"]), abuse)
+    colours = plots.chemistry_colours(cells["chemistry"])
+    return ReportData(cells, cycles, analysis.errors, tolerance, colours, abuse, sweeps)
 
 
 def _figure(fig: Figure, alt: str, caption: str) -> str:
@@ -277,6 +282,8 @@ def _dcir(d: ReportData) -> str | None:
 
 
 def _temperature(d: ReportData) -> str | None:
+    if d.sweeps:
+        return _sweeps(d)
     if d.cells["temperature"].round().nunique() < 2:
         return None
     return _figure(
@@ -284,6 +291,24 @@ def _temperature(d: ReportData) -> str | None:
         "capacity and energy vs temperature",
         "First-cycle discharge capacity and energy of each cell at its set temperature; "
         "lines join the chemistry means.",
+    )
+
+
+def _sweeps(d: ReportData) -> str:
+    """Capacity at each chamber temperature of the temperature-sweep runs, one line per cell."""
+    from .temperature import capacity_vs_temperature
+
+    tables = {}
+    for path in d.sweeps:
+        with run_file(path) as f:
+            cell, chemistry = f.cell.get("id", Path(path).stem), f.cell.get("chemistry", "unknown")
+        tables[(cell, chemistry)] = capacity_vs_temperature(path)
+    colours = plots.chemistry_colours([c for _, c in tables]) | d.colours
+    return _figure(
+        plots.sweeps(tables, colours),
+        "capacity and retention vs chamber temperature",
+        "Discharge capacity at each chamber temperature of the temperature-sweep runs (charged at 25 °C each "
+        "time), and relative to the discharge nearest 25 °C.",
     )
 
 
@@ -513,12 +538,22 @@ def _abuse(d: ReportData) -> str:
 MIN_EARLY_CELLS = 5  # cells with 100 complete cycles and an observed end of life, to fit and cross-validate
 
 
+def _early_window(cells: pd.DataFrame) -> int:
+    """Severson's 100 cycles if enough cells with an observed end of life ran them; else the longest window
+    (a multiple of 10, at least 20) that enough such cells outlived — for campaigns whose cells die young."""
+    lives = cells.loc[~cells["censored"].astype(bool), "eol_robust"].dropna().sort_values(ascending=False)
+    if len(lives) < MIN_EARLY_CELLS or lives.iloc[MIN_EARLY_CELLS - 1] > FINAL_CYCLE:
+        return FINAL_CYCLE
+    return max(20, int(lives.iloc[MIN_EARLY_CELLS - 1] - 1) // 10 * 10)
+
+
 def _early(d: ReportData) -> str:
-    cells = d.cells[d.cells["last_cycle"].fillna(0) >= FINAL_CYCLE]
+    final = _early_window(d.cells)
+    cells = d.cells[d.cells["last_cycle"].fillna(0) >= final]
     rows = {}
     for path in cells["path"]:
         try:
-            rows[path] = run_features(path)
+            rows[path] = run_features(path, final=final)
         except Exception:  # too few cycles, or a run the features cannot be read from: left out of the model
             continue
     features = pd.DataFrame.from_dict(rows, orient="index", columns=["run", "cell_id", *FEATURES])
@@ -528,7 +563,7 @@ def _early(d: ReportData) -> str:
     if len(observed) < MIN_EARLY_CELLS:
         return (
             f"<p>Early prediction (Severson et al. 2019: ΔQ<sub>100−10</sub>(V) and capacity-fade features of the "
-            f"first {FINAL_CYCLE} cycles, elastic net) needs at least {MIN_EARLY_CELLS} cells with {FINAL_CYCLE} "
+            f"first {final} cycles, elastic net) needs at least {MIN_EARLY_CELLS} cells with {final} "
             f"complete cycles and an observed end of life; this campaign has {len(observed)}.</p>"
         )
     lives = observed["eol_robust"].astype(float)
@@ -541,7 +576,9 @@ def _early(d: ReportData) -> str:
     figure = _figure(
         plots.early_prediction(lives, predicted, pending),
         "early life prediction",
-        f"Cycle life (robust 80 % crossing) predicted from the first {FINAL_CYCLE} cycles by an elastic net on "
+        f"Cycle life (robust 80 % crossing) predicted from the first {final} cycles"
+        + (" (not Severson's 100: too few cells lived that long)" if final != FINAL_CYCLE else "")
+        + f" by an elastic net on "
         f"{len(model.columns)} Severson features, each cell predicted by a model fitted without it "
         f"({min(5, len(observed))}-fold cross-validation). Cross-validated error: RMSE {model.cv_rmse:.0f} cycles, "
         f"{model.cv_mape:.1f} % mean absolute error (predicting the mean life: {model.baseline_rmse:.0f} cycles, "

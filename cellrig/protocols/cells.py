@@ -36,7 +36,12 @@ class CellSpec:
         }
 
     def as_meta(self) -> dict[str, Any]:
-        return asdict(self)
+        """The run file's ``/meta/cell``: every rating, plus the name analysis reads the capacity by."""
+        return {k: v for k, v in asdict(self).items() if v != ""} | {"nominal_capacity_Ah": self.capacity_ah}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> "CellSpec":
+        return cls(**{f.name: meta[f.name] for f in fields(cls) if f.name in meta})
 
 
 #: Known cell types (ratings of the virtual lab's cells: cellrig.instruments.sim.cell presets).

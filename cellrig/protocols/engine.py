@@ -75,6 +75,7 @@ class State:
     q_first: dict[int, float] = field(default_factory=dict)
     q_last: dict[int, float] = field(default_factory=dict)
     q_iter: dict[int, float] = field(default_factory=dict)
+    met: dict[int, int] = field(default_factory=dict)  # consecutive iterations meeting the loop's condition
     active: list[int] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -83,7 +84,7 @@ class State:
     @classmethod
     def from_json(cls, text: str) -> "State":
         data = json.loads(text)
-        for key in ("count", "q_first", "q_last", "q_iter"):
+        for key in ("count", "q_first", "q_last", "q_iter", "met"):
             data[key] = {int(k): v for k, v in data[key].items()}
         return cls(**data)
 
@@ -113,6 +114,12 @@ class Shared:
         if role not in self.chambers:
             self.chambers[role] = ChamberShare(self.lab[role])
         return self.chambers[role]
+
+
+def _set_temperature(protocol: L.Protocol) -> dict[str, float]:
+    """``temperature_degC``: the chamber temperature a protocol holds its cell at, when it names one."""
+    sets = {leaf.spec.temperature for leaf in protocol.leaves if leaf.kind == "set"}
+    return {"temperature_degC": sets.pop()} if len(sets) == 1 else {}
 
 
 def new_run_path(out_dir: str | Path, protocol_name: str, cell_id: str) -> Path:
@@ -215,8 +222,9 @@ class Runner:
                 "text": protocol.source,
                 "sha256": protocol.sha256,
                 "parameters": json.dumps(protocol.parameters),
+                **_set_temperature(protocol),
             },
-            "cell": {k: v for k, v in protocol.cell.as_meta().items() if v != ""},
+            "cell": protocol.cell.as_meta(),
             "binding": binding.as_meta(),
             "lab": {"name": shared.lab.name, "file": str(Path(shared.lab.origin).resolve())},
             "clock": {"scale": clock.scale, "started": clock.now()},
@@ -237,7 +245,7 @@ class Runner:
         meta = run.meta
         if meta["protocol"]["kind"] == "abuse":
             raise ValueError(f"{path}: abuse tests are never resumed (the cell may be damaged); start a new run")
-        cell = CellSpec(**meta["cell"])
+        cell = CellSpec.from_meta(meta["cell"])
         params = json.loads(meta["protocol"]["parameters"])
         protocol = L.parse(meta["protocol"]["text"], meta["protocol"]["origin"], cell, params)
         binding = Binding.from_meta(meta["binding"])
@@ -389,7 +397,7 @@ class Runner:
         while st.pc < len(program) and not isinstance(program[st.pc], L.Leaf):
             ins = program[st.pc]
             if isinstance(ins, L.Enter):
-                st.count[ins.loop], st.q_iter[ins.loop] = 0, 0.0
+                st.count[ins.loop], st.q_iter[ins.loop], st.met[ins.loop] = 0, 0.0, 0
                 st.q_first.pop(ins.loop, None)
                 st.active.append(ins.loop)
                 st.pc += 1
@@ -418,9 +426,12 @@ class Runner:
         if value is None:
             return False
         met = {"<": value < limit, "<=": value <= limit, ">": value > limit, ">=": value >= limit}[op]
-        if met:
-            self.event("loop_end", f"{what} {value:.4g} {op} {limit:g} after {st.count[ins.loop]} iterations")
-        return met
+        st.met[ins.loop] = st.met.get(ins.loop, 0) + 1 if met else 0
+        if st.met[ins.loop] < ins.confirm:
+            return False
+        held = f" for {ins.confirm} iterations" if ins.confirm > 1 else ""
+        self.event("loop_end", f"{what} {value:.4g} {op} {limit:g}{held} after {st.count[ins.loop]} iterations")
+        return True
 
     def _step(self, leaf: L.Leaf) -> None:
         self.leaf, self.leaf_discharge = leaf, 0.0

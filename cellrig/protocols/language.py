@@ -392,11 +392,12 @@ class Check:
     times: int
     until: tuple[str, str, float] | None  # (what, comparison, value)
     body: int  # pc of the loop's first instruction
+    confirm: int = 1  # consecutive iterations the condition must hold
 
 
 Instruction = Leaf | Enter | Count | Check
 
-_UNTIL = re.compile(r"\s*(retention|capacity)\s*(<=|>=|<|>)\s*(.+?)\s*")
+_UNTIL = re.compile(r"\s*(retention|capacity)\s*(<=|>=|<|>)\s*(.+?)(?:\s+for\s+(\d+)\s+(?:cycles|iterations))?\s*")
 
 
 @dataclass(frozen=True)
@@ -507,15 +508,17 @@ class _Compiler:
             self.calls.pop()
 
     def repeat(self, spec: Repeat, loc: Loc, label: str, rpt: bool) -> None:
-        until = None
+        until, confirm = None, 1
         if spec.until is not None:
             m = _UNTIL.fullmatch(spec.until)
             if not m:
-                self.src.problem((*loc, "until"), "expected 'retention < 80 %' or 'capacity < 4 Ah' (<, <=, >, >=)")
+                expected = "expected 'retention < 80 %' or 'capacity < 4 Ah' (<, <=, >, >=), optionally 'for 5 cycles'"
+                self.src.problem((*loc, "until"), expected)
             else:
                 kind = "fraction" if m[1] == "retention" else "charge"
                 try:
                     until = (m[1], m[2], quantity.parse(m[3], kind))
+                    confirm = int(m[4] or 1)
                 except quantity.QuantityError as exc:
                     self.src.problem((*loc, "until"), str(exc))
         loop = self.loops = self.loops + 1
@@ -533,7 +536,7 @@ class _Compiler:
         if spec.rpt:
             self.call(spec.rpt.call, (*loc, "rpt", "call"), True)
         self.program[count] = Count(loop, spec.rpt.every if spec.rpt else None, len(self.program))
-        self.program.append(Check(loop, spec.times, until, body))
+        self.program.append(Check(loop, spec.times, until, body, confirm))
 
     def parallel(self, spec: Parallel, loc: Loc, label: str, rpt: bool) -> None:
         parts = []

@@ -15,6 +15,7 @@ STARTUP_S = 60.0
 def served_lab(lab_file: str | Path, **options: float | str) -> Iterator[Path]:
     """Serve the virtual lab (``cellrig sim`` with ``options`` as flags) until the block ends; yield its lab file."""
     lab_file = Path(lab_file)
+    lab_file.parent.mkdir(parents=True, exist_ok=True)
     lab_file.unlink(missing_ok=True)
     flags = [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
     sim = subprocess.Popen(
