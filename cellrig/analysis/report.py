@@ -111,7 +111,7 @@ class ReportData:
     tolerance: float  # ± % of nominal
     colours: dict[str, str]  # chemistry -> colour
     abuse: tuple[str, ...] = ()  # paths of the abuse-test runs (left out of the cycle-life sections)
-    sweeps: tuple[str, ...] = ()  # paths of characterisation runs that step the chamber (temperature sweeps)
+    sweeps: tuple[str, ...] = ()  # paths of temperature sweeps (left out of the cycle-life sections, shown apart)
 
 
 def _protocol(path: str) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
     kinds = {p: _protocol(p).get("kind") for p in paths}
     abuse = tuple(p for p in paths if kinds[p] == "abuse")
     sweeps = tuple(p for p in paths if kinds[p] == "characterisation" and "temperature" in _protocol(p).get("name", ""))
-    apart = [p for p in paths if kinds[p] in ("abuse", "characterisation")]  # no cycle life to show
+    apart = [*abuse, *sweeps]  # no cycle life to show: abuse tests, and sweeps whose capacity follows temperature
     if apart:
         life = analysis.life[~analysis.life.index.isin(apart)]
         kept = set(life["run_id"]) if "run_id" in life else set()
