@@ -18,7 +18,7 @@ from .protocols import campaign as campaigns
 from .protocols import control, library
 from .protocols.cells import PRESET_TYPES, CellSpec, cell_spec
 from .protocols.engine import PreflightError, Runner, Shared
-from .protocols.language import Protocol, ProtocolError
+from .protocols.language import Check, Protocol, ProtocolError
 from .protocols.preflight import Binding, Probe, check
 from .storage import RunFileError, open_run
 
@@ -88,7 +88,7 @@ def _execute(runners: list[Runner]) -> None:
     )
     tasks = {}
     for r in runners:
-        total = None if any(type(i).__name__ == "Check" for i in r.protocol.program) else len(r.protocol.leaves)
+        total = None if any(isinstance(i, Check) for i in r.protocol.program) else len(r.protocol.leaves)
         tasks[r.key] = bars.add_task(f"{r.protocol.cell.id} {r.protocol.name}", total=total, where="")
 
     def update() -> None:

@@ -131,9 +131,13 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
     cycle life, and a run with no cycler stream is no failure.
     """
     paths = [*map(str, analysis.life.index), *analysis.errors["path"], *analysis.others["path"]]
-    kinds = {p: _protocol(p).get("kind") for p in paths}
-    abuse = tuple(p for p in paths if kinds[p] == "abuse")
-    sweeps = tuple(p for p in paths if kinds[p] == "characterisation" and "temperature" in _protocol(p).get("name", ""))
+    protocols = {p: _protocol(p) for p in paths}
+    abuse = tuple(p for p, meta in protocols.items() if meta.get("kind") == "abuse")
+    sweeps = tuple(
+        p
+        for p, meta in protocols.items()
+        if meta.get("kind") == "characterisation" and "temperature" in meta.get("name", "")
+    )
     apart = [*abuse, *sweeps]  # no cycle life to show: abuse tests, and sweeps whose capacity follows temperature
     if apart:
         life = analysis.life[~analysis.life.index.isin(apart)]

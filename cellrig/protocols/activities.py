@@ -82,7 +82,7 @@ def cycler_step(leaf: L.Leaf, capacity_ah: float) -> CyclerStep:
     if isinstance(s, L.CV):
         end = abs(s.until_current) if s.until_current is not None else cv_end
         return CyclerStep("cv", s.max_time, abs(s.current_limit or 0.0), s.voltage, until_current_below=end)
-    if isinstance(s, L.Rest):
+    if leaf.kind == "rest":
         return CyclerStep("rest", s.duration)
     if isinstance(s, L.Pulse):
         return CyclerStep("cc", s.duration, s.current)

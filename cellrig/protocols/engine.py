@@ -167,7 +167,8 @@ class Runner:
             self.hub.interval = min(self.hub.interval, protocol.header.sample_interval)
             self.hub.subscribe(self.key, binding.probes)
         self.timebases = {name: Timebase(self.lab.clock) for name in ("cycler", "rig")}
-        self.last: dict[str, float] = {}
+        self.last: dict[str, float] = {}  # stream -> time of its last row
+        self.last_cell_temperature: float | None = None
         self.last_voltage: float | None = None
         self.leaf: L.Leaf | None = None
         self.leaf_discharge = 0.0
@@ -314,7 +315,7 @@ class Runner:
                 t = block.pop("time") - self.t0
                 self._append("daq", t, **block)
                 if "temperature" in block:
-                    self.last["cell_temperature"] = float(block["temperature"][-1])
+                    self.last_cell_temperature = float(block["temperature"][-1])
         if self.rig is not None and self.rig_acquiring:
             s = self.rig.fetch_samples()
             if len(s["time"]):
@@ -333,7 +334,7 @@ class Runner:
         return self.chamber_last
 
     def cell_temperature(self) -> float | None:
-        return self.last.get("cell_temperature")
+        return self.last_cell_temperature
 
     def chamber_request(self, kind: str, temperature: float, rate: float | None = None) -> None:
         self.chamber_start = self.chamber_last[0] if self.chamber_last else None

@@ -121,10 +121,6 @@ class CV(_Model):
     current_limit: Amps | None = None
 
 
-class Rest(_Model):
-    duration: Seconds
-
-
 class Pulse(_Model):
     """A constant-current pulse of ``duration`` (signed current)."""
 
@@ -187,16 +183,13 @@ class Press(_Model):
         return self
 
 
-class Hold(_Model):
-    duration: Seconds
-
-
 class Retract(_Model):
     speed: MmPerS = 5.0
 
 
 class Duration(_Model):
-    """Wait (``wait``) or watch the cell (``observe``) for ``duration``, every stream still recorded."""
+    """A step that lasts ``duration``: a cycler ``rest``, a rig ``hold``, or ``wait``/``observe`` (every
+    stream still recorded)."""
 
     duration: Seconds
 
@@ -230,7 +223,7 @@ KINDS: dict[str, tuple[type[_Model], str | None, str | None]] = {
     "cc": (CC, "cycler", None),
     "cccv": (CCCV, "cycler", None),
     "cv": (CV, "cycler", None),
-    "rest": (Rest, "cycler", "duration"),
+    "rest": (Duration, "cycler", "duration"),
     "pulse": (Pulse, "cycler", None),
     "power": (Power, "cycler", None),
     "set": (SetTemperature, "chamber", "temperature"),
@@ -238,7 +231,7 @@ KINDS: dict[str, tuple[type[_Model], str | None, str | None]] = {
     "soak": (Soak, "chamber", None),
     "hws": (HeatWaitSeek, "chamber", None),
     "press": (Press, "rig", None),
-    "hold": (Hold, "rig", "duration"),
+    "hold": (Duration, "rig", "duration"),
     "retract": (Retract, "rig", "speed"),
     "observe": (Duration, None, "duration"),
     "wait": (Duration, None, "duration"),
