@@ -21,6 +21,7 @@ from .instruments.sim import DEFAULT_SPEED
 from .instruments.sim._scpi import FAULT_KINDS, Fault
 from .instruments.sim.lab import VirtualLab
 from .lab import Lab, LabFileError
+from .protocols import control
 from .storage import RunFileError, open_campaign, open_run
 from .storage.imports import SourceFileError, import_file
 
@@ -153,7 +154,7 @@ def _analyse_campaign(folder: Path, scheduler: str | None) -> tuple["Campaign", 
     for path, why in campaign.skipped.items():
         err.print(f"[yellow]skipped[/]: {path}: {why}", highlight=False, soft_wrap=True)
     with _progress() as bar:
-        task = bar.add_task("analysing runs", total=len(campaign))
+        task = bar.add_task(f"analysing runs on {scheduler}" if scheduler else "analysing runs", total=len(campaign))
         try:
             analysis = analyse(campaign, scheduler, progress=lambda done: bar.update(task, completed=done))
         except OSError as exc:  # an unreachable dask scheduler (connection refused, timeout)
@@ -277,10 +278,7 @@ def status(folder: Path) -> None:
         steps = events[events["kind"] == "step_start"]
         step = steps.iloc[-1] if len(steps) else None
         last = run.last(run.cycle_stream) if run.cycle_stream else {}
-        state = run.status
-        held = events[events["kind"].isin(["pause", "continue"])]["kind"]
-        if state == "running" and len(held) and held.iloc[-1] == "pause":
-            state = "paused"
+        state = control.state(run)
         colour = {"running": "cyan", "paused": "yellow", "finished": "green"}.get(state, "red")
         table.add_row(
             str(run.meta.get("cell", {}).get("id", "?")),

@@ -3,6 +3,7 @@
 import contextlib
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -250,24 +251,58 @@ def resume(target: Path, lab_file: Path | None) -> None:
         raise _fail(exc) from None
 
 
-def _live_runs(target: Path) -> list[Path]:
+#: which runs each operator command is for (their state as ``control.state`` tells it)
+LIVE = ("running", "paused")
+ADDRESSEES = {"pause": ("running",), "continue": ("paused",), "stop": LIVE, "abort": LIVE}
+
+
+def _addressees(target: Path, command: str) -> list[Path]:
     paths = sorted(target.glob("*.h5")) if target.is_dir() else [target]
-    live = [p for p in paths if open_run(p).status == "running"]
-    if not live:
-        raise click.ClickException(f"{target}: no running run")
-    return live
+    wanted = ADDRESSEES[command]
+    chosen = [p for p in paths if control.state(open_run(p)) in wanted]
+    if not chosen:
+        raise click.ClickException(f"{target}: no {' or '.join(wanted)} run to {command}")
+    return chosen
 
 
 def _operator(command: str, doc: str) -> None:
     @main.command(command, help=doc)
     @click.argument("target", type=click.Path(exists=True, path_type=Path))
-    def send(target: Path) -> None:
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for each run's engine to answer; an unanswered command is withdrawn.",
+    )
+    def send(target: Path, timeout: float) -> None:
         try:
-            for path in _live_runs(target):
+            paths = _addressees(target, command)
+            answered = {p: control.replies(open_run(p)) for p in paths}
+            for path in paths:
                 control.send(path, command)
-                console.print(f"{command}: {path.name}")
+            deadline = time.monotonic() + timeout
+            unanswered = [p for p in paths if not _answer(p, answered[p], deadline)]
         except RunFileError as exc:
             raise _fail(exc) from None
+        if unanswered:
+            names = ", ".join(p.name for p in unanswered)
+            raise click.ClickException(f"{command}: no answer within {timeout:g} s from {names} (is its engine alive?)")
+
+
+def _answer(path: Path, answered: int, deadline: float) -> bool:
+    """Wait for the engine of ``path`` to take its command and record the event that answers it; print it."""
+    while time.monotonic() < deadline:
+        run = open_run(path)
+        if control.replies(run) > answered:
+            events = run.events
+            reply = events[events["kind"].isin(control.REPLIES)].iloc[-1]
+            console.print(f"{path.name}: {reply['kind']}: {reply['message']}", highlight=False, soft_wrap=True)
+            return True
+        time.sleep(0.05)
+    if control.withdraw(path):
+        err.print(f"{path.name}: not taken; withdrawn", highlight=False)
+    return False
 
 
 _operator("pause", "Pause a running run (or every run in a folder): outputs off, supervision goes on.")

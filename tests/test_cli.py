@@ -131,3 +131,18 @@ def test_status_shows_live_and_ended_runs_from_another_process(tmp_path):
     assert "tripped" in rows["C-8"] and "61 degC" in rows["C-8"]
     missing = cellrig("status", str(tmp_path / "nope"))
     assert missing.returncode == 1 and "no such folder" in missing.stderr
+
+
+def test_an_operator_command_nobody_takes_is_withdrawn_and_said(tmp_path):
+    from cellrig.protocols import control
+    from cellrig.protocols.engine import CYCLER_COLUMNS
+    from cellrig.storage import RunWriter
+
+    # a run whose writer is alive but whose engine never polls (hung): the command must not wait for it forever
+    with RunWriter.create(tmp_path / "hung.h5", {"cycler": CYCLER_COLUMNS}, {"cell": {"id": "C-9"}}) as hung:
+        hung.flush()
+        said = cellrig("pause", str(tmp_path), "--timeout", "0.5")
+        assert not control.control_path(hung.path).exists()  # withdrawn: it will not pause the run later
+        refused = cellrig("continue", str(tmp_path))
+    assert said.returncode == 1 and "not taken; withdrawn" in said.stderr and "no answer within 0.5 s" in said.stderr
+    assert refused.returncode == 1 and "no paused run to continue" in refused.stderr
