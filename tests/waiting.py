@@ -4,9 +4,9 @@ import time
 from collections.abc import Callable
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    """Return once ``condition()`` holds; fail naming ``what`` after ``timeout`` seconds."""
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0, period: float = 0.01) -> None:
+    """Return once ``condition()`` holds (asked every ``period`` s); fail naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
+        time.sleep(period)

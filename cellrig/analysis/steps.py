@@ -24,12 +24,11 @@ A pulse's resistance is |ΔV/ΔI| between the last row before the pulse and the 
 (DCIR as in the FreedomCAR HPPC manual, reference/analysis.md §1.1).
 """
 
-import itertools
 import os
-import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -123,39 +122,6 @@ def read_stream(run: Run | str | os.PathLike, stream: str | None = None) -> dict
         return f.read(stream or f.cycle_stream)
 
 
-BLOCK_ROWS = 1 << 17  # rows per block: the temporaries of a block stay in the CPU cache
-
-
-class _Scratch:
-    """Per-thread work arrays for :func:`_block`, reused from block to block and call to call.
-
-    Fresh block-sized temporaries are above glibc's mmap threshold, so each would be mapped,
-    page-faulted in and unmapped again: that alone doubled the time of :func:`find_steps`.
-    """
-
-    def __init__(self) -> None:
-        self.size = -1
-
-    def get(self, rows: int) -> "_Scratch":
-        if rows > self.size:
-            self.size = max(rows, BLOCK_ROWS)
-            n = self.size
-            self.f1, self.f2, self.f3 = np.empty(n), np.empty(n), np.empty(n)
-            self.b1, self.b2, self.b3 = np.empty(n, bool), np.empty(n, bool), np.empty(n, bool)
-            self.i8 = np.empty(n, np.int8)
-        return self
-
-
-_scratch = threading.local()
-
-
-def _work(rows: int) -> _Scratch:
-    scratch = getattr(_scratch, "arrays", None)
-    if scratch is None:
-        scratch = _scratch.arrays = _Scratch()
-    return scratch.get(rows)
-
-
 def rest_threshold(current: np.ndarray, detection: StepDetection, nominal_capacity: float | None = None) -> float:
     """The |current| (A) at or below which a row is rest: relative to the nominal capacity (Ah) if known."""
     if nominal_capacity:
@@ -170,143 +136,147 @@ def find_steps(
 ) -> Steps:
     """Split cycler rows (``time``, ``voltage``, ``current``, ``step``, ``cycle``) into steps.
 
-    ``nominal_capacity`` (Ah) sets the rest threshold (see :func:`rest_threshold`).  Steps never
-    cross a cycle boundary, so the rows are processed in blocks of whole cycles of about
-    ``BLOCK_ROWS`` rows, in reused work arrays: the same result as one pass, without page-faulting
-    in a dozen stream-long temporaries.
+    ``nominal_capacity`` (Ah) sets the rest threshold (see :func:`rest_threshold`).  The rows are
+    walked once, phase by phase, by a compiled kernel (:func:`_scan`); the per-step results are
+    then finished with numpy.
     """
-    i, cycle = columns["current"], columns["cycle"]
+    t, v, i = columns["time"], columns["voltage"], columns["current"]
     threshold = rest_threshold(i, detection, nominal_capacity)
-    edges = _block_edges(cycle, BLOCK_ROWS)
-    blocks = [_block(columns, lo, hi, threshold, detection) for lo, hi in itertools.pairwise(edges)]
-    return Steps(**{name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}, rows=columns)
-
-
-def _block_edges(cycle: np.ndarray, rows: int) -> np.ndarray:
-    """Row indices cutting the stream into blocks of whole cycles, about ``rows`` rows each."""
-    starts = np.flatnonzero(cycle[1:] != cycle[:-1]) + 1  # first row of every cycle but the first
-    if not len(starts):
-        return np.array([0, len(cycle)])
-    cuts = starts[np.minimum(np.searchsorted(starts, np.arange(rows, len(cycle), rows)), len(starts) - 1)]
-    return np.unique(np.concatenate(([0], cuts, [len(cycle)])))
-
-
-def _block(
-    columns: Mapping[str, np.ndarray], lo: int, hi: int, threshold: float, detection: StepDetection
-) -> dict[str, np.ndarray]:
-    """The steps of rows lo..hi−1 (whole cycles); row indices in the result are the stream's."""
-    t_all, v_all, i_all = columns["time"], columns["voltage"], columns["current"]
-    t, v, i = t_all[lo:hi], v_all[lo:hi], i_all[lo:hi]
-    cycle, step = columns["cycle"][lo:hi], columns["step"][lo:hi]
-    n = hi - lo
-    w = _work(n)
-    abs_i = np.abs(i, out=w.f1[:n])
-    charging, discharging = np.greater(i, threshold, out=w.b1[:n]), np.less(i, -threshold, out=w.b2[:n])
-    sign = np.subtract(charging.view(np.int8), discharging.view(np.int8), out=w.i8[:n])
-    _continue_holds(sign, i, v, cycle, step, detection, w)
-    first, cv = _step_starts(cycle, step, sign, v, abs_i, detection, w)
-    last = np.append(first[1:], n) - 1
-    dt = w.f2[:n]
-    dt[0] = t[0] - t_all[max(lo - 1, 0)]
-    np.subtract(t[1:], t[:-1], out=dt[1:])
-    work = np.multiply(i, dt, out=w.f3[:n])
-    capacity = np.abs(np.add.reduceat(work, first)) / 3600.0
-    np.multiply(work, v, out=work)
-    energy = np.abs(np.add.reduceat(work, first)) / 3600.0
-    start, end = first + lo, last + lo
-    before = np.maximum(start - 1, 0)
-    start_time = t_all[before]
+    first, sign, cv, charge, energy, v_min, v_max = _scan(
+        t, v, i, columns["cycle"], columns["step"], threshold, detection.cv_voltage_tolerance, detection.cc_tolerance
+    )
+    last = np.append(first[1:], len(t)) - 1
+    before = np.maximum(first - 1, 0)
+    start_time = t[before]
     duration = t[last] - start_time
-    s = sign[first]
-    kind = np.where(s == 0, REST, np.where(cv[first], CV, CC)).astype(np.int8)
-    after_rest = (start > 0) & (np.abs(i_all[before]) <= threshold)
+    kind = np.where(sign == 0, REST, np.where(cv, CV, CC)).astype(np.int8)
+    after_rest = (first > 0) & (np.abs(i[before]) <= threshold)
     pulse = (kind == CC) & (duration <= detection.pulse_max_duration) & after_rest
     kind[pulse] = PULSE
     with np.errstate(divide="ignore", invalid="ignore"):
-        resistance = np.where(pulse, np.abs((v_all[end] - v_all[before]) / (i_all[end] - i_all[before])), np.nan)
-    return {
-        "start": start,
-        "end": end,
-        "cycle": cycle[first],
-        "step": step[first],
-        "kind": kind,
-        "sign": s,
-        "start_time": start_time,
-        "end_time": t[last],
-        "capacity": capacity,
-        "energy": energy,
-        "min_voltage": np.minimum.reduceat(v, first),
-        "max_voltage": np.maximum.reduceat(v, first),
-        "resistance": resistance,
-    }
-
-
-def _continue_holds(
-    sign: np.ndarray,
-    i: np.ndarray,
-    v: np.ndarray,
-    cycle: np.ndarray,
-    step: np.ndarray,
-    detection: StepDetection,
-    w: "_Scratch",
-) -> None:
-    """Give rows below the rest threshold that continue a CV hold (see the module doc) their hold's sign."""
-    n = len(sign)
-    quiet = np.equal(sign, 0, out=w.b1[:n])
-    quiet &= np.not_equal(i, 0, out=w.b2[:n])
-    quiet = np.flatnonzero(quiet)
-    if not quiet.size:
-        return
-    active = np.where(sign != 0, np.arange(len(sign)), -1)
-    np.maximum.accumulate(active, out=active)
-    last = active[quiet]
-    ok = last >= 0
-    quiet, last = quiet[ok], last[ok]
-    held = (
-        (np.sign(i[quiet]) == sign[last])
-        & (cycle[quiet] == cycle[last])
-        & (step[quiet] == step[last])
-        & (np.abs(v[quiet] - v[last]) <= detection.cv_voltage_tolerance)
+        resistance = np.where(pulse, np.abs((v[last] - v[before]) / (i[last] - i[before])), np.nan)
+    return Steps(
+        start=first,
+        end=last,
+        cycle=columns["cycle"][first],
+        step=columns["step"][first],
+        kind=kind,
+        sign=sign,
+        start_time=start_time,
+        end_time=t[last],
+        capacity=np.abs(charge) / 3600.0,
+        energy=np.abs(energy) / 3600.0,
+        min_voltage=v_min,
+        max_voltage=v_max,
+        resistance=resistance,
+        rows=columns,
     )
-    sign[quiet[held]] = sign[last[held]]
 
 
-def _step_starts(
-    cycle: np.ndarray,
-    step: np.ndarray,
-    sign: np.ndarray,
-    v: np.ndarray,
-    abs_i: np.ndarray,
-    detection: StepDetection,
-    w: _Scratch,
-) -> tuple[np.ndarray, np.ndarray]:
-    """First row of each step, and which rows are CV: phases (cycle, step number, direction) split at CV changes."""
-    n = len(v)
-    new_phase, other = w.b3[: n - 1], w.b1[: n - 1]
-    np.not_equal(cycle[1:], cycle[:-1], out=new_phase)
-    new_phase |= np.not_equal(step[1:], step[:-1], out=other)
-    new_phase |= np.not_equal(sign[1:], sign[:-1], out=other)
-    phase = np.concatenate(([0], np.flatnonzero(new_phase) + 1))
-    cv = _cv_rows(v, abs_i, sign, phase, detection, w)
-    new_phase |= np.not_equal(cv[1:], cv[:-1], out=other)
-    return np.concatenate(([0], np.flatnonzero(new_phase) + 1)), cv
+@numba.njit(cache=True, nogil=True)
+def _scan(t, v, i, cycle, step, threshold, cv_tolerance, cc_tolerance):
+    """The steps of the rows: (first row, sign, CV?, ∫i dt, ∫i·v dt, min V, max V) per step.
+
+    One walk gives each row its sign (a quiet row continuing a CV hold takes the hold's: module
+    doc) and cuts the rows into phases (same cycle, step number and sign) while taking each
+    phase's CC level and extreme voltage; each phase, still in cache, is then split into steps
+    by :func:`_split`.  Per-step arrays are sized for the worst case (one step per row) and cut:
+    untouched, their pages cost nothing.
+    """
+    n = len(t)
+    first, cv = np.empty(n, np.int64), np.empty(n, np.bool_)
+    charge, energy, v_min, v_max = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    sign = np.empty(n, np.int8)
+    k, a, active = 0, 0, -1  # steps so far, the phase's first row, the last row above the threshold
+    level, extreme = 0.0, 0.0
+    for r in range(n):
+        x = i[r]
+        s = 0
+        if x > threshold or x < -threshold:
+            s, active = (1 if x > 0 else -1), r
+        elif x != 0 and active >= 0:
+            held, same = sign[active], cycle[r] == cycle[active] and step[r] == step[active]
+            if same and (x > 0) == (held > 0) and abs(v[r] - v[active]) <= cv_tolerance:
+                s = held
+        sign[r] = s
+        if r > 0 and (s != sign[r - 1] or cycle[r] != cycle[r - 1] or step[r] != step[r - 1]):
+            k = _split(
+                t,
+                v,
+                i,
+                a,
+                r,
+                sign[a],
+                level * (1.0 - cc_tolerance),
+                extreme,
+                cv_tolerance,
+                first,
+                cv,
+                charge,
+                energy,
+                v_min,
+                v_max,
+                k,
+            )
+            a = r
+        if r == a:
+            level, extreme = abs(x), v[r]
+        else:
+            level = max(level, abs(x))
+            extreme = max(extreme, v[r]) if s > 0 else min(extreme, v[r])
+    if n:
+        k = _split(
+            t,
+            v,
+            i,
+            a,
+            n,
+            sign[a],
+            level * (1.0 - cc_tolerance),
+            extreme,
+            cv_tolerance,
+            first,
+            cv,
+            charge,
+            energy,
+            v_min,
+            v_max,
+            k,
+        )
+    signs = np.empty(k, np.int8)
+    for j in range(k):
+        signs[j] = sign[first[j]]
+    return (
+        first[:k].copy(),
+        signs,
+        cv[:k].copy(),
+        charge[:k].copy(),
+        energy[:k].copy(),
+        v_min[:k].copy(),
+        v_max[:k].copy(),
+    )
 
 
-def _cv_rows(
-    v: np.ndarray, abs_i: np.ndarray, sign: np.ndarray, phase: np.ndarray, detection: StepDetection, w: _Scratch
-) -> np.ndarray:
-    """Rows held at their phase's extreme voltage while the current falls below its CC level (in ``w.b2``)."""
-    n = len(v)
-    rows = np.diff(phase, append=n)  # rows per phase: np.repeat spreads per-phase values 5× faster than a gather
-    cc_level = np.maximum.reduceat(abs_i, phase) * (1.0 - detection.cc_tolerance)
-    phase_sign = sign[phase]
-    extreme = np.where(phase_sign > 0, np.maximum.reduceat(v, phase), np.minimum.reduceat(v, phase))
-    extreme[phase_sign == 0] = np.inf  # no rest row is ever "held"
-    gap = np.subtract(v, np.repeat(extreme, rows), out=w.f2[:n])
-    np.abs(gap, out=gap)
-    held = np.less_equal(gap, detection.cv_voltage_tolerance, out=w.b2[:n])
-    held &= np.less(abs_i, np.repeat(cc_level, rows), out=w.b1[:n])
-    return held
+@numba.njit(cache=True, nogil=True, inline="always")
+def _split(t, v, i, a, b, s, level, extreme, cv_tolerance, first, cv, charge, energy, v_min, v_max, k):
+    """Cut phase rows a..b−1 where rows start or stop being CV; sum each step into slot k on; the next k."""
+    r = a
+    while r < b:
+        now = s != 0 and abs(v[r] - extreme) <= cv_tolerance and abs(i[r]) < level
+        q = e = 0.0
+        lo = hi = v[r]
+        first[k], cv[k] = r, now
+        while True:
+            w = i[r] * (t[r] - t[r - 1]) if r > 0 else 0.0
+            q += w
+            e += w * v[r]
+            lo, hi = min(lo, v[r]), max(hi, v[r])
+            r += 1
+            if r == b or (s != 0 and abs(v[r] - extreme) <= cv_tolerance and abs(i[r]) < level) != now:
+                break
+        charge[k], energy[k], v_min[k], v_max[k] = q, e, lo, hi
+        k += 1
+    return k
 
 
 def step_table(
