@@ -97,7 +97,7 @@ def charging(leaf: L.Leaf) -> bool:
 
 
 class CyclerDriven(Activity):
-    """A step the cycler channel runs: the channel's own end states end the run; pausing stops it."""
+    """A step the cycler channel runs: the channel's own end states end the run; pausing stops it, confirmed."""
 
     def cycler_status(self, r: "Runner") -> str:
         status = r.cycler.status()
@@ -108,8 +108,11 @@ class CyclerDriven(Activity):
         return status
 
     def pause(self, r: "Runner") -> None:
+        """Stop the channel and read back that it stopped (a command alone can vanish into a dead connection)."""
         super().pause(r)
         r.cycler.stop()
+        if r.cycler.status() == "running":
+            raise RunEnded("failed", f"the cycler channel still ran after the pause's stop in step {self.leaf.number}")
 
 
 class CyclerActivity(CyclerDriven):
