@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class RunFile:
     streams: dict[str, tuple[str, ...]]  # stream -> its columns (``time`` included)
     ended: bool  # an ``end`` event with no ``resume`` after it: the run is over
     file: h5py.File
+    opened: dict[str, dict[str, h5py.Dataset]] = field(default_factory=dict)
 
     @property
     def cycle_stream(self) -> str:
@@ -70,28 +71,59 @@ class RunFile:
             "started": self.attrs.get("started"),
         }
 
-    def read(self, stream: str, names: Sequence[str] | None = None, *, reuse: bool = False) -> dict[str, np.ndarray]:
-        """Columns of ``stream`` (``time`` first, then ``names`` or all), cut to the rows every column holds."""
+    def rows(self, stream: str) -> int:
+        """Rows every column of ``stream`` holds (a live writer may have extended some further)."""
+        return min((d.shape[0] for d in self._datasets(stream).values()), default=0)
+
+    def _datasets(self, stream: str) -> dict[str, h5py.Dataset]:
+        """The stream's column datasets, opened once per file (each opening costs tens of µs)."""
+        if stream not in self.opened:
+            group = self.file[L.STREAMS][stream]
+            self.opened[stream] = {c: group[c] for c in self.streams[stream]}
+        return self.opened[stream]
+
+    def cycle_starts(self) -> np.ndarray:
+        """First row of every cycle of the cycle stream, from the file's cycle index (empty without one)."""
+        index = self.file.get(L.CYCLE_INDEX)
+        if index is None or "first_row" not in index:
+            return np.empty(0, np.int64)
+        return index["first_row"][: min(d.shape[0] for d in index.values())]
+
+    def read(
+        self,
+        stream: str,
+        names: Sequence[str] | None = None,
+        *,
+        reuse: bool = False,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Columns of ``stream`` (``time`` first, then ``names`` or all), rows ``start`` to ``stop`` (default:
+        to the last row every column holds), each with one HDF5 read straight into its array."""
         if stream not in self.streams:
             raise UnknownStreamError(f"{self.path}: unknown stream {stream!r} (streams: {', '.join(self.streams)})")
-        group = self.file[L.STREAMS][stream]
-        datasets = {c: group[c] for c in self.streams[stream]}
+        datasets = self._datasets(stream)
         rows = min(d.shape[0] for d in datasets.values())
+        stop = rows if stop is None else min(stop, rows)
+        count = max(stop - start, 0)
         wanted = [L.TIME, *(c for c in (names or datasets) if c != L.TIME)]
         pool = _buffers() if reuse else None
+        memory = h5py.h5s.create_simple((max(count, 1),))
         out = {}
         for name in wanted:
             d = datasets[name]
             if pool is None:
-                target = np.empty(rows, d.dtype)
+                target = np.empty(count, d.dtype)
             else:
                 key = (stream, name)
                 buffer = pool.get(key)
-                if buffer is None or buffer.dtype != d.dtype or len(buffer) < rows:
-                    buffer = pool[key] = np.empty(rows, d.dtype)
-                target = buffer[:rows]
-            if rows:
-                d.read_direct(target, np.s_[0:rows], np.s_[0:rows])
+                if buffer is None or buffer.dtype != d.dtype or len(buffer) < count:
+                    buffer = pool[key] = np.empty(count, d.dtype)
+                target = buffer[:count]
+            if count:  # the low-level read: h5py's read_direct costs more than a 64k-row block's copy
+                space = d.id.get_space()
+                space.select_hyperslab((start,), (count,))
+                d.id.read(memory, space, target)
             out[name] = target
         return out
 

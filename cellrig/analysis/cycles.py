@@ -7,6 +7,8 @@ step boundary is included: reference/analysis.md §5); efficiencies are fraction
 Coulombic efficiency pairs charge and discharge of the same cycle (charge-first protocols).
 """
 
+import functools
+import itertools
 import os
 from dataclasses import asdict
 
@@ -123,22 +125,29 @@ def cycle_summary(
     ``nominal_capacity`` (Ah) defaults to the run's ``cell.nominal_capacity_Ah``.  ``temperature``
     names the stream whose ``temperature`` column to use; ``"auto"`` takes the cycle stream's own
     column, else the first other stream that has one; ``None`` leaves the temperature columns out.
-    What was used is recorded in ``df.attrs``.
+    What was used is recorded in ``df.attrs``.  The rows are read and summarised in blocks of whole
+    cycles (:func:`_blocks`), so a run of any length needs only a block's memory.
     """
     with run_file(run) as f:
         stream = stream or f.cycle_stream
         source = _temperature_source(f, stream, temperature)
-        columns = f.read(stream, [*ROW_COLUMNS, *(["temperature"] if source == stream else [])], reuse=True)
+        names = [*ROW_COLUMNS, *(["temperature"] if source == stream else [])]
         if nominal_capacity is None:
             nominal_capacity = f.cell.get("nominal_capacity_Ah")
-        if not len(columns["time"]):
-            out = pd.DataFrame({c: [] for c in SUMMARY_COLUMNS if source or c not in TEMPERATURE_COLUMNS})
-        else:
-            steps = find_steps(columns, detection, nominal_capacity)
-            temps = columns if source == stream else f.read(source, ["temperature"], reuse=True) if source else None
-            out = summarise(steps, temps, nominal_capacity)
+        other = f.read(source, ["temperature"], reuse=True) if source and source != stream else None
+        blocks = _blocks(f, stream, nominal_capacity)
+        read = functools.partial(_block_cycles, f, stream, names, detection, nominal_capacity, source != stream, other)
+        found = [read(lo, hi) for lo, hi in blocks]
+        if any(part is None for part in found):  # a block that does not start a cycle: the index is out of step
+            found = [read(0, blocks[-1][1])]
+        parts = [part for part, _ in found]
+        threshold = found[-1][1] if found else None
+        if parts:
+            out = summary_frame({c: np.concatenate([p[c] for p in parts]) for c in parts[0]}, nominal_capacity)
             if not f.ended:
                 out.loc[out.index[-1], "complete"] = False
+        else:
+            out = pd.DataFrame({c: [] for c in SUMMARY_COLUMNS if source or c not in TEMPERATURE_COLUMNS})
     out.attrs |= {
         "units": {c: SUMMARY_UNITS[c] for c in out.columns},
         "run": str(f.path),
@@ -148,9 +157,50 @@ def cycle_summary(
         "capacity_source": "current integrated over each row's interval (mean current × Δt)",
         "temperature_source": f"streams/{source}/temperature" if source else None,
         "step_detection": asdict(detection),
-        "rest_threshold_A": rest_threshold(columns["current"], detection, nominal_capacity) if len(out) else None,
+        "rest_threshold_A": threshold,
     }
     return out
+
+
+BLOCK_ROWS = 1 << 17  # rows per block: a block's columns (~5 MB) stay in the CPU cache from read to summary
+
+
+def _blocks(f: RunFile, stream: str, nominal_capacity: float | None) -> list[tuple[int, int]]:
+    """Row ranges of whole cycles, about ``BLOCK_ROWS`` each, cut at cycle starts from the file's index.
+
+    One block when the stream is not the indexed cycle stream, or when the rest threshold needs
+    the whole stream's largest current (no nominal capacity).
+    """
+    rows = f.rows(stream)
+    if not rows:
+        return []
+    starts = f.cycle_starts() if stream == f.cycle_stream and nominal_capacity else np.empty(0, np.int64)
+    starts = starts[(starts > 0) & (starts < rows)]
+    if not len(starts):
+        return [(0, rows)]
+    near = np.minimum(np.searchsorted(starts, np.arange(BLOCK_ROWS, rows, BLOCK_ROWS)), len(starts) - 1)
+    return list(itertools.pairwise([0, *np.unique(starts[near]).tolist(), rows]))
+
+
+def _block_cycles(
+    f: RunFile,
+    stream: str,
+    names: list[str],
+    detection: StepDetection,
+    nominal_capacity: float | None,
+    other: bool,
+    temperature: dict[str, np.ndarray] | None,
+    lo: int,
+    hi: int,
+) -> tuple[dict[str, np.ndarray], float] | None:
+    """The cycles of rows lo..hi−1 and the rest threshold used; None if row lo does not start a cycle."""
+    context = 1 if lo else 0  # the row before the block: the first step's start time and Δt
+    columns = f.read(stream, names, reuse=True, start=lo - context, stop=hi)
+    if context and columns["cycle"][0] == columns["cycle"][1]:
+        return None
+    steps = find_steps(columns, detection, nominal_capacity, context=context)
+    threshold = rest_threshold(columns["current"], detection, nominal_capacity)
+    return per_cycle(steps, temperature if other else columns), threshold
 
 
 def _temperature_source(f: RunFile, stream: str, choice: str | None) -> str | None:
@@ -162,6 +212,11 @@ def _temperature_source(f: RunFile, stream: str, choice: str | None) -> str | No
 
 def summarise(steps: Steps, temperature: dict[str, np.ndarray] | None, nominal_capacity: float | None) -> pd.DataFrame:
     """The per-cycle summary from a stream's steps (and optionally a stream with a ``temperature`` column)."""
+    return summary_frame(per_cycle(steps, temperature), nominal_capacity)
+
+
+def per_cycle(steps: Steps, temperature: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """The summary columns of the cycles the steps cover, but the cumulative ones (:func:`summary_frame`)."""
     s = steps
     first = np.concatenate(([0], np.flatnonzero(s.cycle[1:] != s.cycle[:-1]) + 1))
     last = np.append(first[1:], len(s.cycle)) - 1
@@ -210,14 +265,21 @@ def summarise(steps: Steps, temperature: dict[str, np.ndarray] | None, nominal_c
         }
     if temperature is not None:
         out |= _temperature_stats(s, first, last, temperature)
-    throughput = np.cumsum(qc + qd)
-    out |= {
-        "charge_throughput": throughput,
-        "energy_throughput": np.cumsum(ec + ed),
-        "equivalent_full_cycles": throughput / (2.0 * nominal_capacity) if nominal_capacity else np.nan,
-        "complete": np.ones(len(first), dtype=bool),
-    }
-    return pd.DataFrame(out)
+    return out
+
+
+def summary_frame(cycles: dict[str, np.ndarray], nominal_capacity: float | None) -> pd.DataFrame:
+    """The summary table from :func:`per_cycle`'s columns: adds throughputs, equivalent full cycles, complete."""
+    throughput = np.cumsum(cycles["charge_capacity"] + cycles["discharge_capacity"])
+    return pd.DataFrame(
+        cycles
+        | {
+            "charge_throughput": throughput,
+            "energy_throughput": np.cumsum(cycles["charge_energy"] + cycles["discharge_energy"]),
+            "equivalent_full_cycles": throughput / (2.0 * nominal_capacity) if nominal_capacity else np.nan,
+            "complete": np.ones(len(throughput), dtype=bool),
+        }
+    )
 
 
 def _temperature_stats(
@@ -226,9 +288,10 @@ def _temperature_stats(
     """Min, mean and max of the readings inside each cycle: the cycle's own rows, or by time for another stream."""
     if stream is s.rows:
         bounds = np.append(s.start[first], len(stream["time"]))
-    else:  # a reading at a cycle's end time belongs to that cycle
+    else:  # a reading at a cycle's end time belongs to that cycle (the one before a block's first, too)
         ends = np.searchsorted(stream["time"], s.end_time[last], side="right")
-        bounds = np.concatenate(([np.searchsorted(stream["time"], s.start_time[0], side="left")], ends))
+        begin = np.searchsorted(stream["time"], s.start_time[0], side="right" if s.start[0] else "left")
+        bounds = np.concatenate(([begin], ends))
     values = stream["temperature"][: bounds[-1]]
     counts = np.diff(bounds)
     stats = np.full((3, len(counts)), np.nan)
