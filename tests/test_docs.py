@@ -218,5 +218,6 @@ def test_the_demo_runs_to_a_report_and_never_overwrites(tmp_path):
     for heading in ("Capacity fade", "Temperature", "Early life prediction", "Abuse tests"):
         assert f"<h2>{heading}</h2>" in page
     assert "EUCAR" in page and "Cross-validated error" in page
+    assert 'alt="pulse resistance vs state of charge"' in page  # the HPPC runs, apart from the life table
     again = shell("cellrig demo", tmp_path)
     assert again.returncode == 1 and "not empty" in again.stderr

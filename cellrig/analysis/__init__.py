@@ -4,7 +4,8 @@
 ``parallel`` (dask) and ``early`` (scikit-learn) load on first use of their names, so
 ``cellrig summary`` starts fast.  ``early``: Severson-style cycle-life prediction from the first
 100 cycles; ``safety``: T1/T2/T3, dT/dt, collapse, EUCAR level and pass/fail of abuse tests;
-``temperature``: capacity and energy vs chamber temperature within one run.  ``synthetic``
+``temperature``: capacity and energy vs chamber temperature within one run; ``characterisation``:
+pulse resistance (DCIR) vs SOC, rate capability and specific energy.  ``synthetic``
 writes runs with known ground truth for tests and benchmarks.
 """
 
@@ -39,6 +40,9 @@ _LAZY = {
     "SafetyOptions": "safety",
     "Verdict": "safety",
     "capacity_vs_temperature": "temperature",
+    "pulse_resistance": "characterisation",
+    "rate_capability": "characterisation",
+    "specific_energy": "characterisation",
 }
 
 
@@ -74,10 +78,13 @@ __all__ = [
     "fit_cycle_life",
     "life_metrics",
     "passes",
+    "pulse_resistance",
+    "rate_capability",
     "retention",
     "run_features",
     "safety_from_run",
     "safety_metrics",
+    "specific_energy",
     "step_table",
     "to_bdf",
     "track_peaks",

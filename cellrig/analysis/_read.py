@@ -160,7 +160,7 @@ def run_file(run: Run | str | os.PathLike) -> Iterator[RunFile]:
 
 
 RUN_ATTRS = ("run_id", "started", "cycle_stream")  # what analysis reads of the root attributes
-CELL_ATTRS = ("id", "chemistry", "nominal_capacity_Ah")  # ... and of meta/cell
+CELL_ATTRS = ("id", "chemistry", "nominal_capacity_Ah", "mass_g")  # ... and of meta/cell
 
 
 def _attrs(obj: h5py.HLObject, keys: Sequence[str]) -> dict[str, Any]:

@@ -154,6 +154,7 @@ def cycle_summary(
         "run_id": f.attrs.get("run_id"),
         "cell_id": f.cell.get("id"),
         "nominal_capacity": nominal_capacity,
+        "cell_mass_g": f.cell.get("mass_g"),
         "capacity_source": "current integrated over each row's interval (mean current × Δt)",
         "temperature_source": f"streams/{source}/temperature" if source else None,
         "step_detection": asdict(detection),

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import dask
+import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ..storage import RunFileError
 from ..storage._campaign import CATALOG_COLUMNS, Campaign
 from ._read import run_file
+from .characterisation import specific_energy
 from .cycles import cycle_summary
 from .life import life_metrics
 from .steps import DEFAULT_DETECTION, StepDetection
@@ -81,6 +83,7 @@ def analyse_run(
                 return RunResult(str(path), other=f"no {CYCLER} stream: not a cycling run", entry=entry)
         summary = cycle_summary(path, detection=detection)
         life = life_metrics(summary, **(life_options or {})).as_dict() if len(summary) else {}
+        life["specific_energy"] = specific_energy(summary) if len(summary) else np.nan
         return RunResult(str(path), summary, life, entry=entry)
     except Exception as exc:  # one bad run must not sink the campaign: report it with its path
         return RunResult(str(path), error=f"{type(exc).__name__}: {exc}", entry=entry)

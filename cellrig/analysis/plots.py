@@ -139,6 +139,39 @@ def sweeps(tables: Mapping[tuple[str, str], pd.DataFrame], colours: Mapping[str,
     return fig
 
 
+def pulse_resistance(tables: Mapping[tuple[str, str], pd.DataFrame], colours: Mapping[str, str]) -> Figure:
+    """Pulse resistance (mΩ) vs state of charge, discharge and regen pulses, one line per (cell, chemistry)."""
+    fig, axes = _panels(2, "Pulse resistance vs state of charge (HPPC)")
+    for (cell, chemistry), table in tables.items():
+        for ax, direction in zip(axes, ("discharge", "charge"), strict=True):
+            mine = table[table["direction"] == direction].sort_values("soc")
+            ax.plot(100 * mine["soc"], 1e3 * mine["resistance"], "o-", color=colours[chemistry], label=cell)
+    axes[0].set(xlabel="state of charge (%)", ylabel="discharge pulse DCIR (mΩ)")
+    axes[1].set(xlabel="state of charge (%)", ylabel="regen pulse DCIR (mΩ)")
+    axes[0].legend(fontsize=8)
+    _chemistry_legend(axes[1], {c: colours[c] for _, c in tables})
+    return fig
+
+
+def rate_capability(tables: Mapping[tuple[str, str], pd.DataFrame], colours: Mapping[str, str]) -> Figure:
+    """Discharge capacity and relative capacity vs C-rate, one line per (cell, chemistry)."""
+    fig, axes = _panels(2, "Rate capability")
+    for (cell, chemistry), table in tables.items():
+        table = table.sort_values("c_rate")
+        axes[0].plot(table["c_rate"], table["discharge_capacity"], "o-", color=colours[chemistry], label=cell)
+        axes[1].plot(table["c_rate"], 100 * table["relative_capacity"], "o-", color=colours[chemistry])
+    rates = sorted({round(r, 3) for t in tables.values() for r in t["c_rate"].dropna()})
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xticks(rates, [f"{r:g}C" for r in rates])
+        ax.minorticks_off()
+    axes[0].set(xlabel="discharge rate (C)", ylabel="discharge capacity (Ah)")
+    axes[1].set(xlabel="discharge rate (C)", ylabel="capacity relative to the lowest rate (%)")
+    axes[0].legend(fontsize=8)
+    _chemistry_legend(axes[1], {c: colours[c] for _, c in tables})
+    return fig
+
+
 def _about_zero(values: pd.Series, least: float, count: int) -> np.ndarray:
     """Bin edges symmetric about zero, reaching at least ``least`` and every value."""
     limit = max(least, values.abs().max())

@@ -112,6 +112,8 @@ class ReportData:
     colours: dict[str, str]  # chemistry -> colour
     abuse: tuple[str, ...] = ()  # paths of the abuse-test runs (left out of the cycle-life sections)
     sweeps: tuple[str, ...] = ()  # paths of temperature sweeps (left out of the cycle-life sections, shown apart)
+    hppc: tuple[str, ...] = ()  # paths of HPPC runs (pulse resistance vs SOC, shown apart)
+    rates: tuple[str, ...] = ()  # paths of rate-capability runs (shown apart)
 
 
 def _protocol(path: str) -> dict[str, Any]:
@@ -133,12 +135,16 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
     paths = [*map(str, analysis.life.index), *analysis.errors["path"], *analysis.others["path"]]
     protocols = {p: _protocol(p) for p in paths}
     abuse = tuple(p for p, meta in protocols.items() if meta.get("kind") == "abuse")
-    sweeps = tuple(
-        p
-        for p, meta in protocols.items()
-        if meta.get("kind") == "characterisation" and "temperature" in meta.get("name", "")
-    )
-    apart = [*abuse, *sweeps]  # no cycle life to show: abuse tests, and sweeps whose capacity follows temperature
+
+    def characterisation(word: str) -> tuple[str, ...]:
+        return tuple(
+            p
+            for p, meta in protocols.items()
+            if meta.get("kind") == "characterisation" and word in meta.get("name", "")
+        )
+
+    sweeps, hppc, rates = characterisation("temperature"), characterisation("hppc"), characterisation("rate")
+    apart = [*abuse, *sweeps, *hppc, *rates]  # no cycle life to show: each has its own figure or section
     if apart:
         life = analysis.life[~analysis.life.index.isin(apart)]
         kept = set(life["run_id"]) if "run_id" in life else set()
@@ -155,14 +161,14 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
     reference = cells.set_index("run_id")["reference_capacity"]
     cycles = analysis.cycles.copy()
     valid = cycles["complete"].astype(bool) & (cycles["discharge_capacity"] > 0)
-    cycles["retention"] = (cycles["discharge_capacity"] / cycles["run_id"].map(reference)).where(valid)
+    cycles["retention"] = (cycles["discharge_capacity"] / cycles["run_id"].map(reference).astype(float)).where(valid)
     first = cycles[valid].groupby("run_id")[["discharge_capacity", "discharge_energy", "dc_internal_resistance"]]
     first = first.first().set_axis(["initial_capacity", "initial_energy", "initial_dcir"], axis=1)
     cells = cells.join(first, on="run_id")
     cells["capacity_deviation"] = 100 * (cells["initial_capacity"] / cells["nominal_capacity"] - 1)
     cells["initial_dcir_mohm"] = 1e3 * cells["initial_dcir"]
     colours = plots.chemistry_colours(cells["chemistry"])
-    return ReportData(cells, cycles, analysis.errors, tolerance, colours, abuse, sweeps)
+    return ReportData(cells, cycles, analysis.errors, tolerance, colours, abuse, sweeps, hppc, rates)
 
 
 def _figure(fig: Figure, alt: str, caption: str) -> str:
@@ -177,6 +183,9 @@ def _cycle_number(value: float) -> str:
 
 def _summary(d: ReportData) -> str:
     cells = d.cells
+    if cells.empty:
+        apart = len(d.abuse) + len(d.sweeps) + len(d.hppc) + len(d.rates)
+        return f"<p>No cycle-life runs; {apart} characterisation or abuse runs, each in its section below.</p>"
     chemistries = ", ".join(f"{c} ({n})" for c, n in cells["chemistry"].value_counts().sort_index().items())
     temperatures = ", ".join(f"{t:g}" for t in sorted(cells["temperature"].dropna().unique())) or "not recorded"
     observed = cells[~cells["censored"]].sort_values("eol_robust")
@@ -195,6 +204,12 @@ def _summary(d: ReportData) -> str:
             f"{len(censored)} cells still above 80 % at their last cycle (censored); the longest ran "
             f"{longest['last_cycle']:.0f} cycles ({html.escape(str(longest['cell_id']))})"
         )
+    if "specific_energy" in cells and cells["specific_energy"].notna().any():
+        energy = cells.groupby("chemistry")["specific_energy"].mean().dropna()
+        items.append(
+            "specific energy at the first cycle (cell level, at the protocol's rate): "
+            + html.escape(", ".join(f"{c} {e:.0f} Wh/kg" for c, e in energy.items()))
+        )
     known = cells["capacity_deviation"].dropna()
     within = (known.abs() <= d.tolerance).sum()
     items.append(
@@ -206,7 +221,9 @@ def _summary(d: ReportData) -> str:
     return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
 
 
-def _fade(d: ReportData) -> str:
+def _fade(d: ReportData) -> str | None:
+    if d.cells.empty:
+        return None
     return _figure(
         plots.fade(d.cells, d.cycles, d.colours),
         "capacity fade",
@@ -276,12 +293,49 @@ def _dqdv(d: ReportData) -> str | None:
 
 
 def _dcir(d: ReportData) -> str | None:
-    if not d.cycles["dc_internal_resistance"].notna().any():
+    parts = []
+    if d.cycles["dc_internal_resistance"].notna().any():
+        parts.append(
+            _figure(
+                plots.dcir(d.cells, d.cycles, d.colours),
+                "DC internal resistance",
+                "|ΔV/ΔI| over each cycle's last discharge pulse (FreedomCAR HPPC definition, "
+                "reference/analysis.md §1.1).",
+            )
+        )
+    if d.hppc:
+        from .characterisation import pulse_resistance
+
+        tables = {_cell_of(path): pulse_resistance(path) for path in d.hppc}
+        parts.append(
+            _figure(
+                plots.pulse_resistance(tables, plots.chemistry_colours([c for _, c in tables]) | d.colours),
+                "pulse resistance vs state of charge",
+                "HPPC runs: |ΔV/ΔI| of each 10 s discharge and regen pulse at its state of charge, counted from "
+                "the full charge over the capacity the run measured.",
+            )
+        )
+    return "".join(parts) or None
+
+
+def _cell_of(path: str) -> tuple[str, str]:
+    """(cell id, chemistry) of a run."""
+    with run_file(path) as f:
+        return str(f.cell.get("id", Path(path).stem)), str(f.cell.get("chemistry", "unknown"))
+
+
+def _rates(d: ReportData) -> str | None:
+    if not d.rates:
         return None
+    from .characterisation import rate_capability
+    from .cycles import cycle_summary
+
+    tables = {_cell_of(path): rate_capability(cycle_summary(path)) for path in d.rates}
     return _figure(
-        plots.dcir(d.cells, d.cycles, d.colours),
-        "DC internal resistance",
-        "|ΔV/ΔI| over each cycle's last discharge pulse (FreedomCAR HPPC definition, reference/analysis.md §1.1).",
+        plots.rate_capability(tables, plots.chemistry_colours([c for _, c in tables]) | d.colours),
+        "rate capability",
+        "Discharge capacity of the rate-capability runs at each rate (the cycle's mean discharge current over the "
+        "nominal capacity), after the same charge, and relative to the lowest rate.",
     )
 
 
@@ -302,11 +356,7 @@ def _sweeps(d: ReportData) -> str:
     """Capacity at each chamber temperature of the temperature-sweep runs, one line per cell."""
     from .temperature import capacity_vs_temperature
 
-    tables = {}
-    for path in d.sweeps:
-        with run_file(path) as f:
-            cell, chemistry = f.cell.get("id", Path(path).stem), f.cell.get("chemistry", "unknown")
-        tables[(cell, chemistry)] = capacity_vs_temperature(path)
+    tables = {_cell_of(path): capacity_vs_temperature(path) for path in d.sweeps}
     colours = plots.chemistry_colours([c for _, c in tables]) | d.colours
     return _figure(
         plots.sweeps(tables, colours),
@@ -316,7 +366,9 @@ def _sweeps(d: ReportData) -> str:
     )
 
 
-def _consistency(d: ReportData) -> str:
+def _consistency(d: ReportData) -> str | None:
+    if d.cells.empty:
+        return None
     return _figure(
         plots.consistency(d.cells, d.tolerance),
         "consistency histograms",
@@ -331,6 +383,7 @@ LIFE_COLUMNS = {  # header -> function of a cells row
     "protocol": lambda r: str(r["protocol"]),
     "cycles": lambda r: f"{r['last_cycle']}",
     "Q first (Ah)": lambda r: f"{r['initial_capacity']:.4f}",
+    "Wh/kg": lambda r: "—" if pd.isna(r.get("specific_energy")) else f"{r['specific_energy']:.0f}",
     "retention last (%)": lambda r: f"{100 * r['last_retention']:.1f}",
     "EOL first": lambda r: _cycle_number(r["eol_first"]),
     "EOL robust": lambda r: "censored" if r["censored"] else _cycle_number(r["eol_robust"]),
@@ -344,7 +397,9 @@ LIFE_COLUMNS = {  # header -> function of a cells row
 }
 
 
-def _life_table(d: ReportData) -> str:
+def _life_table(d: ReportData) -> str | None:
+    if d.cells.empty:
+        return None
     head = "".join(f"<th>{html.escape(h)}</th>" for h in LIFE_COLUMNS)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(cell(row))}</td>" for cell in LIFE_COLUMNS.values()) + "</tr>"
@@ -620,6 +675,7 @@ SECTIONS: tuple[tuple[str, Callable[[ReportData], str | None]], ...] = (
     ("Voltage curves", _voltage),
     ("Incremental capacity (dQ/dV)", _dqdv),
     ("DC internal resistance", _dcir),
+    ("Rate capability", _rates),
     ("Temperature", _temperature),
     ("Consistency", _consistency),
     ("Life metrics", _life_table),
