@@ -5,7 +5,7 @@ What it measures
     1,000 rows, cycle lives spread over 150–2,300 as in Severson et al. 2019) is written as run
     files under a temporary folder (2 processes; the time is reported, not compared).  Then:
 
-    summary rate    on the first 8 runs, best of 3: the per-cycle summary by cellrig (steps +
+    summary rate    on the first 8 runs, best of 5: the per-cycle summary by cellrig (steps +
                     31 summary columns) against a pandas ``groupby`` implementation of the same
                     columns with the same definitions (below, checked equal to 1e-9), both from
                     already-loaded columns ("kernel", the reference's T1) and from the file
@@ -17,7 +17,8 @@ What it measures
                     every run) in one process (dask's synchronous scheduler, a task per run)
                     against a ``dask.distributed.LocalCluster`` of 2 worker processes × 1 thread
                     (its default batches: about 4 tasks per worker thread); best of
-                    2 (3 in a full run) for both, so fresh workers' start-up is not counted.
+                    5 (2 in a quick run) for both, so fresh workers' start-up is not counted
+                    and a background hiccup of the machine rarely decides a ratio.
                     The workers run with glibc's default allocator settings; the run is
                     repeated with dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` for the
                     workers, which turns every numpy array over 128 KiB into a fresh mmap
@@ -61,7 +62,7 @@ from cellrig.analysis.parallel import analyse_campaign
 from cellrig.analysis.steps import DEFAULT_DETECTION, find_steps, read_stream
 from cellrig.analysis.synthetic import severson_like, write_campaign
 
-FULL = {"cells": 64, "cycles": 1000, "samples": 1000, "summary_runs": 8, "repeat": 3}
+FULL = {"cells": 64, "cycles": 1000, "samples": 1000, "summary_runs": 8, "repeat": 5}
 QUICK = {"cells": 4, "cycles": 100, "samples": 1000, "summary_runs": 2, "repeat": 1}
 TARGETS = {"summary": 10.0, "workers": 1.6, "memory_gb": 4.0}
 NOMINAL = 5.0  # Ah: the synthetic cells' nominal capacity (it sets the rest threshold)

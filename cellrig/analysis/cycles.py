@@ -112,7 +112,7 @@ BDF_TERMS = frozenset(
 
 
 def cycle_summary(
-    run: Run | str | os.PathLike,
+    run: RunFile | Run | str | os.PathLike,
     stream: str | None = None,
     *,
     detection: StepDetection = DEFAULT_DETECTION,

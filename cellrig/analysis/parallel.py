@@ -70,23 +70,25 @@ def analyse_run(
 
     With ``catalog`` the result also holds the run's catalog row, or says why the file is no run.
     """
-    entry = None
-    if catalog:
+    with ExitStack() as stack:
         try:
-            with run_file(path) as f:
-                entry = f.catalog_entry()
+            f = stack.enter_context(run_file(path))
+            entry = f.catalog_entry() if catalog else None
         except (RunFileError, OSError) as exc:
-            return RunResult(str(path), skipped=str(exc))
-    try:
-        with run_file(path) as f:
-            if CYCLER not in f.streams:
-                return RunResult(str(path), other=f"no {CYCLER} stream: not a cycling run", entry=entry)
-        summary = cycle_summary(path, detection=detection)
-        life = life_metrics(summary, **(life_options or {})).as_dict() if len(summary) else {}
-        life["specific_energy"] = specific_energy(summary) if len(summary) else np.nan
-        return RunResult(str(path), summary, life, entry=entry)
-    except Exception as exc:  # one bad run must not sink the campaign: report it with its path
-        return RunResult(str(path), error=f"{type(exc).__name__}: {exc}", entry=entry)
+            return RunResult(str(path), skipped=str(exc)) if catalog else RunResult(str(path), error=_why(exc))
+        if CYCLER not in f.streams:
+            return RunResult(str(path), other=f"no {CYCLER} stream: not a cycling run", entry=entry)
+        try:
+            summary = cycle_summary(f, detection=detection)
+            life = life_metrics(summary, **(life_options or {})).as_dict() if len(summary) else {}
+            life["specific_energy"] = specific_energy(summary) if len(summary) else np.nan
+            return RunResult(str(path), summary, life, entry=entry)
+        except Exception as exc:  # one bad run must not sink the campaign: report it with its path
+            return RunResult(str(path), error=_why(exc), entry=entry)
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def analyse_campaign(
