@@ -20,6 +20,7 @@ def scan(t, v, i, cycle, step, threshold, cv_tolerance, cc_tolerance):
     n = len(t)
     first, cv = np.empty(n, np.int64), np.empty(n, np.bool_)
     charge, energy, v_min, v_max = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    steps = (first, cv, charge, energy, v_min, v_max)
     sign = np.empty(n, np.int8)
     k, a, active = 0, 0, -1  # steps so far, the phase's first row, the last row above the threshold
     level, extreme = 0.0, 0.0
@@ -34,24 +35,7 @@ def scan(t, v, i, cycle, step, threshold, cv_tolerance, cc_tolerance):
                 s = held
         sign[r] = s
         if r > 0 and (s != sign[r - 1] or cycle[r] != cycle[r - 1] or step[r] != step[r - 1]):
-            k = split(
-                t,
-                v,
-                i,
-                a,
-                r,
-                sign[a],
-                level * (1.0 - cc_tolerance),
-                extreme,
-                cv_tolerance,
-                first,
-                cv,
-                charge,
-                energy,
-                v_min,
-                v_max,
-                k,
-            )
+            k = split(t, v, i, a, r, sign[a], level * (1.0 - cc_tolerance), extreme, cv_tolerance, steps, k)
             a = r
         if r == a:
             level, extreme = abs(x), v[r]
@@ -59,24 +43,7 @@ def scan(t, v, i, cycle, step, threshold, cv_tolerance, cc_tolerance):
             level = max(level, abs(x))
             extreme = max(extreme, v[r]) if s > 0 else min(extreme, v[r])
     if n:
-        k = split(
-            t,
-            v,
-            i,
-            a,
-            n,
-            sign[a],
-            level * (1.0 - cc_tolerance),
-            extreme,
-            cv_tolerance,
-            first,
-            cv,
-            charge,
-            energy,
-            v_min,
-            v_max,
-            k,
-        )
+        k = split(t, v, i, a, n, sign[a], level * (1.0 - cc_tolerance), extreme, cv_tolerance, steps, k)
     signs = np.empty(k, np.int8)
     for j in range(k):
         signs[j] = sign[first[j]]
@@ -92,8 +59,9 @@ def scan(t, v, i, cycle, step, threshold, cv_tolerance, cc_tolerance):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def split(t, v, i, a, b, s, level, extreme, cv_tolerance, first, cv, charge, energy, v_min, v_max, k):
+def split(t, v, i, a, b, s, level, extreme, cv_tolerance, steps, k):
     """Cut phase rows a..b−1 where rows start or stop being CV; sum each step into slot k on; the next k."""
+    first, cv, charge, energy, v_min, v_max = steps
     r = a
     while r < b:
         now = s != 0 and abs(v[r] - extreme) <= cv_tolerance and abs(i[r]) < level

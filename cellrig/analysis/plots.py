@@ -7,7 +7,7 @@ figure; colours follow the chemistry so a reader can compare families across fig
 
 import base64
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib as mpl
 import numpy as np
@@ -124,51 +124,68 @@ def temperature(cells: pd.DataFrame, colours: Mapping[str, str]) -> Figure:
     return fig
 
 
-def sweeps(tables: Mapping[tuple[str, str], pd.DataFrame], colours: Mapping[str, str]) -> Figure:
-    """Discharge capacity and retention vs chamber temperature, one line per (cell, chemistry)."""
-    fig, axes = _panels(2, "Capacity vs temperature (temperature sweeps)")
+Curves = Callable[[pd.DataFrame], Sequence[tuple[pd.Series, pd.Series]]]
+
+
+def _two_panels_per_cell(
+    title: str,
+    tables: Mapping[tuple[str, str], pd.DataFrame],
+    colours: Mapping[str, str],
+    curves: Curves,
+    labels: Sequence[tuple[str, str]],
+) -> tuple[Figure, list]:
+    """Two panels with one line per (cell, chemistry) in each: ``curves(table)`` gives each panel's (x, y)."""
+    fig, axes = _panels(2, title)
     for (cell, chemistry), table in tables.items():
-        table = table.sort_values("chamber_temperature")
-        for ax, column in zip(axes, ("capacity", "retention"), strict=True):
-            values = table[column] * (100 if column == "retention" else 1)
-            ax.plot(table["chamber_temperature"], values, "o-", color=colours[chemistry], label=cell)
-    axes[0].set(xlabel="chamber temperature (°C)", ylabel="discharge capacity (Ah)")
-    axes[1].set(xlabel="chamber temperature (°C)", ylabel="capacity relative to 25 °C (%)")
+        for ax, (x, y) in zip(axes, curves(table), strict=True):
+            ax.plot(x, y, "o-", color=colours[chemistry], label=cell)
+    for ax, (xlabel, ylabel) in zip(axes, labels, strict=True):
+        ax.set(xlabel=xlabel, ylabel=ylabel)
     axes[0].legend(fontsize=8)
     _chemistry_legend(axes[1], {c: colours[c] for _, c in tables})
-    return fig
+    return fig, axes
+
+
+def sweeps(tables: Mapping[tuple[str, str], pd.DataFrame], colours: Mapping[str, str]) -> Figure:
+    """Discharge capacity and retention vs chamber temperature, one line per (cell, chemistry)."""
+
+    def curves(table: pd.DataFrame) -> list[tuple[pd.Series, pd.Series]]:
+        table = table.sort_values("chamber_temperature")
+        t = table["chamber_temperature"]
+        return [(t, table["capacity"]), (t, 100 * table["retention"])]
+
+    axis = "chamber temperature (°C)"
+    labels = [(axis, "discharge capacity (Ah)"), (axis, "capacity relative to 25 °C (%)")]
+    return _two_panels_per_cell("Capacity vs temperature (temperature sweeps)", tables, colours, curves, labels)[0]
 
 
 def pulse_resistance(tables: Mapping[tuple[str, str], pd.DataFrame], colours: Mapping[str, str]) -> Figure:
     """Pulse resistance (mΩ) vs state of charge, discharge and regen pulses, one line per (cell, chemistry)."""
-    fig, axes = _panels(2, "Pulse resistance vs state of charge (HPPC)")
-    for (cell, chemistry), table in tables.items():
-        for ax, direction in zip(axes, ("discharge", "charge"), strict=True):
-            mine = table[table["direction"] == direction].sort_values("soc")
-            ax.plot(100 * mine["soc"], 1e3 * mine["resistance"], "o-", color=colours[chemistry], label=cell)
-    axes[0].set(xlabel="state of charge (%)", ylabel="discharge pulse DCIR (mΩ)")
-    axes[1].set(xlabel="state of charge (%)", ylabel="regen pulse DCIR (mΩ)")
-    axes[0].legend(fontsize=8)
-    _chemistry_legend(axes[1], {c: colours[c] for _, c in tables})
-    return fig
+
+    def curves(table: pd.DataFrame) -> list[tuple[pd.Series, pd.Series]]:
+        pulses = [table[table["direction"] == d].sort_values("soc") for d in ("discharge", "charge")]
+        return [(100 * p["soc"], 1e3 * p["resistance"]) for p in pulses]
+
+    axis = "state of charge (%)"
+    labels = [(axis, "discharge pulse DCIR (mΩ)"), (axis, "regen pulse DCIR (mΩ)")]
+    return _two_panels_per_cell("Pulse resistance vs state of charge (HPPC)", tables, colours, curves, labels)[0]
 
 
 def rate_capability(tables: Mapping[tuple[str, str], pd.DataFrame], colours: Mapping[str, str]) -> Figure:
     """Discharge capacity and relative capacity vs C-rate, one line per (cell, chemistry)."""
-    fig, axes = _panels(2, "Rate capability")
-    for (cell, chemistry), table in tables.items():
+
+    def curves(table: pd.DataFrame) -> list[tuple[pd.Series, pd.Series]]:
         table = table.sort_values("c_rate")
-        axes[0].plot(table["c_rate"], table["discharge_capacity"], "o-", color=colours[chemistry], label=cell)
-        axes[1].plot(table["c_rate"], 100 * table["relative_capacity"], "o-", color=colours[chemistry])
+        return [(table["c_rate"], table["discharge_capacity"]), (table["c_rate"], 100 * table["relative_capacity"])]
+
+    axis = "discharge rate (C)"
+    labels = [(axis, "discharge capacity (Ah)"), (axis, "capacity relative to the lowest rate (%)")]
+    fig, axes = _two_panels_per_cell("Rate capability", tables, colours, curves, labels)
     rates = sorted({round(r, 3) for t in tables.values() for r in t["c_rate"].dropna()})
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xticks(rates, [f"{r:g}C" for r in rates])
         ax.minorticks_off()
-    axes[0].set(xlabel="discharge rate (C)", ylabel="discharge capacity (Ah)")
-    axes[1].set(xlabel="discharge rate (C)", ylabel="capacity relative to the lowest rate (%)")
-    axes[0].legend(fontsize=8)
-    _chemistry_legend(axes[1], {c: colours[c] for _, c in tables})
     return fig
 
 
