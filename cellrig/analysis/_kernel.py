@@ -44,12 +44,9 @@ def scan(t, v, i, cycle, step, threshold, cv_tolerance, cc_tolerance):
             extreme = max(extreme, v[r]) if s > 0 else min(extreme, v[r])
     if n:
         k = split(t, v, i, a, n, sign[a], level * (1.0 - cc_tolerance), extreme, cv_tolerance, steps, k)
-    signs = np.empty(k, np.int8)
-    for j in range(k):
-        signs[j] = sign[first[j]]
     return (
         first[:k].copy(),
-        signs,
+        sign[first[:k]],
         cv[:k].copy(),
         charge[:k].copy(),
         energy[:k].copy(),

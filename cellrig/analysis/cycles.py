@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..storage import Run
 from ._read import RunFile, run_file
-from .steps import CC, CV, DEFAULT_DETECTION, PULSE, StepDetection, Steps, find_steps, rest_threshold
+from .steps import CC, CV, DEFAULT_DETECTION, PULSE, StepDetection, Steps, find_steps
 
 #: column -> (units, meaning).  "charge" counts every charging row of the cycle, pulses included.
 SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
@@ -136,7 +136,7 @@ def cycle_summary(
             nominal_capacity = f.cell.get("nominal_capacity_Ah")
         other = f.read(source, ["temperature"], reuse=True) if source and source != stream else None
         blocks = _blocks(f, stream, nominal_capacity)
-        read = functools.partial(_block_cycles, f, stream, names, detection, nominal_capacity, source != stream, other)
+        read = functools.partial(_block_cycles, f, stream, names, detection, nominal_capacity, other)
         found = [read(lo, hi) for lo, hi in blocks]
         if any(part is None for part in found):  # a block that does not start a cycle: the index is out of step
             found = [read(0, blocks[-1][1])]
@@ -163,7 +163,7 @@ def cycle_summary(
     return out
 
 
-BLOCK_ROWS = 1 << 17  # rows per block: a block's columns (~5 MB) stay in the CPU cache from read to summary
+BLOCK_ROWS = 1 << 17  # rows per block: a summary holds ~5 MB of columns at a time, however long the run
 
 
 def _blocks(f: RunFile, stream: str, nominal_capacity: float | None) -> list[tuple[int, int]]:
@@ -189,19 +189,21 @@ def _block_cycles(
     names: list[str],
     detection: StepDetection,
     nominal_capacity: float | None,
-    other: bool,
-    temperature: dict[str, np.ndarray] | None,
+    other: dict[str, np.ndarray] | None,
     lo: int,
     hi: int,
 ) -> tuple[dict[str, np.ndarray], float] | None:
-    """The cycles of rows lo..hi−1 and the rest threshold used; None if row lo does not start a cycle."""
+    """The cycles of rows lo..hi−1 and the rest threshold used; None if row lo does not start a cycle.
+
+    Temperatures come from the rows' own ``temperature`` column when ``names`` asks for it, else from
+    ``other`` (another stream's columns, or None for none).
+    """
     context = 1 if lo else 0  # the row before the block: the first step's start time and Δt
     columns = f.read(stream, names, reuse=True, start=lo - context, stop=hi)
     if context and columns["cycle"][0] == columns["cycle"][1]:
         return None
     steps = find_steps(columns, detection, nominal_capacity, context=context)
-    threshold = rest_threshold(columns["current"], detection, nominal_capacity)
-    return per_cycle(steps, temperature if other else columns), threshold
+    return per_cycle(steps, columns if "temperature" in columns else other), steps.threshold
 
 
 def _temperature_source(f: RunFile, stream: str, choice: str | None) -> str | None:

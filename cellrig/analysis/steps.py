@@ -100,6 +100,7 @@ class Steps:
     max_voltage: np.ndarray
     resistance: np.ndarray  # Ω, pulses only
     rows: Mapping[str, np.ndarray]
+    threshold: float  # A: the rest threshold the rows were split with
 
     @property
     def duration(self) -> np.ndarray:
@@ -176,6 +177,7 @@ def find_steps(
         max_voltage=v_max,
         resistance=resistance,
         rows=columns,
+        threshold=threshold,
     )
 
 
