@@ -142,7 +142,7 @@ _scheduler_option = click.option(
 
 def _analyse_campaign(folder: Path, scheduler: str | None) -> tuple["Campaign", "CampaignAnalysis"]:
     """Catalog FOLDER and analyse its runs under a progress bar; clear one-line errors for bad input."""
-    from .analysis.report import analyse
+    from .analysis.parallel import analyse_campaign
     from .storage import open_campaign
 
     try:
@@ -156,7 +156,9 @@ def _analyse_campaign(folder: Path, scheduler: str | None) -> tuple["Campaign", 
     with _progress() as bar:
         task = bar.add_task(f"analysing runs on {scheduler}" if scheduler else "analysing runs", total=len(campaign))
         try:
-            analysis = analyse(campaign, scheduler, progress=lambda done: bar.update(task, completed=done))
+            analysis = analyse_campaign(
+                campaign, scheduler=scheduler, progress=lambda done: bar.update(task, completed=done)
+            )
         except OSError as exc:  # an unreachable dask scheduler (connection refused, timeout)
             raise click.ClickException(f"dask scheduler {scheduler}: {exc}") from None
         bar.update(task, completed=len(campaign))

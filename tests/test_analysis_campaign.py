@@ -129,12 +129,14 @@ def test_a_distributed_cluster_runs_the_same_analysis(campaign_dir):
         ) as cluster,
         Client(cluster) as client,
     ):
-        by_client = analyse_campaign(campaign_dir, scheduler=client)
+        done = []
+        by_client = analyse_campaign(campaign_dir, scheduler=client, batch=1, progress=done.append)
         by_address = analyse_campaign(campaign_dir, scheduler=cluster.scheduler_address)
         workers = {w["name"] for w in client.scheduler_info()["workers"].values()}
         assert len(workers) == 2
     check_against_serial(by_client, campaign_dir)
     check_against_serial(by_address, campaign_dir)
+    assert done == list(range(1, len(CELLS) + 1))  # a call per finished run; notes.h5, no run, not counted
 
 
 def test_a_folder_is_catalogued_by_the_tasks_as_open_campaign_would(campaign_dir):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cellrig.analysis import cycle_summary, pulse_resistance, rate_capability, specific_energy
-from cellrig.analysis.report import analyse, render_report
+from cellrig.analysis.parallel import analyse_campaign
+from cellrig.analysis.report import render_report
 from cellrig.analysis.synthetic import SyntheticCell, write_run
 from cellrig.instruments.sim.cell import NMC811
 from cellrig.protocols.cells import CELL_TYPES
@@ -79,7 +80,7 @@ def test_the_report_draws_hppc_and_rate_runs_apart_from_cycle_life(lab_runs, tmp
     for path in lab_runs.glob("*.h5"):
         (life / path.name).symlink_to(path)
     write_run(life / "life.h5", SyntheticCell(cell_id="L-1", cycles=40, samples=200, seed=2))
-    analysis = analyse(open_campaign(life), "synchronous")
+    analysis = analyse_campaign(open_campaign(life), scheduler="synchronous")
     energy = analysis.life["specific_energy"]
     assert energy.notna().sum() == 2 and np.isnan(energy[str(life / "life.h5")])  # synthetic cells have no mass
     page = render_report(analysis, "characterisation", 3.0)

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from cellrig.analysis.cycles import BDF_NAMES
-from cellrig.analysis.report import SECTIONS, analyse, cycles_table, render_report, report_data, voltage_rows
+from cellrig.analysis.parallel import analyse_campaign
+from cellrig.analysis.report import SECTIONS, cycles_table, render_report, report_data, voltage_rows
 from cellrig.analysis.synthetic import FadeCurve, SyntheticAbuse, SyntheticCell, write_abuse_run, write_run
 from cellrig.storage import open_campaign
 
@@ -37,7 +38,7 @@ def campaign(tmp_path_factory):
     folder = tmp_path_factory.mktemp("campaign")
     truth = write_cells(folder)
     done = []
-    analysis = analyse(open_campaign(folder), "synchronous", progress=done.append)
+    analysis = analyse_campaign(open_campaign(folder), scheduler="synchronous", progress=done.append)
     return folder, truth, analysis, done
 
 
@@ -150,7 +151,7 @@ def full_campaign(tmp_path_factory):
         write_run(folder / f"{cell.cell_id}.h5", cell)
     for test in ABUSE:
         write_abuse_run(folder / f"{test.cell_id}.h5", test)
-    analysis = analyse(open_campaign(folder), "synchronous")
+    analysis = analyse_campaign(open_campaign(folder), scheduler="synchronous")
     return folder, analysis, render_report(analysis, "full campaign", 3.0)
 
 

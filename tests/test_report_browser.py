@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cellrig.analysis.report import analyse, render_report
+from cellrig.analysis.parallel import analyse_campaign
+from cellrig.analysis.report import render_report
 from cellrig.analysis.synthetic import FadeCurve, SyntheticAbuse, SyntheticCell, write_abuse_run, write_run
 from cellrig.storage import open_campaign
 
@@ -59,7 +60,7 @@ def report(tmp_path_factory) -> Path:
         )
         write_run(folder / f"{cell.cell_id}.h5", cell)
     write_abuse_run(folder / "N1.h5", SyntheticAbuse(cell_id="N1", duration=1800.0, seed=3))
-    page = render_report(analyse(open_campaign(folder), "synchronous"), "browser check", 3.0)
+    page = render_report(analyse_campaign(open_campaign(folder), scheduler="synchronous"), "browser check", 3.0)
     path = folder / "report.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -8,7 +8,7 @@ workers must be able to read the run files under the same paths.
 """
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,8 @@ import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.callbacks import Callback
+from dask.utils import key_split
 
 from ..storage import RunFileError
 from ..storage._campaign import CATALOG_COLUMNS, Campaign
@@ -31,6 +33,9 @@ LOCAL_SCHEDULERS = ("threads", "processes", "synchronous", "sync", "single-threa
 CAMPAIGN_PATTERN = "**/*.h5"  # open_campaign's default
 CYCLER = "cycler"  # the stream a run's cycles come from
 TASKS_PER_THREAD = 4  # on a cluster: batches small enough to balance, few enough to cost little
+CONNECT_TIMEOUT = 10  # s to reach a dask.distributed scheduler
+
+Progress = Callable[[int], None]  # called with the number of runs analysed so far
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ def analyse_campaign(
     num_workers: int | None = None,
     detection: StepDetection = DEFAULT_DETECTION,
     batch: int | None = None,
+    progress: Progress | None = None,
     **life_options: Any,
 ) -> CampaignAnalysis:
     """Analyse every run of a campaign (a :class:`Campaign`, a folder or run file paths), one dask task per run.
@@ -106,10 +112,12 @@ def analyse_campaign(
     address; ``num_workers`` sizes the local pools.  ``batch`` runs go to each task: by default one
     on the local schedulers and, on a cluster, enough for about ``TASKS_PER_THREAD`` tasks per
     worker thread (each distributed task costs milliseconds of scheduler and client time, taken
-    from the workers on a small machine).  ``life_options`` go to
-    :func:`cellrig.analysis.life.life_metrics` (threshold, reference, consecutive, ...).  For a
-    folder, each task also reads its run's catalog row (as :func:`open_campaign` would, files that
-    are no runs left out), so cataloguing runs on the workers too instead of before them.
+    from the workers on a small machine).  ``progress(runs_done)`` is called as tasks finish; on a
+    cluster each result is fetched as soon as its task ends, while the others still run.
+    ``life_options`` go to :func:`cellrig.analysis.life.life_metrics` (threshold, reference,
+    consecutive, ...).  For a folder, each task also reads its run's catalog row (as
+    :func:`open_campaign` would, files that are no runs left out), so cataloguing runs on the
+    workers too instead of before them.
     """
     folder = _is_folder(runs)
     catalog = runs.catalog if isinstance(runs, Campaign) else None
@@ -117,18 +125,20 @@ def analyse_campaign(
         paths = [str(p) for p in sorted(Path(runs).glob(CAMPAIGN_PATTERN))]
     else:
         paths = [str(p) for p in (runs.paths if isinstance(runs, Campaign) else runs)]
+    options = {"detection": detection, "life_options": life_options, "catalog": folder}
     with ExitStack() as stack:
-        options = _compute_options(scheduler, num_workers, stack)
-        size = batch or _batch_size(options["scheduler"], len(paths))
-        if size == 1:
-            tasks = [dask.delayed(analyse_run, pure=True)(p, detection, life_options, folder) for p in paths]
+        scheduler = _connect("threads" if scheduler is None else scheduler, stack)
+        size = batch or _batch_size(scheduler, len(paths))
+        groups = [paths[i : i + size] for i in range(0, len(paths), size)]
+        counter = _RunsDone(progress)
+        if isinstance(scheduler, str):
+            pools = {"num_workers": num_workers} if num_workers else {}
+            tasks = [dask.delayed(analyse_runs, pure=True)(g, **options) for g in groups]
+            with counter:
+                results = dask.compute(*tasks, scheduler=scheduler, **pools)
         else:
-            groups = [paths[i : i + size] for i in range(0, len(paths), size)]
-            tasks = [dask.delayed(analyse_runs, pure=True)(g, detection, life_options, folder) for g in groups]
-        results = dask.compute(*tasks, **options)
-    if size > 1:
-        results = [r for group in results for r in group]
-    results = [r for r in results if r.skipped is None]
+            results = _gather(scheduler, scheduler.map(analyse_runs, groups, pure=True, **options), counter.add)
+    results = [r for group in results for r in group if r.skipped is None]
     if folder:
         catalog = _catalog([r.entry for r in results])
     return _collect(results, catalog)
@@ -141,9 +151,39 @@ def analyse_runs(
     return [analyse_run(p, detection, life_options, catalog) for p in paths]
 
 
+class _RunsDone(Callback):
+    """Counts the runs analysed as tasks finish, calling ``progress(runs_done)``; a local-scheduler callback too."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        super().__init__()
+        self.progress, self.done = progress, 0
+
+    def add(self, group: list[RunResult]) -> None:
+        """Count a finished task's runs (files that are no runs do not count)."""
+        if (runs := sum(r.skipped is None for r in group)) and self.progress:
+            self.done += runs
+            self.progress(self.done)
+
+    def _posttask(self, key, result, dsk, state, worker_id) -> None:
+        if key_split(key) == analyse_runs.__name__:
+            self.add(result)
+
+
+def _gather(client: Any, futures: list[Any], done: Callable[[Any], None]) -> list[Any]:
+    """The futures' results in their order, each fetched as soon as it is ready and passed to ``done``."""
+    from distributed import as_completed
+
+    position = {f.key: i for i, f in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    for future, result in as_completed(futures, loop=client.loop, with_results=True):
+        results[position[future.key]] = result
+        done(result)
+    return results
+
+
 def _batch_size(scheduler: Any, runs: int) -> int:
     """Runs per task: one locally; on a cluster about ``TASKS_PER_THREAD`` tasks per worker thread."""
-    if isinstance(scheduler, str) or scheduler is None:
+    if isinstance(scheduler, str):
         return 1
     threads = sum(scheduler.nthreads().values()) or 1
     return max(1, -(-runs // (TASKS_PER_THREAD * threads)))
@@ -162,22 +202,25 @@ def _is_folder(runs: Any) -> bool:
     return isinstance(runs, str | os.PathLike) and Path(runs).is_dir()
 
 
-def _compute_options(scheduler: Any, num_workers: int | None, stack: ExitStack) -> dict[str, Any]:
-    if scheduler is None or scheduler in LOCAL_SCHEDULERS:
-        return {"scheduler": scheduler or "threads"} | ({"num_workers": num_workers} if num_workers else {})
-    if isinstance(scheduler, str):  # an address: connect for this call only
-        from distributed import Client
+def _connect(scheduler: Any, stack: ExitStack) -> Any:
+    """A local scheduler's name or a Client: an address is connected to for this call only."""
+    if not isinstance(scheduler, str) or scheduler in LOCAL_SCHEDULERS:
+        return scheduler
+    from distributed import Client
 
-        scheduler = stack.enter_context(Client(scheduler, set_as_default=False))
-    return {"scheduler": scheduler}
+    return stack.enter_context(Client(scheduler, set_as_default=False, timeout=CONNECT_TIMEOUT))
 
 
 def _collect(results: Iterable[RunResult], catalog: pd.DataFrame | None) -> CampaignAnalysis:
     results = list(results)
     done = [r for r in results if r.error is None and r.other is None]
-    frames = [r.summary.assign(run_id=r.summary.attrs["run_id"], cell_id=r.summary.attrs["cell_id"]) for r in done]
-    cycles = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "cell_id", "cycle"])
-    cycles = cycles[["run_id", "cell_id", *(c for c in cycles.columns if c not in ("run_id", "cell_id"))]]
+    if done:
+        cycles = pd.concat([r.summary for r in done], ignore_index=True)
+        lengths = [len(r.summary) for r in done]
+        for i, name in enumerate(("run_id", "cell_id")):  # repeat each run's label, then convert: not every row
+            cycles.insert(i, name, pd.Index([r.summary.attrs[name] for r in done]).repeat(lengths).array)
+    else:
+        cycles = pd.DataFrame(columns=["run_id", "cell_id", "cycle"])
     life = pd.DataFrame([r.life for r in done], index=pd.Index([r.path for r in done], name="path"))
     if catalog is not None:
         life = catalog.set_index("path").join(life, how="inner")

@@ -9,15 +9,12 @@ as a base64 PNG, so the one HTML file opens anywhere with no network.  Its secti
 
 import html
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from dask.callbacks import Callback
-from dask.utils import key_split
 from matplotlib.figure import Figure
 
 from ..storage import Campaign, RunFileError, open_run
@@ -27,54 +24,16 @@ from ._read import RunFile, run_file
 from .cycles import to_bdf
 from .early import FEATURES, FINAL_CYCLE, fit_cycle_life, run_features
 from .ica import dqdv
-from .parallel import LOCAL_SCHEDULERS, CampaignAnalysis, analyse_campaign
+from .parallel import CampaignAnalysis, Progress
 from .safety import Observations, SafetyResult, Verdict, passes, safety_from_run
 from .steps import DIRECTIONS, PULSE, find_steps, read_stream
 
 BDF_ONTOLOGY = "1.3.0"
 SELECTED_CYCLES = 5  # cycles drawn in the voltage and dQ/dV figures, evenly spread over life
-CONNECT_TIMEOUT = 10  # s to reach a dask.distributed scheduler
-POLL_INTERVAL = 0.25  # s between progress polls of a distributed computation
-TASK = "analyse_run"  # the name of analyse_campaign's per-run dask tasks
-
-Progress = Callable[[int], None]
 
 
 def _ignore(done: int) -> None:
     """Progress sink that discards the count."""
-
-
-class _RunsDone(Callback):
-    """Local-scheduler callback: count the finished per-run tasks."""
-
-    def __init__(self, progress: Progress) -> None:
-        super().__init__()
-        self.progress, self.done = progress, 0
-
-    def _posttask(self, key, result, dsk, state, worker_id) -> None:
-        if key_split(key) == TASK:
-            self.done += 1
-            self.progress(self.done)
-
-
-def analyse(campaign: Campaign, scheduler: str | None = None, progress: Progress = _ignore) -> CampaignAnalysis:
-    """Analyse every run of ``campaign`` with :func:`analyse_campaign`, calling ``progress(runs_done)`` as runs finish.
-
-    ``scheduler`` is a local dask scheduler name (default ``"threads"``) or the address of a
-    dask.distributed scheduler (``"tcp://host:8786"``), whose workers must see the run files
-    under the same paths.
-    """
-    if scheduler is None or scheduler in LOCAL_SCHEDULERS:
-        with _RunsDone(progress):
-            return analyse_campaign(campaign, scheduler=scheduler or "threads")
-    from distributed import Client
-
-    with Client(scheduler, set_as_default=False, timeout=CONNECT_TIMEOUT) as client, ThreadPoolExecutor(1) as pool:
-        job = pool.submit(analyse_campaign, campaign, scheduler=client, batch=1)  # a task per run: progress per run
-        while wait([job], timeout=POLL_INTERVAL).not_done:
-            held = (key for keys in client.has_what().values() for key in keys)  # results wait on the workers
-            progress(sum(key_split(key) == TASK for key in held))
-        return job.result()
 
 
 def cycles_table(analysis: CampaignAnalysis) -> pd.DataFrame:
