@@ -5,25 +5,28 @@ What it measures
     1,000 rows, cycle lives spread over 150–2,300 as in Severson et al. 2019) is written as run
     files under a temporary folder (2 processes; the time is reported, not compared).  Then:
 
-    summary rate    on the first 8 runs, best of 5: the per-cycle summary by cellrig (steps +
-                    31 summary columns) against a pandas ``groupby`` implementation of the same
-                    columns with the same definitions (below, checked equal to 1e-9), both from
+    summary rate    on the first 8 runs: the per-cycle summary by cellrig (steps + 31 summary
+                    columns) against a pandas ``groupby`` implementation of the same columns
+                    with the same definitions (below, checked equal to 1e-9), both from
                     already-loaded columns ("kernel", the reference's T1) and from the file
                     ("file": cellrig's ``cycle_summary(path)`` against cellrig's public reader
                     ``read_stream(path)`` (h5py straight into fresh numpy arrays) +
                     ``pd.DataFrame`` + the pandas summary, the reference's T2).  Both run in one
                     thread.
     campaign        ``analyse_campaign`` of the folder (catalog row, summary and life metrics of
-                    every run) in one process (dask's synchronous scheduler, a task per run)
-                    against a ``dask.distributed.LocalCluster`` of 2 worker processes × 1 thread
-                    (its default batches: about 4 tasks per worker thread); best of
-                    5 (2 in a quick run) for both, so fresh workers' start-up is not counted
-                    and a background hiccup of the machine rarely decides a ratio.
-                    The workers run with glibc's default allocator settings; the run is
-                    repeated with dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` for the
-                    workers, which turns every numpy array over 128 KiB into a fresh mmap
-                    (page faults on every temporary) and costs these numpy-heavy tasks about
-                    1.7× (measured 60 vs 100 ms per run).
+                    every run) in one process of its own (dask's synchronous scheduler, a task
+                    per run) against a ``dask.distributed.LocalCluster`` of 2 worker processes
+                    × 1 thread with dask's default settings (its default batches: about 4 tasks
+                    per worker thread).  Beside them, what the machine itself gives a second
+                    process: the same runs, one per task, in a plain 2-process pool (no dask: what
+                    is left is the runs' own scaling, their HDF5 reads and memory traffic
+                    shared), and a pure-arithmetic loop (no memory traffic, nothing shared) in
+                    one process against a pool of two; on this VM even that loop's gain swings
+                    between about 1.5× and 2× from one second to the next.
+    rounds          every measurement of a group runs once per round, in turn, 7 rounds (1 in a
+                    quick run; 2 for the campaign), and the best round counts (the median is
+                    printed beside it): fresh processes' start-up and compilation are not
+                    counted, and a slow spell of the machine falls on every measurement alike.
     peak memory     resident memory of this process plus all its child processes (cluster
                     workers included), sampled every 50 ms over the whole benchmark, against
                     the campaign's size on disk: analysis never loads the whole campaign.
@@ -35,17 +38,19 @@ both sides also pay the same HDF5 read (on this 2-core machine about 6.9 ms of c
 per million rows, the page-cache copy), which no summary code can speed up.  Run from the
 repository root::
 
-    python bench/analysis.py            # about a minute on 2 cores, 2.6 GB of temporary files
+    python bench/analysis.py            # about 1.5 minutes on 2 cores, 2.6 GB of temporary files
     python bench/analysis.py --quick    # a few seconds, smoke test
 """
 
 import argparse
 import contextlib
-import os
+import functools
+import multiprocessing
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +63,15 @@ from distributed import Client, LocalCluster
 from cellrig import open_run
 from cellrig.analysis import cycle_summary
 from cellrig.analysis.cycles import summarise
-from cellrig.analysis.parallel import analyse_campaign
+from cellrig.analysis.parallel import analyse_campaign, analyse_runs
 from cellrig.analysis.steps import DEFAULT_DETECTION, find_steps, read_stream
 from cellrig.analysis.synthetic import severson_like, write_campaign
 
-FULL = {"cells": 64, "cycles": 1000, "samples": 1000, "summary_runs": 8, "repeat": 5}
+FULL = {"cells": 64, "cycles": 1000, "samples": 1000, "summary_runs": 8, "repeat": 7}
 QUICK = {"cells": 4, "cycles": 100, "samples": 1000, "summary_runs": 2, "repeat": 1}
 TARGETS = {"summary": 10.0, "workers": 1.6, "memory_gb": 4.0}
 NOMINAL = 5.0  # Ah: the synthetic cells' nominal capacity (it sets the rest threshold)
+IDEAL_LOOP, IDEAL_TASKS = 1_000_000, 8  # the ideal loop: 8 calls of a million iterations, about 0.5 s on one core
 
 
 def _busy_seconds() -> float:
@@ -125,14 +131,17 @@ class PeakMemory:
         self._thread.join()
 
 
-def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    """Best wall time of ``repeat`` calls, and the last result."""
-    times, result = [], None
+def rounds(repeat: int, measurements: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """Seconds of each measurement (each returns its own), taken in turn ``repeat`` times (A B C A B C ...).
+
+    Interleaved, so a slow spell of the machine (its single-core speed swings by ±30 % over
+    seconds here) falls on every measurement alike rather than on whichever ran during it.
+    """
+    times: dict[str, list[float]] = {name: [] for name in measurements}
     for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+        for name, seconds in measurements.items():
+            times[name].append(seconds())
+    return times
 
 
 # -- the pandas baseline: the same columns with the same definitions, written with groupby -------------
@@ -246,8 +255,8 @@ def check_equal(cellrig: pd.DataFrame, pandas: pd.DataFrame) -> int:
 # -- the measurements --------------------------------------------------------------------------------
 
 
-def summary_rates(paths: Sequence[Path], repeat: int) -> dict[str, float]:
-    """Rows/s of cellrig and pandas, kernel-only and from the file, over the given runs."""
+def summary_rates(paths: Sequence[Path], repeat: int) -> dict[str, list[float]]:
+    """Rows/s of each round, cellrig and pandas, kernel-only and from the file, over the given runs."""
     rows = sum(open_run(p).rows("cycler") for p in paths)
     loaded = [read_stream(p) for p in paths]
     frames = [pd.DataFrame(c) for c in loaded]
@@ -256,48 +265,80 @@ def summary_rates(paths: Sequence[Path], repeat: int) -> dict[str, float]:
     def kernel() -> list[pd.DataFrame]:
         return [summarise(find_steps(c, nominal_capacity=NOMINAL), c, NOMINAL) for c in loaded]
 
-    seconds = {
-        "cellrig kernel": best_of(repeat, kernel)[0],
-        "pandas kernel": best_of(repeat, lambda: [pandas_summary(f) for f in frames])[0],
-        "cellrig file": best_of(repeat, lambda: [cycle_summary(p) for p in paths])[0],
-        "pandas file": best_of(repeat, lambda: [pandas_from_file(p) for p in paths])[0],
-    }
+    times = rounds(
+        repeat,
+        {
+            "cellrig kernel": lambda: timed(kernel),
+            "pandas kernel": lambda: timed(lambda: [pandas_summary(f) for f in frames]),
+            "cellrig file": lambda: timed(lambda: [cycle_summary(p) for p in paths]),
+            "pandas file": lambda: timed(lambda: [pandas_from_file(p) for p in paths]),
+        },
+    )
     print(f"summary: {len(paths)} runs, {rows:,} rows; pandas and cellrig agree on {compared.pop()} columns (1e-9)")
-    return {name: rows / s for name, s in seconds.items()}
+    return {name: [rows / t for t in ts] for name, ts in times.items()}
 
 
-def cluster_seconds(folder: Path, trim: bool, repeat: int) -> tuple[float, Any]:
-    """Best wall time of analyse_campaign on a LocalCluster of 2 worker processes × 1 thread."""
-    if not trim:  # the nanny runs in this process and leaks the variable into os.environ: drop it first
-        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    environ = {"MALLOC_TRIM_THRESHOLD_": 65536 if trim else None}
-    with (
-        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        return best_of(repeat, lambda: analyse_campaign(folder, scheduler=client))
+def ideal_loop(n: int = IDEAL_LOOP) -> int:
+    """Pure arithmetic on one integer, no memory traffic: the most any work can gain from a second core."""
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
 
 
-def campaign_rates(folder: Path, rows: int, repeat: int) -> dict[str, float]:
-    """Rows/s of analyse_campaign in one process and on 2-worker LocalClusters (glibc's and dask's malloc trim)."""
-    single, one = best_of(repeat, lambda: analyse_campaign(folder, scheduler="synchronous"))
-    plain, two = cluster_seconds(folder, False, repeat)
-    trimmed, _ = cluster_seconds(folder, True, repeat)
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
+    """Wall seconds of one call, measured where it runs (in a pool's process: without the round trip)."""
+    start = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - start
+
+
+def ideal_loops() -> None:
+    """The ideal loop ``IDEAL_TASKS`` times in turn."""
+    for _ in range(IDEAL_TASKS):
+        ideal_loop()
+
+
+def campaign_rates(folder: Path, rows: int, repeat: int) -> dict[str, list[float]]:
+    """Rows/s of each round of analyse_campaign in one process and on 2 workers; the ideal loop's iterations/s."""
+    spawn = multiprocessing.get_context("spawn")  # fresh processes, as dask's workers are
+    with ProcessPoolExecutor(1, mp_context=spawn) as alone, ProcessPoolExecutor(2, mp_context=spawn) as pair:
+        list(pair.map(ideal_loop, [1, 1]))  # start the pools' processes before the cluster's threads
+        alone.submit(timed, analyse_campaign, folder, scheduler="synchronous").result()  # and compile the kernel
+        with (
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+            Client(cluster) as client,
+        ):
+            two, loops = analyse_campaign(folder, scheduler=client), [IDEAL_LOOP] * IDEAL_TASKS
+            runs = [[str(p)] for p in sorted(folder.glob("**/*.h5"))]  # a run per task: a pool's best balance
+            analyse = functools.partial(analyse_runs, detection=DEFAULT_DETECTION, life_options=None, catalog=True)
+            times = rounds(
+                repeat,
+                {
+                    "campaign 1 process": lambda: alone.submit(
+                        timed, analyse_campaign, folder, scheduler="synchronous"
+                    ).result(),
+                    "campaign 2 workers": lambda: timed(analyse_campaign, folder, scheduler=client),
+                    "  same runs, process pool": lambda: timed(lambda: list(pair.map(analyse, runs))),
+                    "ideal loop 1 process": lambda: alone.submit(timed, ideal_loops).result(),
+                    "ideal loop 2 processes": lambda: timed(lambda: list(pair.map(ideal_loop, loops))),
+                },
+            )
+    one = analyse_campaign(folder, scheduler="synchronous")
     pd.testing.assert_frame_equal(one.cycles, two.cycles)
     assert one.errors.empty and two.errors.empty
     censored = int(one.life["censored"].sum())
     print(f"campaign: {len(one.life)} runs analysed ({censored} censored), {len(one.cycles):,} cycle rows")
-    return {
-        "campaign 1 process": rows / single,
-        "campaign 2 workers": rows / plain,
-        "  dask's malloc trim": rows / trimmed,
-    }
+    iterations = IDEAL_LOOP * IDEAL_TASKS  # the ideal loop's rate is in iterations/s
+    return {name: [(iterations if name.startswith("ideal") else rows) / t for t in ts] for name, ts in times.items()}
 
 
-def verdict(rates: dict[str, float], peak: int, disk: int, foreign: Sequence[float]) -> None:
-    summary = rates["cellrig kernel"] / rates["pandas kernel"], rates["cellrig file"] / rates["pandas file"]
-    workers = rates["campaign 2 workers"] / rates["campaign 1 process"]
+def verdict(rates: dict[str, list[float]], peak: int, disk: int, foreign: Sequence[float]) -> None:
+    best = {name: max(r) for name, r in rates.items()}
+    summary = best["cellrig kernel"] / best["pandas kernel"], best["cellrig file"] / best["pandas file"]
+    workers = best["campaign 2 workers"] / best["campaign 1 process"]
+    pool = best["  same runs, process pool"] / best["campaign 1 process"]
+    ideal = best["ideal loop 2 processes"] / best["ideal loop 1 process"]
     gb = peak / 1e9
 
     def line(ok: bool, text: str) -> None:
@@ -314,10 +355,11 @@ def verdict(rates: dict[str, float], peak: int, disk: int, foreign: Sequence[flo
         f"cycle summary ≥ {TARGETS['summary']:g}× pandas groupby on the same data: {summary[0]:.1f}× "
         f"({summary[1]:.1f}× with the HDF5 read both share)",
     )
-    trimmed = rates["  dask's malloc trim"] / rates["campaign 1 process"]
     target = TARGETS["workers"]
     line(
-        workers >= target, f"2 dask workers ≥ {target:g}× one process: {workers:.2f}× ({trimmed:.2f}× with dask's trim)"
+        workers >= target,
+        f"2 dask workers ≥ {target:g}× one process: {workers:.2f}× (in the same rounds: the same runs in a "
+        f"2-process pool {pool:.2f}×, the ideal loop {ideal:.2f}×)",
     )
     line(
         gb < TARGETS["memory_gb"],
@@ -333,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     size = QUICK if args.quick else FULL
     print(
         f"pandas {pd.__version__}, numpy {np.__version__}, dask {dask.__version__}; "
-        f"{psutil.cpu_count()} cores; best of {size['repeat']}"
+        f"{psutil.cpu_count()} cores; best of {size['repeat']} interleaved rounds"
     )
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp, PeakMemory() as memory:
         folder = Path(tmp) / "campaign"
@@ -348,9 +390,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         rates = summary_rates(paths[: size["summary_runs"]], size["repeat"])
         rates |= campaign_rates(folder, rows, max(size["repeat"], 2))
-    print(f"\n{'':<22}{'rows/s':>14}")
+    print(f"\n{'rows/s (ideal loop: iterations/s)':<34}{'best':>14}{'median':>14}")
     for name, rate in rates.items():
-        print(f"{name:<22}{rate:>14,.0f}")
+        print(f"{name:<34}{max(rate):>14,.0f}{np.median(rate):>14,.0f}")
     verdict(rates, memory.peak, disk, memory.foreign)
 
 
