@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from cellrig.analysis import cycle_summary
-from cellrig.analysis.life import bacon_watts, crossings, double_bacon_watts, life_metrics, retention
+from cellrig.analysis.life import (
+    at_main_rate,
+    bacon_watts,
+    crossings,
+    double_bacon_watts,
+    life_metrics,
+    retention,
+)
 from cellrig.analysis.parallel import analyse_campaign
 from cellrig.analysis.synthetic import COLUMNS, FadeCurve, SyntheticCell, severson_like, synthesize, write_run
 from cellrig.storage import RunWriter
@@ -96,7 +103,7 @@ def test_retention_records_its_reference(reference, kind, capacity):
     summary = pd.DataFrame({"cycle": [1, 2, 3, 4], "discharge_capacity": [4.9, 4.8, 4.7, 0.0]})
     summary.attrs["nominal_capacity"] = 5.0
     soh = retention(summary, reference, reference_cycles=3)
-    assert soh.attrs == {"reference": kind, "reference_capacity": capacity}
+    assert soh.attrs == {"reference": kind, "reference_capacity": capacity, "other_rate_cycles": 0}
     assert soh.index.tolist() == [1, 2, 3]  # a cycle without discharge is no capacity measurement
     np.testing.assert_allclose(soh.to_numpy(), np.array([4.9, 4.8, 4.7]) / capacity)
 
@@ -108,6 +115,22 @@ def test_auto_reference_without_nominal_is_the_beep_median_and_bad_references_ar
         retention(summary, "nominal")
     with pytest.raises(ValueError, match="reference must be"):
         retention(summary, "last")
+
+
+def test_reference_performance_tests_at_another_rate_are_no_point_on_the_fade_curve():
+    """A C/3 RPT every 50 1C cycles (its capacity 5 % higher) changes no life metric; it is counted."""
+    cell = SyntheticCell(cycles=600, samples=60, fade=FadeCurve(knee=300, eol=450), seed=3)
+    ageing = synthesize(cell).truth[["cycle", "discharge_capacity", "discharge_time"]]
+    ageing.attrs["nominal_capacity"] = cell.capacity
+    with_rpt = ageing.copy()
+    rpt = with_rpt["cycle"] % 50 == 0
+    with_rpt.loc[rpt, "discharge_capacity"] *= 1.05  # the same charge at a third of the current: 3 × as long
+    with_rpt.loc[rpt, "discharge_time"] = 3 * with_rpt.loc[rpt, "discharge_time"] * 1.05
+    plain, tested = life_metrics(ageing[~rpt]), life_metrics(with_rpt)
+    assert tested.other_rate_cycles == rpt.sum() == 12 and plain.other_rate_cycles == 0
+    assert tested.as_dict() | {"other_rate_cycles": 0} == plain.as_dict()
+    assert retention(with_rpt).index.tolist() == retention(ageing[~rpt]).index.tolist()
+    assert at_main_rate(with_rpt).sum() == len(ageing) - 12
 
 
 def test_crossings_need_consecutive_cycles():

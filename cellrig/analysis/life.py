@@ -3,7 +3,9 @@
 Definitions follow reference/analysis.md §1 and §1.3:
 
 * retention(n) = Qd(n) / Q_ref, with the reference recorded: the nominal capacity, the first
-  cycle (PyProBE), the median of the first 40 cycles (BEEP) or a given capacity;
+  cycle (PyProBE), the median of the first 40 cycles (BEEP) or a given capacity; only cycles
+  at the run's own discharge rate count, so the C/3 capacity of a reference performance test
+  between 1C ageing cycles is no point on the 1C fade curve (as the engine's ``until`` counts);
 * end of life: the *first crossing* is the first cycle with retention below the threshold
   (80 %); the *robust crossing* the first of ``consecutive`` cycles all below it, so one bad
   cycle does not end a cell's life.  A cell with no robust crossing is *censored*;
@@ -31,6 +33,7 @@ BEEP_REFERENCE_CYCLES = 40  # BEEP's Q_ref: median of the first 40 cycles (refer
 MIN_FIT_POINTS = 10
 KNEE_MIN_SLOPE_RATIO = 2.0  # a knee: fade at least twice as fast after the change point as before it
 KNEE_MIN_DROP = 0.01  # ... and at least 1 % of retention lost after it, by the fitted line
+RATE_TOLERANCE = 0.1  # a fade-curve cycle discharges within 10 % of the run's median mean discharge current
 
 
 @dataclass(frozen=True)
@@ -50,23 +53,46 @@ class LifeMetrics:
     projected_eol: float  # eol_robust if reached, else extrapolated
     projected_eol_std: float  # 1 sigma of the projection (0 when observed)
     projection: str  # how projected_eol was found
+    other_rate_cycles: int  # cycles with a discharge left out for their rate (RPTs, pulse tests)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def measured_cycles(summary: pd.DataFrame) -> pd.Series:
+    """Which cycles measured a capacity: complete, with a discharge."""
+    valid = summary["discharge_capacity"] > 0
+    return valid & summary["complete"].astype(bool) if "complete" in summary else valid
+
+
+def at_main_rate(summary: pd.DataFrame, by: str | None = None) -> pd.Series:
+    """Which cycles measure capacity at the run's own rate: complete, with a discharge, at a mean
+    discharge current within ``RATE_TOLERANCE`` of the median of those cycles (per ``by`` group).
+
+    A cycle-life run's ageing cycles, without its reference performance tests (C/3 capacity
+    checks between 1C cycles), pulse tests and other cycles at another rate, whose capacities
+    are no point on the same fade curve.  Without ``discharge_time`` every valid cycle counts.
+    """
+    valid = measured_cycles(summary)
+    if "discharge_time" not in summary:
+        return valid
+    current = (summary["discharge_capacity"] / summary["discharge_time"]).where(valid)
+    typical = current.groupby(summary[by]).transform("median") if by else current.median()
+    return valid & ((current / typical - 1).abs() <= RATE_TOLERANCE)
+
+
 def retention(
     summary: pd.DataFrame, reference: str | float = "auto", *, reference_cycles: int = BEEP_REFERENCE_CYCLES
 ) -> pd.Series:
-    """Get the retention (SOH) of each complete cycle with a discharge, indexed by cycle.
+    """Get the retention (SOH) of each cycle :func:`at_main_rate`, indexed by cycle.
 
     ``reference`` is ``"nominal"`` (the summary's nominal capacity), ``"first"`` (the first
     cycle's discharge capacity), ``"median"`` (median of the first ``reference_cycles``), a
-    capacity in Ah, or ``"auto"``: nominal when known, else median.  ``attrs`` records which.
+    capacity in Ah, or ``"auto"``: nominal when known, else median.  ``attrs`` records which,
+    and how many cycles with a discharge were left out for their rate (``other_rate_cycles``).
     """
-    valid = summary["discharge_capacity"] > 0
-    if "complete" in summary:
-        valid &= summary["complete"].astype(bool)
+    valid = at_main_rate(summary)
+    other = int((measured_cycles(summary) & ~valid).sum())
     qd = pd.Series(summary.loc[valid, "discharge_capacity"].to_numpy(), index=summary.loc[valid, "cycle"])
     nominal = summary.attrs.get("nominal_capacity")
     if reference == "auto":
@@ -85,7 +111,7 @@ def retention(
         raise ValueError(f"reference must be 'auto', 'nominal', 'first', 'median' or a capacity, not {reference!r}")
     out = qd / q_ref
     out.name = "retention"
-    out.attrs = {"reference": kind, "reference_capacity": q_ref}
+    out.attrs = {"reference": kind, "reference_capacity": q_ref, "other_rate_cycles": other}
     return out
 
 
@@ -267,6 +293,7 @@ def life_metrics(
         projected_eol=projected,
         projected_eol_std=std,
         projection=how,
+        other_rate_cycles=soh.attrs["other_rate_cycles"],
     )
 
 
@@ -286,6 +313,7 @@ def _no_cycles(soh: pd.Series, threshold: float) -> LifeMetrics:
         projected_eol=np.nan,
         projected_eol_std=np.nan,
         projection="no complete cycle yet",
+        other_rate_cycles=soh.attrs["other_rate_cycles"],
     )
 
 

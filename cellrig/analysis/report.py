@@ -24,6 +24,7 @@ from ._read import RunFile, run_file
 from .cycles import to_bdf
 from .early import FEATURES, FINAL_CYCLE, fit_cycle_life, run_features
 from .ica import dqdv
+from .life import at_main_rate, measured_cycles
 from .parallel import CampaignAnalysis, Progress
 from .safety import Observations, SafetyResult, Verdict, passes, safety_from_run
 from .steps import DIRECTIONS, PULSE, find_steps, read_stream
@@ -119,10 +120,11 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
     cells["nominal_capacity"] = cells["reference_capacity"].where(cells["reference"] == "nominal")
     reference = cells.set_index("run_id")["reference_capacity"]
     cycles = analysis.cycles.copy()
-    valid = cycles["complete"].astype(bool) & (cycles["discharge_capacity"] > 0)
+    valid = at_main_rate(cycles, by="run_id")  # the fade curve: no RPT or pulse-test cycles
     cycles["retention"] = (cycles["discharge_capacity"] / cycles["run_id"].map(reference).astype(float)).where(valid)
-    first = cycles[valid].groupby("run_id")[["discharge_capacity", "discharge_energy", "dc_internal_resistance"]]
-    first = first.first().set_axis(["initial_capacity", "initial_energy", "initial_dcir"], axis=1)
+    initial = ["discharge_capacity", "discharge_energy", "dc_internal_resistance"]
+    first = cycles[measured_cycles(cycles)].groupby("run_id")[initial].first()
+    first = first.set_axis(["initial_capacity", "initial_energy", "initial_dcir"], axis=1)
     cells = cells.join(first, on="run_id")
     cells["capacity_deviation"] = 100 * (cells["initial_capacity"] / cells["nominal_capacity"] - 1)
     cells["initial_dcir_mohm"] = 1e3 * cells["initial_dcir"]
