@@ -1,5 +1,7 @@
 """Early prediction of cycle life (Severson et al. 2019) on a seeded synthetic campaign."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,9 @@ from cellrig.analysis.early import (
     TooFewCyclesError,
     delta_q,
     early_features,
+    features_from_columns,
     fit_cycle_life,
+    main_rate_cycles,
     run_features,
 )
 from cellrig.analysis.synthetic import SyntheticCell, severson_like, synthesize, write_campaign, write_run
@@ -81,3 +85,31 @@ def test_a_run_shorter_than_100_cycles_is_refused_by_name(tmp_path):
     write_run(path, SyntheticCell(cell_id="SHORT", cycles=60, samples=60))
     with pytest.raises(TooFewCyclesError, match=r"short\.h5: 60 complete cycles, early prediction needs 100"):
         run_features(path)
+
+
+def test_a_reference_performance_test_among_the_first_100_cycles_changes_no_feature():
+    """A C/3 RPT spliced in as cycle 50 is left out and the 1C cycles after it numbered as before."""
+    cell = SyntheticCell(cycles=101, samples=200, seed=3)
+    ageing = synthesize(cell).streams["cycler"]
+    slow = replace(cell, charge_rate=1 / 3, discharge_rate=1 / 3, capacity=1.05 * cell.capacity)  # more at C/3
+    rpt = synthesize(slow).streams["cycler"]
+    at, inserted = 50, rpt["cycle"] == 50
+    before, after = ageing["cycle"] < at, ageing["cycle"] >= at
+    start = rpt["time"][np.flatnonzero(inserted)[0] - 1]  # the RPT's rows keep their own intervals
+    rpt_time = rpt["time"][inserted] - start + ageing["time"][before][-1]
+    spliced = {
+        name: np.concatenate([column[before], rpt[name][inserted], column[after]]) for name, column in ageing.items()
+    }
+    spliced["time"] = np.concatenate(
+        [ageing["time"][before], rpt_time, ageing["time"][after] + rpt_time[-1] - rpt_time[0]]
+    )
+    spliced["cycle"] = np.concatenate([ageing["cycle"][before], rpt["cycle"][inserted], ageing["cycle"][after] + 1])
+    assert delta_q(spliced, nominal_capacity=5.0)[2][at - 1] > 1.01 * delta_q(ageing, nominal_capacity=5.0)[2][at - 1]
+    kept = main_rate_cycles(spliced, nominal_capacity=5.0)
+    np.testing.assert_array_equal(kept["cycle"], ageing["cycle"])
+    plain, tested = (
+        features_from_columns(ageing, nominal_capacity=5.0),
+        features_from_columns(spliced, nominal_capacity=5.0),
+    )
+    assert plain.keys() == tested.keys()
+    np.testing.assert_allclose(list(tested.values()), list(plain.values()), rtol=1e-9)

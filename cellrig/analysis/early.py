@@ -30,6 +30,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..storage import Run, open_run
+from .life import RATE_TOLERANCE
 from .steps import DEFAULT_DETECTION, PULSE, StepDetection, find_steps, read_stream
 
 INITIAL_CYCLE, FINAL_CYCLE, MID_CYCLE = 10, 100, 91  # BEEP's init/final/mid_pred_cycle (reference §3.1)
@@ -95,6 +96,32 @@ def delta_q(
     return grid, q_100 - q_10, capacity
 
 
+def main_rate_cycles(
+    columns: dict[str, np.ndarray], detection: StepDetection = DEFAULT_DETECTION, nominal_capacity: float | None = None
+) -> dict[str, np.ndarray]:
+    """The rows of the cycles at the run's own discharge rate, cycles numbered 1, 2, … again.
+
+    A cycle with a discharge is left out if its mean discharge current is more than
+    ``RATE_TOLERANCE`` from the median of them (the rule of :func:`at_main_rate`); cycles
+    without a discharge stay.  The columns come back unchanged if none is left out.
+    """
+    cycle, dq, discharging = _discharged(columns, detection, nominal_capacity)
+    time = columns["time"]
+    dt = np.where(discharging, np.diff(time, prepend=time[0]), 0.0)
+    charge, seconds = np.bincount(cycle, weights=dq), np.bincount(cycle, weights=dt)
+    measured = charge > 0
+    current = np.divide(charge, seconds, out=np.zeros_like(charge), where=seconds > 0)
+    if not measured.any():
+        return columns
+    keep = ~measured | (np.abs(current / np.median(current[measured]) - 1) <= RATE_TOLERANCE)
+    present = np.bincount(cycle, minlength=len(keep)) > 0
+    if keep[present].all():
+        return columns
+    kept = keep & present
+    rows, number = kept[cycle], np.cumsum(kept)  # the kept cycles numbered 1, 2, … in order
+    return {name: col[rows] for name, col in columns.items()} | {"cycle": number[cycle[rows]].astype(cycle.dtype)}
+
+
 def _discharged(
     columns: dict[str, np.ndarray], detection: StepDetection, nominal_capacity: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,7 +146,14 @@ def features_from_columns(
     nominal_capacity: float | None = None,
     final: int = FINAL_CYCLE,
 ) -> dict[str, float]:
-    """Get the early-life features (``FEATURES``) of a cycler stream's first ``final`` (100) cycles."""
+    """Get the early-life features (``FEATURES``) of a cycler stream's first ``final`` (100) cycles.
+
+    Cycle n is the n-th cycle at the run's own discharge rate: reference performance tests and
+    other cycles at another rate are left out first (see :func:`at_main_rate`).
+    """
+    columns = main_rate_cycles(columns, detection, nominal_capacity)
+    if (counted := int(columns["cycle"].max(initial=0))) < final:
+        raise TooFewCyclesError(f"{counted} cycles at the run's own discharge rate, early prediction needs {final}")
     _, dq, capacity = delta_q(columns, detection, voltage_range, nominal_capacity, final)
     cycles = np.arange(1, final + 1)
     mid = window(final)[1]
