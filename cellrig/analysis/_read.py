@@ -22,7 +22,7 @@ import numpy as np
 
 from ..storage import NotARunFileError, Run, UnknownStreamError, writer_alive
 from ..storage import _layout as L
-from ..storage._reader import check_run_file
+from ..storage._reader import check_run_file, read_end
 
 _local = threading.local()
 
@@ -35,7 +35,7 @@ class RunFile:
     attrs: dict[str, Any]
     cell: dict[str, Any]
     streams: dict[str, tuple[str, ...]]  # stream -> its columns (``time`` included)
-    ended: bool  # an ``end`` event with no ``resume`` after it: the run is over
+    end: tuple[str, str | None] | None  # the last ``end`` event (status, reason), unless resumed after it
     file: h5py.File
     opened: dict[str, dict[str, h5py.Dataset]] = field(default_factory=dict)
 
@@ -43,15 +43,16 @@ class RunFile:
     def cycle_stream(self) -> str:
         return self.attrs.get("cycle_stream") or "cycler"
 
+    @property
+    def ended(self) -> bool:
+        """The run is over (it has an end event and no resume after it)."""
+        return self.end is not None
+
     def status(self) -> str:
         """How the run ended, ``running`` while written, ``interrupted`` if its writer died (as ``Run.status``)."""
-        if not self.ended:
+        if self.end is None:
             return "running" if writer_alive(self.path) else "interrupted"
-        events = self.file[L.EVENTS]
-        rows = min(d.shape[0] for d in events.values())
-        kinds = events["kind"][:rows]
-        message = events["message"][np.flatnonzero(kinds == b"end")[-1]]
-        return (message.decode() if isinstance(message, bytes) else str(message)).partition(": ")[0]
+        return self.end[0]
 
     def catalog_entry(self) -> dict[str, Any]:
         """The run's row of a campaign catalog (``CATALOG_COLUMNS``), from attributes and metadata only."""
@@ -160,7 +161,7 @@ def run_file(run: "RunFile | Run | str | os.PathLike") -> Iterator[RunFile]:
         streams = {name: tuple(group) for name, group in f[L.STREAMS].items()}
         meta = f[L.META]
         cell = _attrs(meta["cell"], CELL_ATTRS) if "cell" in meta else {}
-        yield RunFile(path, _attrs(f, RUN_ATTRS), cell, streams, _ended(f[L.EVENTS]), f)
+        yield RunFile(path, _attrs(f, RUN_ATTRS), cell, streams, read_end(f[L.EVENTS]), f)
 
 
 RUN_ATTRS = ("run_id", "started", "cycle_stream")  # what analysis reads of the root attributes
@@ -181,10 +182,3 @@ def _attrs(obj: h5py.HLObject, keys: Sequence[str]) -> dict[str, Any]:
             value = value.item()
         out[key] = value
     return out
-
-
-def _ended(events: h5py.Group) -> bool:
-    rows = min(d.shape[0] for d in events.values())
-    kinds = events["kind"][:rows]
-    ends = np.flatnonzero(kinds == b"end")
-    return bool(ends.size) and not (kinds[ends[-1] :] == b"resume").any()

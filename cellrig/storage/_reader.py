@@ -146,19 +146,23 @@ class Run:
         return end[1] if end else None
 
     def _end(self) -> tuple[str, str | None] | None:
-        ev = self.events
-        ends = ev[ev["kind"] == "end"]
-        if ends.empty:
-            return None
-        last_end = ends.index[-1]
-        if (ev.loc[last_end:, "kind"] == "resume").any():
-            return None
-        status, _, reason = str(ends["message"].iloc[-1]).partition(": ")
-        return status, reason or None
+        with _open(self.path) as f:
+            return read_end(f[L.EVENTS])
 
     @cached_property
     def cycle_stream(self) -> str | None:
         return self.attrs.get("cycle_stream") or None
+
+
+def read_end(events: h5py.Group) -> tuple[str, str | None] | None:
+    """The run's last ``end`` event as (status, reason); None if it has none or was resumed after it."""
+    kinds = events["kind"][: min(d.shape[0] for d in events.values())]  # the rows every column holds
+    ends = np.flatnonzero(kinds == b"end")
+    if not ends.size or (kinds[ends[-1] :] == b"resume").any():
+        return None
+    message = events["message"][ends[-1]]
+    status, _, reason = (message.decode() if isinstance(message, bytes) else str(message)).partition(": ")
+    return status, reason or None
 
 
 def open_run(path: str | os.PathLike) -> Run:
