@@ -133,6 +133,17 @@ def test_reference_performance_tests_at_another_rate_are_no_point_on_the_fade_cu
     assert at_main_rate(with_rpt).sum() == len(ageing) - 12
 
 
+def test_the_main_rate_is_each_runs_own_in_a_campaign_table():
+    """A 1C run with a C/3 RPT and a run cycled at C/3 throughout: the RPT is left out, the C/3 run kept."""
+    fast = pd.DataFrame(
+        {"cycle": [1, 2, 3, 4], "discharge_capacity": 5.0, "discharge_time": [3600.0, 3600, 10800, 3600]}
+    )
+    slow = pd.DataFrame({"cycle": [1, 2, 3], "discharge_capacity": 5.0, "discharge_time": 10800.0})
+    table = pd.concat([fast.assign(run_id="fast"), slow.assign(run_id="slow")], ignore_index=True)
+    assert at_main_rate(table, by="run_id").tolist() == [True, True, False, True, True, True, True]
+    assert at_main_rate(table).tolist() == [False, False, True, False, True, True, True]  # as one run: C/3 wins
+
+
 def test_crossings_need_consecutive_cycles():
     soh = pd.Series([1.0, 0.79, 0.85, 0.79, 0.78, 0.77], index=[10, 11, 12, 13, 14, 15])
     assert crossings(soh, 0.8, consecutive=3) == (11.0, 13.0)

@@ -48,12 +48,13 @@ def _chemistry_legend(ax, colours: Mapping[str, str], extra: Sequence = ()) -> N
 
 
 def fade(cells: pd.DataFrame, cycles: pd.DataFrame, colours: Mapping[str, str]) -> Figure:
-    """Retention vs cycle of every cell, EOL (×) and knee (○) marked, 80 % line."""
+    """Retention vs cycle of every cell, other-rate cycles (□, RPTs), EOL (×) and knee (○) marked, 80 % line."""
     fig, (ax,) = _panels(1, "Capacity fade")
     for run_id, cell in cells.set_index("run_id").iterrows():
         mine = cycles[cycles["run_id"] == run_id]
         colour = colours[cell["chemistry"]]
         ax.plot(mine["cycle"], 100 * mine["retention"], color=colour, lw=0.8, alpha=0.8)
+        ax.plot(mine["cycle"], 100 * mine["other_rate_retention"], "s", color=colour, ms=3)
         for column, marker in (("eol_robust", "x"), ("knee", "o")):
             at = mine.loc[mine["cycle"] == np.round(cell[column]), "retention"] if np.isfinite(cell[column]) else ()
             if len(at):
@@ -64,6 +65,8 @@ def fade(cells: pd.DataFrame, cycles: pd.DataFrame, colours: Mapping[str, str]) 
         Line2D([], [], marker="x", ls="", color="k", label="EOL (80 %)"),
         Line2D([], [], marker="o", ls="", mfc="none", color="k", label="knee"),
     ]
+    if cycles["other_rate_retention"].notna().any():
+        markers.append(Line2D([], [], marker="s", ls="", ms=3, color="k", label="other rate (RPT)"))
     _chemistry_legend(ax, colours, markers)
     return fig
 

@@ -121,7 +121,9 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
     reference = cells.set_index("run_id")["reference_capacity"]
     cycles = analysis.cycles.copy()
     valid = at_main_rate(cycles, by="run_id")  # the fade curve: no RPT or pulse-test cycles
-    cycles["retention"] = (cycles["discharge_capacity"] / cycles["run_id"].map(reference).astype(float)).where(valid)
+    relative = cycles["discharge_capacity"] / cycles["run_id"].map(reference).astype(float)
+    cycles["retention"] = relative.where(valid)
+    cycles["other_rate_retention"] = relative.where(measured_cycles(cycles) & ~valid)  # RPTs: drawn apart
     initial = ["discharge_capacity", "discharge_energy", "dc_internal_resistance"]
     first = cycles[measured_cycles(cycles)].groupby("run_id")[initial].first()
     first = first.set_axis(["initial_capacity", "initial_energy", "initial_dcir"], axis=1)
@@ -188,8 +190,9 @@ def _fade(d: ReportData) -> str | None:
     return _figure(
         plots.fade(d.cells, d.cycles, d.colours),
         "capacity fade",
-        "Discharge capacity relative to each cell's reference capacity (nominal where known); × marks the "
-        "end of life (robust crossing of 80 %), ○ the Bacon–Watts knee.",
+        "Discharge capacity relative to each cell's reference capacity (nominal where known), of the cycles at "
+        "the run's own rate; squares mark cycles at another rate (reference performance tests, not on the fade "
+        "curve), × the end of life (robust crossing of 80 %), ○ the Bacon–Watts knee.",
     )
 
 
