@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cycling import cccv_cycles
 from waiting import wait_for
 
 from cellrig import open_run
@@ -18,17 +19,7 @@ from cellrig.storage import RunFileError
 CELLRIG = Path(sys.executable).with_name("cellrig")
 ENV = {**os.environ, "COLUMNS": "250"}
 
-FIVE_CYCLES = """\
-name: five-cycles
-steps:
-  - repeat:
-      times: 5
-      steps:
-        - cccv: {current: 1C, voltage: $v_max, until_current: C/20, max_time: 3 h}
-        - rest: 10 min
-        - cc: {current: -1C, until_voltage: $v_min, max_time: 3 h}
-        - rest: 10 min
-"""
+FIVE_CYCLES = cccv_cycles("five-cycles", 5)
 
 CAMPAIGN = """\
 name: kill-and-resume

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from cycling import cccv_cycles
 from waiting import wait_for
 
 from cellrig import open_run
@@ -24,17 +25,7 @@ GAS = Probe(103, "volt", scale=100.0, units="ppm")
 RIG = Binding(rig="rig", daq="daq2", probes={"temperature": Probe(101), "gas": GAS})
 SMU = Binding(cycler="smu", daq="daq2", probes={"temperature": Probe(104)})
 
-THREE_CYCLES = """
-name: three
-steps:
-  - repeat:
-      times: 3
-      steps:
-        - cccv: {current: 1C, voltage: $v_max, until_current: C/20, max_time: 3 h}
-        - rest: 10 min
-        - cc: {current: -1C, until_voltage: $v_min, max_time: 3 h}
-        - rest: 10 min
-"""
+THREE_CYCLES = cccv_cycles("three", 3)
 
 
 @contextmanager
