@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cellrig.analysis import cycle_summary, pulse_resistance, rate_capability, specific_energy
 from cellrig.analysis.parallel import analyse_campaign
-from cellrig.analysis.report import render_report
+from cellrig.analysis.report import render_report, report_data
 from cellrig.analysis.synthetic import SyntheticCell, write_run
 from cellrig.instruments.sim.cell import NMC811
 from cellrig.protocols.cells import CELL_TYPES
@@ -85,6 +86,8 @@ def test_the_report_draws_hppc_and_rate_runs_apart_from_cycle_life(lab_runs, tmp
     assert energy.notna().sum() == 2 and np.isnan(energy[str(life / "life.h5")])  # synthetic cells have no mass
     page = render_report(analysis, "characterisation", 3.0)
     assert 'alt="pulse resistance vs state of charge"' in page and 'alt="rate capability"' in page
+    (drawn,) = report_data(analysis, 3.0).rates.values()  # from the campaign's summaries, no second reading
+    pd.testing.assert_frame_equal(drawn, rate_capability(cycle_summary(run_of(lab_runs, "rate-capability"))))
     table = page.split("<h2>Life metrics</h2>", 1)[1].split("</table>", 1)[0]
     cells = re.findall(r"<tr><td>([^<]*)</td>", table)
     assert cells == ["L-1"] and "<th>Wh/kg</th>" in table  # the characterisation runs are not cycle-life cells

@@ -9,7 +9,7 @@ as a base64 PNG, so the one HTML file opens anywhere with no network.  Its secti
 
 import html
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from ..storage import Campaign, RunFileError, open_run
 from ..storage._layout import read_attrs
 from . import plots
 from ._read import RunFile, run_file
+from .characterisation import rate_capability
 from .cycles import to_bdf
 from .early import FEATURES, FINAL_CYCLE, fit_cycle_life, run_features
 from .ica import dqdv
@@ -73,7 +74,17 @@ class ReportData:
     abuse: tuple[str, ...] = ()  # paths of the abuse-test runs (left out of the cycle-life sections)
     sweeps: tuple[str, ...] = ()  # paths of temperature sweeps (left out of the cycle-life sections, shown apart)
     hppc: tuple[str, ...] = ()  # paths of HPPC runs (pulse resistance vs SOC, shown apart)
-    rates: tuple[str, ...] = ()  # paths of rate-capability runs (shown apart)
+    rates: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # (cell, chemistry) -> rate table
+
+
+def _rate_tables(analysis: CampaignAnalysis, paths: tuple[str, ...]) -> dict[tuple[str, str], pd.DataFrame]:
+    """Rate capability of each analysed run of ``paths`` from its summary in the campaign analysis."""
+    tables = {}
+    for _, run in analysis.life[analysis.life.index.isin(paths)].iterrows():
+        summary = analysis.cycles[analysis.cycles["run_id"] == run["run_id"]]
+        summary.attrs = {"nominal_capacity": run["reference_capacity"] if run["reference"] == "nominal" else None}
+        tables[str(run["cell_id"]), str(run["chemistry"])] = rate_capability(summary)
+    return tables
 
 
 def _protocol(path: str) -> dict[str, Any]:
@@ -105,6 +116,7 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
 
     sweeps, hppc, rates = characterisation("temperature"), characterisation("hppc"), characterisation("rate")
     apart = [*abuse, *sweeps, *hppc, *rates]  # no cycle life to show: each has its own figure or section
+    rate_tables = _rate_tables(analysis, rates)
     if apart:
         life = analysis.life[~analysis.life.index.isin(apart)]
         kept = set(life["run_id"]) if "run_id" in life else set()
@@ -131,7 +143,7 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
     cells["capacity_deviation"] = 100 * (cells["initial_capacity"] / cells["nominal_capacity"] - 1)
     cells["initial_dcir_mohm"] = 1e3 * cells["initial_dcir"]
     colours = plots.chemistry_colours(cells["chemistry"])
-    return ReportData(cells, cycles, analysis.errors, tolerance, colours, abuse, sweeps, hppc, rates)
+    return ReportData(cells, cycles, analysis.errors, tolerance, colours, abuse, sweeps, hppc, rate_tables)
 
 
 def _figure(fig: Figure, alt: str, caption: str) -> str:
@@ -291,12 +303,8 @@ def _cell_of(path: str) -> tuple[str, str]:
 def _rates(d: ReportData) -> str | None:
     if not d.rates:
         return None
-    from .characterisation import rate_capability
-    from .cycles import cycle_summary
-
-    tables = {_cell_of(path): rate_capability(cycle_summary(path)) for path in d.rates}
     return _figure(
-        plots.rate_capability(tables, plots.chemistry_colours([c for _, c in tables]) | d.colours),
+        plots.rate_capability(d.rates, plots.chemistry_colours([c for _, c in d.rates]) | d.colours),
         "rate capability",
         "Discharge capacity of the rate-capability runs at each rate (the cycle's mean discharge current over the "
         "nominal capacity), after the same charge, and relative to the lowest rate.",
