@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..storage import Run, open_run
-from .life import RATE_TOLERANCE
+from .life import at_main_rate, measured_cycles
 from .steps import DEFAULT_DETECTION, PULSE, StepDetection, find_steps, read_stream
 
 INITIAL_CYCLE, FINAL_CYCLE, MID_CYCLE = 10, 100, 91  # BEEP's init/final/mid_pred_cycle (reference §3.1)
@@ -101,19 +101,15 @@ def main_rate_cycles(
 ) -> dict[str, np.ndarray]:
     """The rows of the cycles at the run's own discharge rate, cycles numbered 1, 2, … again.
 
-    A cycle with a discharge is left out if its mean discharge current is more than
-    ``RATE_TOLERANCE`` from the median of them (the rule of :func:`at_main_rate`); cycles
-    without a discharge stay.  The columns come back unchanged if none is left out.
+    A cycle with a discharge is left out if :func:`at_main_rate` leaves it out of the fade curve;
+    cycles without a discharge stay.  The columns come back unchanged if none is left out.
     """
     cycle, dq, discharging = _discharged(columns, detection, nominal_capacity)
     time = columns["time"]
     dt = np.where(discharging, np.diff(time, prepend=time[0]), 0.0)
-    charge, seconds = np.bincount(cycle, weights=dq), np.bincount(cycle, weights=dt)
-    measured = charge > 0
-    current = np.divide(charge, seconds, out=np.zeros_like(charge), where=seconds > 0)
-    if not measured.any():
-        return columns
-    keep = ~measured | (np.abs(current / np.median(current[measured]) - 1) <= RATE_TOLERANCE)
+    per_cycle = pd.DataFrame({"discharge_capacity": np.bincount(cycle, weights=dq)})
+    per_cycle["discharge_time"] = np.bincount(cycle, weights=dt)
+    keep = (at_main_rate(per_cycle) | ~measured_cycles(per_cycle)).to_numpy()
     present = np.bincount(cycle, minlength=len(keep)) > 0
     if keep[present].all():
         return columns

@@ -132,12 +132,12 @@ def report_data(analysis: CampaignAnalysis, tolerance: float) -> ReportData:
     cells["nominal_capacity"] = cells["reference_capacity"].where(cells["reference"] == "nominal")
     reference = cells.set_index("run_id")["reference_capacity"]
     cycles = analysis.cycles.copy()
-    valid = at_main_rate(cycles, by="run_id")  # the fade curve: no RPT or pulse-test cycles
+    measured, valid = measured_cycles(cycles), at_main_rate(cycles, by="run_id")  # valid: no RPT or pulse test
     relative = cycles["discharge_capacity"] / cycles["run_id"].map(reference).astype(float)
     cycles["retention"] = relative.where(valid)
-    cycles["other_rate_retention"] = relative.where(measured_cycles(cycles) & ~valid)  # RPTs: drawn apart
+    cycles["other_rate_retention"] = relative.where(measured & ~valid)  # RPTs: drawn apart
     initial = ["discharge_capacity", "discharge_energy", "dc_internal_resistance"]
-    first = cycles[measured_cycles(cycles)].groupby("run_id")[initial].first()
+    first = cycles[measured].groupby("run_id")[initial].first()
     first = first.set_axis(["initial_capacity", "initial_energy", "initial_dcir"], axis=1)
     cells = cells.join(first, on="run_id")
     cells["capacity_deviation"] = 100 * (cells["initial_capacity"] / cells["nominal_capacity"] - 1)
