@@ -23,8 +23,8 @@ What it measures
                     shared), and a pure-arithmetic loop (no memory traffic, nothing shared) in
                     one process against a pool of two; on this VM even that loop's gain swings
                     between about 1.5× and 2× from one second to the next.
-    rounds          every measurement of a group runs once per round, in turn, 7 rounds (1 in a
-                    quick run; 2 for the campaign), and the best round counts (the median is
+    rounds          every measurement of a group runs once per round, in turn, 7 rounds (in a
+                    quick run 1, and 2 for the campaign), and the best round counts (the median is
                     printed beside it): fresh processes' start-up and compilation are not
                     counted, and a slow spell of the machine falls on every measurement alike.
     peak memory     resident memory of this process plus all its child processes (cluster
