@@ -1,30 +1,30 @@
 """The ``cellrig`` commands that run tests: run, campaign, resume, pause/continue/stop/abort, protocols."""
 
-import contextlib
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .cli import console, err, main, runs_folder
-from .instruments.sim.lab import CYCLER_CELLS, DEFAULT_SPEED, VirtualLab
+from .instruments._connection import InstrumentError
+from .instruments.sim.lab import CYCLER_CELLS, VirtualLab, speed_for
 from .lab import Lab, LabFileError
 from .protocols import campaign as campaigns
 from .protocols import control, library
-from .protocols.cells import PRESET_TYPES, CellSpec, cell_spec
+from .protocols.cells import PRESET_TYPES, cell_spec
 from .protocols.engine import PreflightError, Runner, Shared
 from .protocols.language import Check, Protocol, ProtocolError
 from .protocols.preflight import Binding, Probe, check
+from .protocols.stopping import StopRequest, signals_ask_to_stop
 from .storage import RunFileError, open_run
 
 GAS_PPM_PER_V = 100.0  # the virtual rig enclosure's gas transmitter: 0.01 V per ppm
 BAD_INPUT = (ProtocolError, PreflightError, LabFileError, RunFileError, ValueError, FileExistsError, KeyError)
+#: What ends a command with one line and exit 1: bad input, or an instrument or folder that cannot be had.
+REFUSED = (*BAD_INPUT, InstrumentError, OSError)
 
 
 def _parameters(values: tuple[str, ...]) -> dict[str, str]:
@@ -64,22 +64,13 @@ def _virtual_setup(name: str, channel: int, specimen: str) -> tuple[str, Binding
     return cell_type, Binding("cycler", channel, chamber, None, "daq", {"temperature": Probe(channel)})
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends runs like Ctrl-C: every instrument safe, every file closed saying why."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt("terminated (SIGTERM)")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _stopping() -> signals_ask_to_stop:
+    """SIGINT, SIGTERM and SIGHUP ask every run to stop safely, however often they come."""
+    return signals_ask_to_stop(StopRequest(), lambda text: err.print(f"[yellow]{text}[/]"))
 
 
 def _execute(runners: list[Runner]) -> None:
-    """Run with a progress bar per run; print how each ended; exit 1 if any failed, 130 if interrupted."""
+    """Run with a progress bar per run; print how each ended; exit 1 if any failed, 130 if a signal stopped them."""
     bars = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -99,7 +90,7 @@ def _execute(runners: list[Runner]) -> None:
             where += f" · retention {loops[-1]:.1%}" if loops else ""
             bars.update(tasks[r.key], completed=r.state.steps_done, where=where)
 
-    with bars, _sigterm_as_interrupt():
+    with bars:
         results = campaigns.run_all(runners, on_wait=update)
         update()
     table = Table(title="runs", title_justify="left")
@@ -111,7 +102,7 @@ def _execute(runners: list[Runner]) -> None:
         table.add_row(r.protocol.cell.id, r.protocol.name, f"[{colour}]{status}[/]", reason or "", str(r.writer.path))
     console.print(table)
     statuses = {s for s, _ in results.values()}
-    if any(r.shared.interrupt.is_set() for r in runners[:1]):
+    if runners and runners[0].shared.interrupt.is_set():
         sys.exit(130)
     if "failed" in statuses:
         sys.exit(1)
@@ -139,7 +130,14 @@ def _fail(exc: Exception) -> click.ClickException:
     "--probe", "probes", multiple=True, metavar="NAME=CHANNEL", help="A DAQ thermocouple, e.g. temperature=101."
 )
 @click.option(
-    "--speed", type=click.FloatRange(min=1), default=DEFAULT_SPEED, show_default=True, help="Virtual lab clock speed."
+    "--cell-probe",
+    metavar="NAME",
+    help="The probe on the cell, supervised as cell temperature (default: 'temperature', or the only one).",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=1),
+    help="Virtual lab clock speed (default: the fastest the protocol's instruments can follow, said at start).",
 )
 @click.option(
     "--ageing", type=click.FloatRange(min=1), default=1.0, show_default=True, help="Virtual cells age this much faster."
@@ -164,7 +162,8 @@ def run(
     rig: str | None,
     daq: str | None,
     probes: tuple[str, ...],
-    speed: float,
+    cell_probe: str | None,
+    speed: float | None,
     ageing: float,
     specimen: str,
 ) -> None:
@@ -173,31 +172,36 @@ def run(
     With no --lab, on the virtual lab: cycling on the BT2200 channel (its chamber and
     thermocouple follow the channel), electrical abuse on the SMU, mechanical abuse on the
     rig.  The protocol is checked against the cell's ratings and the lab's limits first;
-    nothing moves if any step could exceed them.  Ctrl-C or SIGTERM stop the run safely
-    (resume it with `cellrig resume`).
+    nothing moves if any step could exceed them.  Ctrl-C, SIGTERM or SIGHUP stop the run
+    safely (resume it with `cellrig resume`).
     """
     overrides = _parameters(params)
-    try:
-        if lab_file is None:
-            default_type, binding = _virtual_setup(protocol, channel, specimen)
-            cell = cell_spec(cell_type or default_type, cell_id)
-            with VirtualLab(speed=speed, ageing=ageing, specimen=specimen) as virtual:
-                lab = Lab.from_dict(virtual.lab_dict(), "virtual lab", virtual.clock)
-                _run_one(protocol, cell, binding, lab, overrides, out_dir)
-            return
-        lab = Lab.from_file(lab_file)
-        cell = cell_spec(cell_type or "nmc811-5Ah", cell_id)
-        binding = Binding(cycler, channel, chamber, rig, daq, _probes(probes))
-        _run_one(protocol, cell, binding, lab, overrides, out_dir)
-    except BAD_INPUT as exc:
-        raise _fail(exc) from None
+    with _stopping() as stop:
+        try:
+            if lab_file is None:
+                default_type, binding = _virtual_setup(protocol, channel, specimen)
+                cell = cell_spec(cell_type or default_type, cell_id)
+                p = library.protocol(protocol, cell, overrides)
+                if speed is None:
+                    speed, why = speed_for(binding.roles().values(), p.header.sample_interval)
+                    err.print(f"virtual lab clock ×{speed:g} ({why})", highlight=False)
+                with VirtualLab(speed=speed, ageing=ageing, specimen=specimen) as virtual:
+                    lab = Lab.from_dict(virtual.lab_dict(), "virtual lab", virtual.clock)
+                    _run_one(p, binding, lab, out_dir, stop)
+                return
+            lab = Lab.from_file(lab_file)
+            cell = cell_spec(cell_type or "nmc811-5Ah", cell_id)
+            binding = Binding(cycler, channel, chamber, rig, daq, _probes(probes), cell_probe)
+            _run_one(library.protocol(protocol, cell, overrides), binding, lab, out_dir, stop)
+        except REFUSED as exc:
+            raise _fail(exc) from None
 
 
-def _run_one(name: str, cell: CellSpec, binding: Binding, lab: Lab, overrides: dict[str, str], out_dir: Path) -> None:
-    p: Protocol = library.protocol(name, cell, overrides)
+def _run_one(p: Protocol, binding: Binding, lab: Lab, out_dir: Path, stop: StopRequest) -> None:
+    cell = p.cell
     err.print(f"[bold]{p.name}[/] ({p.header.title}) on {cell.id} ({cell.type or cell.chemistry}) · {lab.name}")
     with lab:
-        runner = Runner.start(p, binding, out_dir, Shared(lab))
+        runner = Runner.start(p, binding, out_dir, Shared(lab, interrupt=stop))
         _execute([runner])
 
 
@@ -217,15 +221,16 @@ def campaign(campaign_file: Path, out_dir: Path, lab_file: Path | None, params: 
     until all pass.  One cell tripping stops that cell only (unless its chamber is marked
     safe_on_trip).  Watch it with `cellrig status DIR`; steer it with `cellrig pause DIR`.
     """
-    try:
-        lab = Lab.from_file(lab_file) if lab_file else None
-        plan = campaigns.load_campaign(campaign_file, lab, _parameters(params))
-        with plan.lab:
-            runners = campaigns.start(plan, out_dir)
-            err.print(f"[bold]{plan.name}[/]: {len(runners)} runs on {plan.lab.name} → {out_dir}")
-            _execute(runners)
-    except BAD_INPUT as exc:
-        raise _fail(exc) from None
+    with _stopping() as stop:
+        try:
+            lab = Lab.from_file(lab_file) if lab_file else None
+            plan = campaigns.load_campaign(campaign_file, lab, _parameters(params))
+            with plan.lab:
+                runners = campaigns.start(plan, out_dir, interrupt=stop)
+                err.print(f"[bold]{plan.name}[/]: {len(runners)} runs on {plan.lab.name} → {out_dir}")
+                _execute(runners)
+        except REFUSED as exc:
+            raise _fail(exc) from None
 
 
 @main.command()
@@ -236,19 +241,25 @@ def campaign(campaign_file: Path, out_dir: Path, lab_file: Path | None, params: 
     type=click.Path(dir_okay=False, path_type=Path),
     help="Lab file (default: the one the run used).",
 )
-def resume(target: Path, lab_file: Path | None) -> None:
+@click.option(
+    "--ack-trip",
+    is_flag=True,
+    help="Also continue tripped runs: you have found why they tripped (recorded in each file).",
+)
+def resume(target: Path, lab_file: Path | None, ack_trip: bool) -> None:
     """Continue an interrupted (or stopped) run in its own file, or every such run in a folder.
 
     The run goes on from its last checkpoint (after the last completed step); a step that was
-    interrupted runs again.  Abuse tests never resume.
+    interrupted runs again.  A tripped run continues only with --ack-trip; abuse tests never resume.
     """
-    try:
-        lab = Lab.from_file(lab_file) if lab_file else None
-        runners = campaigns.resume(target, lab)
-        with runners[0].lab:
-            _execute(runners)
-    except BAD_INPUT as exc:
-        raise _fail(exc) from None
+    with _stopping() as stop:
+        try:
+            lab = Lab.from_file(lab_file) if lab_file else None
+            runners = campaigns.resume(target, lab, ack_trip=ack_trip, interrupt=stop)
+            with runners[0].lab:
+                _execute(runners)
+        except REFUSED as exc:
+            raise _fail(exc) from None
 
 
 #: which runs each operator command is for (their state as ``control.state`` tells it)
@@ -401,14 +412,14 @@ def demo(out_dir: Path) -> None:
 
     if out_dir.exists() and any(out_dir.iterdir()):
         raise click.ClickException(f"{out_dir}: not empty; the demo never overwrites runs (choose another --out)")
-    with _sigterm_as_interrupt():
+    with _stopping() as stop:
         try:
-            run_demo(out_dir, _execute, lambda text: err.print(f"\n[bold]{text}[/]"))
-        except KeyboardInterrupt:
-            err.print("[red]interrupted[/]: every instrument made safe, every run file closed")
-            sys.exit(130)
-        except RuntimeError as exc:  # the virtual lab could not start
+            run_demo(out_dir, _execute, lambda text: err.print(f"\n[bold]{text}[/]"), stop)
+        except (RuntimeError, *REFUSED) as exc:  # e.g. the virtual lab could not start
             raise _fail(exc) from None
+    if stop.is_set():
+        err.print("[red]interrupted[/]: every instrument made safe, every run file closed")
+        sys.exit(130)
     campaign, analysis = _analyse_campaign(out_dir, None)
     tables = write_tables(analysis, campaign, out_dir / "analysis")
     page = render_report(analysis, "cellrig demo: sulfide all-solid-state vs NMC811 vs LFP", 3.0)

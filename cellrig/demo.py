@@ -23,6 +23,7 @@ from .protocols.campaign import Campaign, ChamberEntry, Plan
 from .protocols.cells import PRESET_TYPES, cell_spec
 from .protocols.engine import Runner
 from .protocols.preflight import Binding, Probe
+from .protocols.stopping import StopRequest
 
 AGEING = 120.0  # the demo's cells age this many times faster than rated
 LABELS = {"nmc811": "NMC", "lfp": "LFP", "sulfide": "SUL"}
@@ -64,10 +65,7 @@ def phases() -> list[Phase]:
     ]
     hppc = [(*_id(ch, "h"), "hppc", {"rest": "30 min"}, _cycler(ch, chamber=False)) for ch in (101, 103, 104)]
     hot = {"target": "200 °C"}  # GB 38031's hold and observation, at the seed's 200 °C
-    hot_box = [
-        (*_id(ch, "b"), "hot-box", hot, Binding(chamber="chamber", daq="daq", probes={"temperature": Probe(ch)}))
-        for ch in (101, 104)
-    ]
+    oven = {ch: Binding(chamber="chamber", daq="daq", probes={"temperature": Probe(ch)}) for ch in (101, 104)}
     rig = Binding(rig="rig", daq="daq2", probes={"temperature": Probe(101), "gas": GAS})
     out = [
         Phase(
@@ -75,8 +73,12 @@ def phases() -> list[Phase]:
         ),
         Phase("sweep", "temperature sweep -20…85 °C", {"speed": 4000, "dt": 2}, sweep),
         Phase("hppc", "HPPC (DCIR vs SOC)", {"speed": 4000, "dt": 2}, hppc),
-        Phase("hot-box", "200 °C hot box, NMC and sulfide in one oven", {"speed": 2000}, hot_box),
     ]
+    # one oven each: a cell running away makes its oven safe, which would end the other's test
+    for ch in (101, 104):
+        name = LABELS[CYCLER_CELLS[ch - 101]]
+        cell = (*_id(ch, "b"), "hot-box", hot, oven[ch])
+        out.append(Phase(f"hot-box-{name.lower()}", f"200 °C hot box on {name}", {"speed": 2000}, [cell]))
     for test in ("nail-gbt31485", "crush-gb38031"):
         for preset in ("nmc811", "sulfide"):
             cell = (f"{LABELS[preset]}-{test.split('-')[0]}", PRESET_TYPES[preset], test, {}, rig)  # as the standard
@@ -88,10 +90,18 @@ def phases() -> list[Phase]:
 Execute = Callable[[list[Runner]], None]
 
 
-def run_demo(out: Path, execute: Execute, announce: Callable[[str], None] = print) -> list[Path]:
-    """Run every phase into ``out/<phase>/``; ``execute`` runs a phase's runners (the CLI shows progress)."""
+def run_demo(
+    out: Path, execute: Execute, announce: Callable[[str], None] = print, stop: StopRequest | None = None
+) -> list[Path]:
+    """Run every phase into ``out/<phase>/``; ``execute`` runs a phase's runners (the CLI shows progress).
+
+    Once ``stop`` is set (a signal) the phase running ends safely and no other starts.
+    """
+    stop = stop or StopRequest()
     folders = []
     for phase in phases():
+        if stop.is_set():
+            break
         announce(f"{phase.folder}: {phase.title}")
         folder = out / phase.folder
         with served_lab(out / f".{phase.folder}-lab.toml", **phase.lab) as lab_file:
@@ -101,7 +111,7 @@ def run_demo(out: Path, execute: Execute, announce: Callable[[str], None] = prin
                 for cell_id, cell_type, protocol, params, binding in phase.cells
             ]
             with lab:
-                runners = campaigns.start(Campaign(phase.folder, lab, plans, phase.chambers), folder)
+                runners = campaigns.start(Campaign(phase.folder, lab, plans, phase.chambers), folder, interrupt=stop)
                 execute(runners)
         folders.append(folder)
     return folders

@@ -215,7 +215,7 @@ steps:
 
 @pytest.mark.parametrize(
     ("limit", "said"),
-    [("dTdt_max: 1 K/s", "cell dT/dt"), ("gas_max: 100 ppm", "daq gas"), ("force_max: 1 kN", "rig force")],
+    [("dTdt_max: 1 K/s", "cell dT/dt"), ("gas_max: 100 ppm", "gas"), ("force_max: 1 kN", "rig force")],
 )
 def test_each_abuse_limit_trips_and_the_rig_retracts(tmp_path, limit, said):
     text = f"""

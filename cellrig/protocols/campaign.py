@@ -35,8 +35,9 @@ from ..storage import open_run
 from . import language as L
 from . import library
 from .cells import cell_spec
-from .engine import PreflightError, Runner, Shared, new_run_path
+from .engine import POLL, PreflightError, Runner, Shared, new_run_path
 from .preflight import Binding, Probe, check
+from .stopping import StopRequest, signals_ask_to_stop
 
 MANIFEST = "campaign.json"
 
@@ -175,8 +176,8 @@ def preflight(campaign: Campaign) -> list[str]:
 Progress = Callable[[Runner], None]
 
 
-def _shared(lab: Lab, chambers: dict[str, ChamberEntry], poll: float) -> Shared:
-    shared = Shared(lab, poll=poll)
+def _shared(lab: Lab, chambers: dict[str, ChamberEntry], poll: float, interrupt: StopRequest | None) -> Shared:
+    shared = Shared(lab, poll=poll, interrupt=interrupt or StopRequest())
     shared.chamber_safe_on_trip.update(name for name, chamber in chambers.items() if chamber.safe_on_trip)
     return shared
 
@@ -189,7 +190,14 @@ def _set_leads(shared: Shared, chambers: dict[str, ChamberEntry], runners: list[
             shared.chamber(name).lead = lead.key
 
 
-def start(campaign: Campaign, out: str | Path, *, poll: float = 1.0, progress: Progress | None = None) -> list[Runner]:
+def start(
+    campaign: Campaign,
+    out: str | Path,
+    *,
+    poll: float = POLL,
+    progress: Progress | None = None,
+    interrupt: StopRequest | None = None,
+) -> list[Runner]:
     """Pre-flight every cell, then create every run file in ``out``; nothing moves until :func:`run_all`."""
     out = Path(out)
     problems = preflight(campaign)
@@ -198,7 +206,7 @@ def start(campaign: Campaign, out: str | Path, *, poll: float = 1.0, progress: P
     if (out / MANIFEST).exists():
         raise FileExistsError(f"{out}: already holds a campaign (continue it with: cellrig resume {out})")
     out.mkdir(parents=True, exist_ok=True)
-    shared = _shared(campaign.lab, campaign.chambers, poll)
+    shared = _shared(campaign.lab, campaign.chambers, poll, interrupt)
     runners = []
     for plan in campaign.plans:
         path = new_run_path(out, plan.protocol.name, plan.protocol.cell.id)
@@ -216,47 +224,68 @@ def start(campaign: Campaign, out: str | Path, *, poll: float = 1.0, progress: P
 
 
 def resume(
-    folder: str | Path, lab: Lab | None = None, *, poll: float = 1.0, progress: Progress | None = None
+    folder: str | Path,
+    lab: Lab | None = None,
+    *,
+    poll: float = POLL,
+    progress: Progress | None = None,
+    ack_trip: bool = False,
+    interrupt: StopRequest | None = None,
 ) -> list[Runner]:
-    """Reopen every interrupted or stopped run in ``folder`` (a campaign's or any) to continue it."""
+    """Reopen every interrupted or stopped run in ``folder`` (a campaign's or any) to continue it.
+
+    ``ack_trip``: tripped runs too (non-abuse), the acknowledgement recorded in each file.
+    """
     folder = Path(folder)
     paths = sorted(folder.glob("*.h5")) if folder.is_dir() else [folder]
     manifest_path = (folder if folder.is_dir() else folder.parent) / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    todo = [p for p in paths if open_run(p).status in ("interrupted", "stopped")]
+    resumable = ("interrupted", "stopped", "tripped") if ack_trip else ("interrupted", "stopped")
+    todo = [p for p in paths if open_run(p).status in resumable]
+    if not todo and not folder.is_dir():
+        todo = paths  # one run named: let Runner.resume say why it cannot continue
     if not todo:
         raise ValueError(f"{folder}: no interrupted or stopped run to resume")
     if lab is None:
         lab_file = manifest.get("lab") or open_run(todo[0]).meta["lab"]["file"]
         lab = Lab.from_file(lab_file)
     chambers = {k: ChamberEntry(**v) for k, v in manifest.get("chambers", {}).items()}
-    shared = _shared(lab, chambers, poll)
-    runners = [Runner.resume(p, shared, progress=progress) for p in todo]
+    shared = _shared(lab, chambers, poll, interrupt)
+    runners = [Runner.resume(p, shared, progress=progress, ack_trip=ack_trip) for p in todo]
     _set_leads(shared, chambers, runners)
     return runners
 
 
 def run_all(runners: list[Runner], *, on_wait: Callable[[], None] | None = None) -> dict[str, tuple[str, str | None]]:
-    """Run every runner in its own thread; Ctrl-C (or SIGTERM turned into it) stops them all safely."""
+    """Run every runner in its own thread until each has ended (safe state read back, file closed).
+
+    Signals and Ctrl-C only ask the runs to stop (:mod:`.stopping`); this thread waits for
+    every run whatever arrives, so the lab is never closed under a run still making itself safe.
+    """
     results: dict[str, tuple[str, str | None]] = {}
+    ended = threading.Event()
 
     def work(r: Runner) -> None:
-        results[r.protocol.cell.id] = r.run()
+        try:
+            results[r.protocol.cell.id] = r.run()
+        except BaseException as exc:
+            results[r.protocol.cell.id] = ("failed", f"{type(exc).__name__}: {exc}")
+        finally:
+            ended.set()
 
     threads = [threading.Thread(target=work, args=(r,), name=f"run-{r.key}") for r in runners]
-    for t in threads:
-        t.start()
-    shared = runners[0].shared if runners else None
-    try:
-        while any(t.is_alive() for t in threads):
-            if on_wait:
-                on_wait()
-            for t in threads:
-                t.join(timeout=0.2)
-    except KeyboardInterrupt as exc:
-        if shared is not None:
-            shared.interrupt_reason = str(exc) or "interrupted (Ctrl-C)"
-            shared.interrupt.set()
+    if not threads:
+        return results
+    stop = runners[0].shared.interrupt
+    with signals_ask_to_stop(stop):
         for t in threads:
-            t.join()
+            t.start()
+        while any(t.is_alive() for t in threads):
+            try:
+                if on_wait:
+                    on_wait()
+                ended.wait(0.2)
+                ended.clear()
+            except KeyboardInterrupt:  # a handler other than ours (e.g. a notebook's): ask, and wait on
+                stop.ask("interrupted (Ctrl-C)")
     return results

@@ -5,24 +5,27 @@ instrument of the run (cycler channel, chamber, DAQ probes, rig), appends what t
 measured to the run file at their own rates, and hands every block to the safety
 supervisor.  Run states: running ⇄ paused → finished | stopped | aborted | tripped | failed.
 
-Every way out — the end of the protocol, a trip, an operator's stop or abort, Ctrl-C or
-SIGTERM (passed in as ``interrupt``), a lost instrument, any error — puts the run's
-instruments in their safe state and closes the file with the status and the reason.
+Every way out — the end of the protocol, a trip, an operator's stop or abort, a signal
+(passed in as ``Shared.interrupt``), a lost instrument, any error — puts the run's
+instruments in their safe state and closes the file with the status and the reason.  A trip
+makes the outputs safe and then keeps the run's loggers recording (:func:`observation`: an
+abuse test's whole event, a cycling cell until it has cooled) before the run ends ``tripped``.
 After every completed step a checkpoint event records where the program stands, so
 :meth:`Runner.resume` continues an interrupted run in the same file with no cycle repeated
 or skipped (an interrupted step is run again).  Abuse tests are never resumed.
 """
 
+import contextlib
 import dataclasses
 import datetime as dt
 import getpass
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,9 +35,10 @@ from . import control
 from . import language as L
 from .activities import Activity, RunEnded, activity, charging
 from .cells import CellSpec
-from .preflight import Binding, check
+from .preflight import Binding, check, hardware_limits
 from .sharing import ChamberShare, DAQHub, Timebase
-from .supervisor import Supervisor, effective_limits
+from .stopping import StopRequest
+from .supervisor import Supervisor, Trip, effective_limits
 
 CYCLER_COLUMNS = {
     "voltage": Column("V", "f8", "cell voltage"),
@@ -52,7 +56,25 @@ RIG_COLUMNS = {
     "voltage": Column("V", "f8", "cell voltage on the rig's fast channel"),
 }
 CHAMBER_PERIOD = 10.0  # lab seconds between chamber readings
-MIN_WALL_POLL = 0.002  # s of real time between polls, however fast the lab clock runs
+POLL = 0.25  # lab seconds between polls of a run's instruments …
+MIN_WALL_POLL = 0.002  # … and at least this much real time, however fast the lab clock runs
+ABUSE_OBSERVE = 3600.0  # s recorded after an abuse test trips: GB/T 31485, GB 38031 observe 1 h (reference §2–4)
+COOLING_OBSERVE = 3600.0  # s at most recorded after another run trips, until its cell is back in its rated range
+
+
+def observation(protocol: L.Protocol) -> tuple[float, float | None]:
+    """How long a tripped run keeps its loggers recording, and the cell temperature that ends it sooner.
+
+    The protocol's ``observe_after_trip``; else, for an abuse test, its longest ``observe``
+    step (the standard's observation), or :data:`ABUSE_OBSERVE`; else until the cell is back
+    at its rated maximum temperature, at most :data:`COOLING_OBSERVE`.
+    """
+    if protocol.header.observe_after_trip is not None:
+        return protocol.header.observe_after_trip, None
+    if protocol.abuse:
+        parts = [p for leaf in protocol.leaves for p in (leaf.spec if leaf.kind == "parallel" else (leaf,))]
+        return max((p.spec.duration for p in parts if p.kind == "observe"), default=ABUSE_OBSERVE), None
+    return COOLING_OBSERVE, protocol.cell.t_max
 
 
 class PreflightError(ValueError):
@@ -100,10 +122,9 @@ class Shared:
     lab: Lab
     hubs: dict[str, DAQHub] = field(default_factory=dict)
     chambers: dict[str, ChamberShare] = field(default_factory=dict)
-    interrupt: threading.Event = field(default_factory=threading.Event)
-    interrupt_reason: str = "interrupted"
+    interrupt: StopRequest = field(default_factory=StopRequest)
     chamber_safe_on_trip: set[str] = field(default_factory=set)
-    poll: float = 1.0  # lab seconds between polls (at least MIN_WALL_POLL of real time)
+    poll: float = POLL  # lab seconds between polls (at least MIN_WALL_POLL of real time)
 
     def hub(self, role: str) -> DAQHub:
         if role not in self.hubs:
@@ -154,13 +175,16 @@ class Runner:
         self.lab = shared.lab
         self.key = writer.path.name
         self.t0, self.state, self.progress = t0, state, progress
-        self.supervisor = Supervisor(effective_limits(protocol.limits, protocol.cell, protocol.abuse))
-        roles = protocol.roles()
-        self.cycler = self.lab.channel(binding.cycler, binding.channel) if "cycler" in roles else None
+        instruments = self.instruments(protocol, binding, self.lab)
+        chamber_max = hardware_limits(self.lab, binding.chamber).max_temperature if binding.chamber else None
+        self.columns = binding.signal_columns()
+        self.supervisor = Supervisor(effective_limits(protocol, chamber_max), self.columns, self.lab.clock.scale)
+        self.supervising = True
+        self.cycler = instruments.get("cycler")
         self.share = shared.chamber(binding.chamber) if binding.chamber else None
         self.chamber = self.share.chamber if self.share else None
-        self.rig = self.lab[binding.rig] if "rig" in roles else None
-        self.hub = shared.hub(binding.daq) if binding.daq and binding.probes else None
+        self.rig = instruments.get("rig")
+        self.hub = shared.hub(binding.daq) if "daq" in instruments else None
         if self.share is not None:  # every run of a campaign joins before any asks for a setpoint
             self.share.join(self.key)
         if self.hub is not None:
@@ -169,6 +193,7 @@ class Runner:
         self.timebases = {name: Timebase(self.lab.clock) for name in ("cycler", "rig")}
         self.last: dict[str, float] = {}  # stream -> time of its last row
         self.last_cell_temperature: float | None = None
+        self.peak_cell_temperature = -np.inf
         self.last_voltage: float | None = None
         self.leaf: L.Leaf | None = None
         self.leaf_discharge = 0.0
@@ -179,6 +204,20 @@ class Runner:
         self.status = "running"
 
     # -- building -------------------------------------------------------------------------------
+
+    @staticmethod
+    def instruments(protocol: L.Protocol, binding: Binding, lab: Lab) -> dict[str, Any]:
+        """The run's instruments by kind, connected (one that cannot be reached fails here, before any file)."""
+        roles, out = protocol.roles(), {}
+        if "cycler" in roles:
+            out["cycler"] = lab.channel(binding.cycler, binding.channel)
+        if binding.chamber:
+            out["chamber"] = lab[binding.chamber]
+        if "rig" in roles:
+            out["rig"] = lab[binding.rig]
+        if binding.daq and binding.probes:
+            out["daq"] = lab[binding.daq]
+        return out
 
     @staticmethod
     def streams(protocol: L.Protocol, binding: Binding) -> dict[str, dict[str, Column]]:
@@ -210,6 +249,7 @@ class Runner:
         problems = check(protocol, shared.lab, binding)
         if problems:
             raise PreflightError(problems)
+        cls.instruments(protocol, binding, shared.lab)
         out = Path(out)
         path = out if out.suffix == ".h5" else new_run_path(out, protocol.name, protocol.cell.id)
         clock = shared.lab.clock
@@ -238,14 +278,25 @@ class Runner:
         return cls(protocol, binding, writer, shared, t0=clock.now(), state=State(), progress=progress)
 
     @classmethod
-    def resume(cls, path: str | Path, shared: Shared, *, progress: Progress | None = None) -> "Runner":
-        """Continue an interrupted (or stopped) run in its own file from its last checkpoint."""
+    def resume(
+        cls, path: str | Path, shared: Shared, *, progress: Progress | None = None, ack_trip: bool = False
+    ) -> "Runner":
+        """Continue an interrupted (or stopped) run in its own file from its last checkpoint.
+
+        A tripped run resumes only with ``ack_trip`` (someone has looked at why), recorded in the file.
+        """
         run = open_run(path)
-        if run.status not in ("interrupted", "stopped"):
+        resumable = ("interrupted", "stopped", "tripped") if ack_trip else ("interrupted", "stopped")
+        if run.status == "tripped" and not ack_trip:
+            raise ValueError(
+                f"{path}: run tripped ({run.end_reason}); once the cause is understood, resume it with --ack-trip"
+            )
+        if run.status not in resumable:
             raise ValueError(f"{path}: run is {run.status}; only interrupted or stopped runs resume")
         meta = run.meta
         if meta["protocol"]["kind"] == "abuse":
             raise ValueError(f"{path}: abuse tests are never resumed (the cell may be damaged); start a new run")
+        tripped = run.end_reason if run.status == "tripped" else None
         cell = CellSpec.from_meta(meta["cell"])
         params = json.loads(meta["protocol"]["parameters"])
         protocol = L.parse(meta["protocol"]["text"], meta["protocol"]["origin"], cell, params)
@@ -258,6 +309,8 @@ class Runner:
         # a lab clock that restarted (a new virtual lab) must not send time backwards
         t0 = min(started_clock, shared.lab.clock.now() - last)
         runner = cls(protocol, binding, writer, shared, t0=t0, state=state, progress=progress)
+        if tripped is not None:
+            runner.event("trip_ack", f"trip acknowledged by {getpass.getuser()}: {tripped}")
         writer.event("note", f"resumed from step {state.steps_done + 1} (cycle {state.cycle})", time=runner.now())
         return runner
 
@@ -275,9 +328,8 @@ class Runner:
         t = np.maximum(np.asarray(t, dtype=np.float64), self.last.get(stream, 0.0))
         self.writer.append(stream, time=t, **columns)
         self.last[stream] = float(t[-1])
-        reason = self.supervisor.check(stream, columns, t)
-        if reason:
-            raise RunEnded("tripped", reason)
+        if self.supervising:
+            self.supervisor.check(stream, columns, t)
 
     def poll(self) -> None:
         """Fetch what every instrument of the run measured, record it, supervise it."""
@@ -312,15 +364,21 @@ class Runner:
         if self.hub is not None:
             block = self.hub.take(self.key)
             if block:
+                self.supervisor.fresh("daq", self.lab.clock.now(), time.monotonic())
                 t = block.pop("time") - self.t0
+                cell = block.get(self.columns.get("cell temperature", ""))
+                if cell is not None:
+                    self.last_cell_temperature = float(cell[-1])
+                    peak = float(np.nanmax(cell, initial=-np.inf))
+                    self.peak_cell_temperature = max(self.peak_cell_temperature, peak)
                 self._append("daq", t, **block)
-                if "temperature" in block:
-                    self.last_cell_temperature = float(block["temperature"][-1])
         if self.rig is not None and self.rig_acquiring:
             s = self.rig.fetch_samples()
             if len(s["time"]):
                 t = self.timebases["rig"](s["time"]) - self.t0
                 self._append("rig", t, position=s["position"], force=s["force"], voltage=s["voltage"])
+        if self.supervising:
+            self.supervisor.check_fresh(self.lab.clock.now(), time.monotonic(), self.now())
 
     # -- what activities ask ------------------------------------------------------------------
 
@@ -356,7 +414,7 @@ class Runner:
 
     def run(self) -> tuple[str, str | None]:
         """Run to the end; return (status, reason).  The run file is closed whatever happens."""
-        status, reason = "failed", "the engine stopped unexpectedly"
+        trip: Trip | None = None
         try:
             self._prepare()
             self._settle()
@@ -368,18 +426,20 @@ class Runner:
             status, reason = "finished", None
         except RunEnded as end:
             status, reason = end.status, end.reason
-            if status == "tripped":
-                self.event("trip", reason)
+            trip = end if isinstance(end, Trip) else None
         except KeyboardInterrupt:
             status, reason = "stopped", "interrupted (Ctrl-C)"
         except Exception as exc:
             status, reason = "failed", f"{type(exc).__name__}: {exc}"
-        finally:
-            self.status = status
-            reason = self._finish(status, reason)
-        return status, reason
+        except BaseException as exc:  # SystemExit and the like: end safe first, then let it go on
+            self.status = "failed"
+            self._finish("failed", f"{type(exc).__name__}: {exc}", None)
+            raise
+        self.status = status
+        return status, self._finish(status, reason, trip)
 
     def _prepare(self) -> None:
+        """Limits into every instrument, the cycler stopped, the loggers scanning and watched for stale data."""
         for kind, instrument in (("cycler", self.cycler), ("chamber", self.chamber), ("rig", self.rig)):
             if instrument is not None:
                 given = self.lab.roles[self.binding.roles()[kind]].limits  # the lab file's, within the model's rating
@@ -388,6 +448,7 @@ class Runner:
             self.cycler.stop()  # a resumed run's cycler may still be running the interrupted step
         if self.hub is not None:
             self.hub.start()
+            self.supervisor.watch("daq", self.hub.period, self.lab.clock.now(), time.monotonic())
         what = f"{self.protocol.name} on {self.protocol.cell.id}" if self.state.steps_done == 0 else "continuing"
         if self.state.steps_done == 0:
             self.event("start", what)
@@ -467,10 +528,17 @@ class Runner:
         if self.progress:
             self.progress(self)
 
-    def _control(self, act: Activity) -> None:
-        """Act on the operator's commands and on an interrupt (Ctrl-C, SIGTERM)."""
+    def _stop_asked(self) -> None:
+        """End the run ``stopped`` (resumable) if a signal asks, or if its shared chamber was made safe."""
         if self.shared.interrupt.is_set():
-            raise RunEnded("stopped", self.shared.interrupt_reason)
+            raise RunEnded("stopped", self.shared.interrupt.reason)
+        tripped = self.share.tripped if self.share is not None else None
+        if tripped is not None and tripped[0] != self.key:
+            raise RunEnded("stopped", f"the chamber was made safe after a thermal trip of {tripped[1]}")
+
+    def _control(self, act: Activity) -> None:
+        """Act on the operator's commands, a signal, and a shared chamber made safe."""
+        self._stop_asked()
         command = control.take(self.writer.path)
         if command == "pause" and not act.pausable:
             self.event("pause_refused", f"step {self.leaf.label} cannot pause")
@@ -481,8 +549,7 @@ class Runner:
             while (command := control.take(self.writer.path)) != "continue":
                 if command in ("stop", "abort"):
                     break
-                if self.shared.interrupt.is_set():
-                    raise RunEnded("stopped", self.shared.interrupt_reason)
+                self._stop_asked()
                 self.poll()
                 self.wait()
             else:
@@ -494,8 +561,9 @@ class Runner:
         if command == "abort":
             raise RunEnded("aborted", "aborted by the operator")
 
-    def _finish(self, status: str, reason: str | None) -> str | None:
-        """Safe state for every instrument of the run, then close the file saying how and why; the final reason."""
+    def _finish(self, status: str, reason: str | None, trip: Trip | None) -> str | None:
+        """Safe state for every output of the run (read back), a tripped run's observation, then the file
+        closed saying how and why; return the final reason.  Nothing here raises: whatever fails is said."""
         failures: list[str] = []
 
         def safe(what: str, fn: Callable[[], None]) -> None:
@@ -504,18 +572,68 @@ class Runner:
             except Exception as exc:  # keep going: every other instrument must still be made safe
                 failures.append(f"{what}: {type(exc).__name__}: {exc}")
 
+        if trip is not None:
+            self._record("trip", trip.reason)
         if self.cycler is not None:
             safe("cycler", self.cycler.safe_state)
         if self.rig is not None:
             safe("rig", self.rig.safe_state)
+            self.rig_acquiring = False
         if self.share is not None:
-            last = self.share.leave(self.key)
-            if last or (status == "tripped" and self.binding.chamber in self.shared.chamber_safe_on_trip):
-                safe("chamber", self.chamber.safe_state)
-        if self.hub is not None:
-            safe("daq", lambda: self.hub.leave(self.key))
+            thermal = trip is not None and (trip.thermal or self.binding.chamber in self.shared.chamber_safe_on_trip)
+            safe("chamber", lambda: self._leave_chamber(thermal, trip))
         if failures:
             reason = f"{reason or status}; safe state NOT confirmed: {'; '.join(failures)}"
-        self.event("safe_state", "all instruments of the run safe" if not failures else "; ".join(failures))
-        self.writer.close(status, reason, time=self.now())
+        self._record("safe_state", "all outputs of the run safe" if not failures else "; ".join(failures))
+        if trip is not None:
+            self._observe(trip)
+        if self.hub is not None:
+            try:
+                self.hub.leave(self.key)
+            except Exception as exc:  # a logger has no output to make safe: say it, go on
+                self._record("note", f"the DAQ did not stop scanning: {type(exc).__name__}: {exc}")
+        try:
+            self.writer.close(status, reason, time=self.now())
+        except Exception as exc:  # e.g. a full disk: the file keeps what it had, the lock is released
+            reason = f"{reason or status}; the run file could not record the end: {type(exc).__name__}: {exc}"
         return reason
+
+    def _leave_chamber(self, thermal: bool, trip: Trip | None) -> None:
+        """Leave the run's chamber; make it safe if nobody is left in it, or for every run in it on a thermal trip."""
+        if thermal and trip is not None:
+            self.share.trip(self.key, f"{self.protocol.cell.id}: {trip.reason}")
+        if self.share.leave(self.key) or thermal:
+            self.chamber.safe_state()
+
+    def _record(self, kind: str, message: str) -> None:
+        """An event, if the file can still take it (after a write error it may not)."""
+        with contextlib.suppress(Exception):  # the end reason says the file failed; the safe state comes first
+            self.event(kind, message)
+
+    def _observe(self, trip: Trip) -> None:
+        """After a trip, with the outputs safe: keep recording the loggers (unsupervised) for :func:`observation`."""
+        duration, cool = observation(self.protocol)
+        if cool is not None and "cell temperature" not in self.columns:
+            return  # nothing tells when the cell has cooled
+        self.supervising = False
+        until = f" or until the cell is at or below {cool:g} °C" if cool is not None else ""
+        self._record("observe", f"outputs safe; recording for {duration / 60:g} min{until} after the trip")
+        end, why = self.now() + duration, "observation complete"
+        try:
+            while self.now() < end:
+                self.poll()
+                if cool is not None and self.last_cell_temperature is not None and self.last_cell_temperature <= cool:
+                    why = f"the cell is at {self.last_cell_temperature:.1f} °C"
+                    break
+                if self.shared.interrupt.is_set():
+                    why = f"observation cut short ({self.shared.interrupt.reason})"
+                    break
+                if control.take(self.writer.path) in ("stop", "abort"):
+                    why = "observation cut short by the operator"
+                    break
+                self.wait()
+        except Exception as exc:
+            why = f"observation cut short: {type(exc).__name__}: {exc}"
+        if np.isfinite(self.peak_cell_temperature):
+            why += f"; peak cell temperature {self.peak_cell_temperature:.1f} °C"
+        self._record("observe_end", why)

@@ -270,6 +270,7 @@ class Header(_Model):
     verify: bool = False  # built on values the standards reference marks unverified
     description: str = ""
     sample_interval: Seconds = 10.0  # between DAQ scans (abuse tests: ≥ 1 Hz, standards reference §9)
+    observe_after_trip: Seconds | None = None  # recording after a trip (default: see engine.observation)
     parameters: dict[str, Parameter] = {}
     limits: dict[str, Any] = {}
     subprotocols: dict[str, list[Any]] = {}

@@ -34,6 +34,21 @@ class Binding:
     rig: str | None = None
     daq: str | None = None
     probes: dict[str, Probe] = field(default_factory=dict)  # column name -> DAQ channel
+    cell_probe: str | None = None  # the probe on the cell (default: "temperature", or the only thermocouple)
+
+    def signal_columns(self) -> dict[str, str]:
+        """The DAQ column of each supervised signal the probes provide: ``cell temperature``, ``gas``."""
+        out = {}
+        couples = [name for name, p in self.probes.items() if p.kind == "tc"]
+        cell = self.cell_probe or ("temperature" if "temperature" in couples else None)
+        if cell is None and len(couples) == 1:
+            cell = couples[0]
+        if cell in self.probes:
+            out["cell temperature"] = cell
+        gas = [name for name, p in self.probes.items() if p.units == "ppm"]
+        if "gas" in gas or len(gas) == 1:
+            out["gas"] = "gas" if "gas" in gas else gas[0]
+        return out
 
     def roles(self) -> dict[str, str]:
         return {
@@ -48,6 +63,8 @@ class Binding:
             out["channel"] = self.channel
         for name, probe in self.probes.items():
             out[f"probe_{name}"] = dataclasses.asdict(probe)
+        if self.cell_probe is not None:
+            out["cell_probe"] = self.cell_probe
         return out
 
     @classmethod
@@ -55,7 +72,8 @@ class Binding:
         probes = {k.removeprefix("probe_"): Probe(**v) for k, v in meta.items() if k.startswith("probe_")}
         roles = {k: meta.get(k) for k in ("cycler", "chamber", "rig", "daq")}
         channel = meta.get("channel")
-        return cls(**roles, channel=None if channel is None else int(channel), probes=probes)
+        channel = None if channel is None else int(channel)
+        return cls(**roles, channel=channel, probes=probes, cell_probe=meta.get("cell_probe"))
 
 
 def hardware_limits(lab: Lab, role: str) -> Any:
@@ -80,12 +98,36 @@ def check(protocol: Protocol, lab: Lab, binding: Binding) -> list[str]:
         problems.append(f"{protocol.origin}: daq role {binding.daq!r} is not in the lab")
     if problems:
         return problems
+    problems += _unsupervised(protocol, binding)
     limits = {kind: hardware_limits(lab, role) for kind, role in roles.items()}
     for leaf in protocol.leaves:
         for part in leaf.spec if leaf.kind == "parallel" else (leaf,):
             for reason in _leaf_problems(part, protocol, limits):
                 problems.append(f"{protocol.origin}:{part.line}: step {leaf.number} ({part.label}): {reason}")
     return problems
+
+
+#: The signal each limit watches, and the part of the binding that must provide it.
+LIMIT_SIGNALS = {
+    "temperature_max": ("cell temperature", "a thermocouple probe on the cell (--probe, --cell-probe)"),
+    "dTdt_max": ("cell temperature", "a thermocouple probe on the cell (--probe, --cell-probe)"),
+    "gas_max": ("gas", "a gas probe (a DAQ probe in ppm)"),
+    "chamber_temperature_max": ("chamber", "a chamber"),
+    "force_max": ("rig", "a rig"),
+}
+
+
+def _unsupervised(protocol: Protocol, binding: Binding) -> list[str]:
+    """The protocol's stated limits that no signal of the binding would let the supervisor watch."""
+    provided = set(binding.signal_columns()) | set(binding.roles())
+    if binding.cell_probe is not None and binding.cell_probe not in binding.probes:
+        return [f"{protocol.origin}: cell probe {binding.cell_probe!r} is not among the probes"]
+    out = []
+    for name, value in protocol.limits.model_dump().items():
+        signal, needs = LIMIT_SIGNALS.get(name, (None, ""))
+        if value is not None and signal is not None and signal not in provided:
+            out.append(f"{protocol.origin}: limits.{name} needs {needs}, and the run has none")
+    return out
 
 
 def _leaf_problems(leaf: Leaf, protocol: Protocol, limits: dict[str, Any]) -> list[str]:

@@ -2,7 +2,8 @@
 
 A :class:`DAQHub` scans the channels of every run once and hands each run its own columns.
 A :class:`ChamberShare` changes a shared chamber's setpoint only when every run in it asks
-for the same one, or when the run the campaign names as leader asks.
+for the same one, or when the run the campaign names as leader asks; once a run in it
+trips on a thermal signal the chamber stays safe and every other run in it stops.
 """
 
 import threading
@@ -55,6 +56,11 @@ class DAQHub:
                 self.daq.stop()
                 self.scanning = False
 
+    @property
+    def period(self) -> float:
+        """Lab seconds between scans, as the DAQ runs them."""
+        return max(self.interval, self.daq.limits.min_interval)
+
     def start(self) -> None:
         with self.lock:
             if not self.scanning:
@@ -67,7 +73,7 @@ class DAQHub:
             for p in probes.values()
         }
         self.daq.configure_channels(channels)
-        self.daq.start_scan(max(self.interval, self.daq.limits.min_interval))
+        self.daq.start_scan(self.period)
         self.timebase = Timebase(self.clock)
         self.scanning = True
 
@@ -109,6 +115,13 @@ class ChamberShare:
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending: dict[str, _Request] = field(default_factory=dict)
     applied: dict[str, _Request] = field(default_factory=dict)
+    tripped: tuple[str, str] | None = None  # (run, why) once a thermal trip made the chamber safe
+
+    def trip(self, key: str, why: str) -> None:
+        """A run in the chamber tripped on a thermal signal: no setpoint is applied again."""
+        with self.lock:
+            if self.tripped is None:
+                self.tripped = (key, why)
 
     def join(self, key: str) -> None:
         with self.lock:
@@ -162,6 +175,8 @@ class ChamberShare:
             self.pending.clear()
 
     def _apply(self, r: _Request) -> None:
+        if self.tripped is not None:
+            return
         if r.kind == "ramp":
             self.chamber.ramp_temperature(r.temperature, r.rate)
         else:

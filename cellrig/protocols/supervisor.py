@@ -2,81 +2,176 @@
 
 Limits a protocol leaves unset come from the cell's rating (for cycling and
 characterisation: the voltage window with a small margin, the rated current, the rated
-temperature plus 10 K); an abuse protocol is held only to the limits it states.  dT/dt is
-the slope of a linear fit over a sliding window of at least 10 samples spanning 9 s (standards reference
-§7: never on raw thermocouple differences).
+temperature plus 10 K); an abuse protocol is held only to the limits it states.  Every run
+with a chamber is held to a chamber over-temperature limit: the lowest of the protocol's
+own, the lab file's ``max_temperature`` and the highest setpoint the protocol asks for plus
+:data:`CHAMBER_MARGIN_K`.  dT/dt is the slope of a linear fit over a sliding window of at
+least 10 samples spanning 9 s (standards reference §7: never on raw thermocouple
+differences).
+
+Signals are supervised by what they are, not by their column name: the DAQ column of the
+binding's cell-temperature probe, the gas probe's column.  A reading that is NaN or
+infinite trips ("invalid reading"), and so does a supervised stream that delivers no new
+sample for :data:`STALE_INTERVALS` of its intervals ("stale data"; on an accelerated
+virtual lab also :data:`STALE_MIN_REAL_S` of real time).
 """
 
+import math
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
+from .activities import RunEnded
 from .cells import CellSpec
-from .language import Limits
+from .language import HeatWaitSeek, Limits, Protocol, Ramp, SetTemperature
 
 VOLTAGE_MARGIN = 0.05  # V beyond the cell's window before a trip
 DTDT_WINDOW = 10  # samples in the dT/dt fit
 DTDT_MIN_SPAN = 9.0  # s the fit must span
+CHAMBER_MARGIN_K = 10.0  # K above the protocol's highest setpoint before the chamber trips
+STALE_INTERVALS = 2.0  # intervals without a new sample before a stream is stale …
+#: … and, on an accelerated clock, at least this much real time: a virtual lab whose host falls
+#: behind its clock for a moment (a busy machine) delivers late, not never.
+STALE_MIN_REAL_S = 5.0
+
+#: What each supervised signal is, for what a trip of it does: a thermal trip in a shared
+#: chamber makes the chamber safe for every run in it; any other trip stops its own cell only.
+SIGNAL_CLASS = {
+    "voltage": "electrical",
+    "current": "electrical",
+    "cycler limit test": "electrical",
+    "cell temperature": "thermal",
+    "dT/dt": "thermal",
+    "gas": "thermal",
+    "chamber temperature": "thermal",
+    "force": "mechanical",
+    "invalid reading": "data",
+    "stale data": "data",
+}
 
 
-def effective_limits(limits: Limits, cell: CellSpec, abuse: bool) -> Limits:
-    """The protocol's limits, completed from the cell's rating unless the protocol is an abuse test."""
-    if abuse:
-        return limits
-    rated = {
-        "voltage_min": cell.v_min - VOLTAGE_MARGIN,
-        "voltage_max": cell.v_max + VOLTAGE_MARGIN,
-        "current_max": 1.05 * max(cell.max_charge_current, cell.max_discharge_current),
-        "temperature_max": cell.t_max + 10.0,
-    }
-    given = {k: v for k, v in limits.model_dump().items() if v is not None}
-    return Limits.model_construct(**(rated | given))
+class Trip(RunEnded):
+    """A limit crossed: ends the run ``tripped``; ``signal`` names what crossed, ``time`` when (run time, s)."""
+
+    def __init__(self, signal: str, reason: str, time: float) -> None:
+        super().__init__("tripped", reason)
+        self.signal, self.time = signal, time
+
+    @property
+    def thermal(self) -> bool:
+        return SIGNAL_CLASS[self.signal] == "thermal"
+
+
+def chamber_setpoints(protocol: Protocol) -> list[float]:
+    """Every chamber temperature the protocol asks for."""
+    temps: list[float] = []
+    for leaf in protocol.leaves:
+        for part in leaf.spec if leaf.kind == "parallel" else (leaf,):
+            s = part.spec
+            if isinstance(s, SetTemperature | Ramp):
+                temps.append(s.temperature)
+            elif isinstance(s, HeatWaitSeek):
+                temps += [s.start, s.end]
+    return temps
+
+
+def effective_limits(protocol: Protocol, chamber_max: float | None = None) -> Limits:
+    """The protocol's limits, completed from the cell's rating (unless an abuse test) and the chamber's.
+
+    ``chamber_max``: the lab file's ``max_temperature`` of the run's chamber (None: no chamber).
+    """
+    cell: CellSpec = protocol.cell
+    given = {k: v for k, v in protocol.limits.model_dump().items() if v is not None}
+    rated = {}
+    if not protocol.abuse:
+        rated = {
+            "voltage_min": cell.v_min - VOLTAGE_MARGIN,
+            "voltage_max": cell.v_max + VOLTAGE_MARGIN,
+            "current_max": 1.05 * max(cell.max_charge_current, cell.max_discharge_current),
+            "temperature_max": cell.t_max + 10.0,
+        }
+    limits = rated | given
+    if chamber_max is not None:
+        setpoints = chamber_setpoints(protocol)
+        candidates = [chamber_max, limits.get("chamber_temperature_max", math.inf)]
+        if setpoints:
+            candidates.append(max(setpoints) + CHAMBER_MARGIN_K)
+        limits["chamber_temperature_max"] = min(candidates)
+    return Limits.model_construct(**limits)
+
+
+@dataclass
+class _Watch:
+    interval: float  # lab seconds between samples
+    last: float  # lab clock time of the last new sample (or of the start of watching)
+    real: float  # real time of the same
 
 
 class Supervisor:
-    """Checks blocks of samples; returns the reason for the first limit crossed, or None."""
+    """Checks blocks of samples and the streams' freshness; raises :class:`Trip` at the first limit crossed.
 
-    def __init__(self, limits: Limits) -> None:
+    ``columns`` maps a signal to the DAQ column that carries it (``cell temperature``, ``gas``);
+    ``scale``: how much faster than real time the lab clock runs.
+    """
+
+    def __init__(self, limits: Limits, columns: dict[str, str] | None = None, scale: float = 1.0) -> None:
         self.limits = limits
-        self.recent: dict[str, deque[tuple[float, float]]] = {}
+        self.columns = dict(columns or {})
+        self.real_floor = STALE_MIN_REAL_S if scale > 1 else 0.0
+        self.recent: deque[tuple[float, float]] = deque(maxlen=DTDT_WINDOW)
+        self.watches: dict[str, _Watch] = {}
 
-    def check(self, stream: str, block: dict[str, np.ndarray], run_time: np.ndarray) -> str | None:
+    def tests(self, stream: str) -> list[tuple[str, str, str, float | None, str]]:
+        """(column, signal, how, limit, units) for every supervised column of ``stream``."""
         lim = self.limits
-        tests: list[tuple[str, str, float | None, str]] = []
         if stream == "cycler":
-            tests = [
-                ("voltage", "above", lim.voltage_max, "V"),
-                ("voltage", "below", lim.voltage_min, "V"),
-                ("current", "|above|", lim.current_max, "A"),
+            return [
+                ("voltage", "voltage", "above", lim.voltage_max, "V"),
+                ("voltage", "voltage", "below", lim.voltage_min, "V"),
+                ("current", "current", "|above|", lim.current_max, "A"),
             ]
-        elif stream == "chamber":
-            tests = [("temperature", "above", lim.chamber_temperature_max, "°C")]
-        elif stream == "rig":
-            tests = [("force", "above", lim.force_max, "kN")]
-        elif stream == "daq":
-            tests = [("temperature", "above", lim.temperature_max, "°C"), ("gas", "above", lim.gas_max, "ppm")]
-        first: tuple[int, str] | None = None
-        for column, how, limit, units in tests:
+        if stream == "chamber":
+            return [("temperature", "chamber temperature", "above", lim.chamber_temperature_max, "°C")]
+        if stream == "rig":
+            return [("force", "force", "above", lim.force_max, "kN")]
+        if stream == "daq":
+            out = []
+            if "cell temperature" in self.columns:
+                out.append((self.columns["cell temperature"], "cell temperature", "above", lim.temperature_max, "°C"))
+            if "gas" in self.columns:
+                out.append((self.columns["gas"], "gas", "above", lim.gas_max, "ppm"))
+            return out
+        return []
+
+    def check(self, stream: str, block: dict[str, np.ndarray], run_time: np.ndarray) -> None:
+        """Raise :class:`Trip` for the earliest sample of ``block`` that crosses a limit or is no number."""
+        first: tuple[int, str, str] | None = None  # (row, signal, reason)
+        for column, signal, how, limit, units in self.tests(stream):
             values = block.get(column)
-            if limit is None or values is None or not len(values):
+            if values is None or not len(values):
+                continue
+            label = signal if stream != "cycler" and stream != "rig" else f"{stream} {column}"
+            invalid = np.flatnonzero(~np.isfinite(values))
+            if len(invalid) and (first is None or invalid[0] < first[0]):
+                i = int(invalid[0])
+                first = (i, "invalid reading", f"{label} reading {values[i]} (not a number) at t = {run_time[i]:.1f} s")
+            if limit is None:
                 continue
             x = np.abs(values) if how == "|above|" else values
             bad = np.flatnonzero(x < limit) if how == "below" else np.flatnonzero(x > limit)
             if len(bad) and (first is None or bad[0] < first[0]):
                 i, word = int(bad[0]), "below" if how == "below" else "above"
-                label = "cell temperature" if (stream, column) == ("daq", "temperature") else f"{stream} {column}"
-                first = (
-                    i,
-                    f"{label} {values[i]:.4g} {units} {word} the {limit:g} {units} limit at t = {run_time[i]:.1f} s",
-                )
+                said = f"{label} {values[i]:.4g} {units} {word} the {limit:g} {units} limit"
+                first = (i, signal, f"{said} at t = {run_time[i]:.1f} s")
         if first is not None:
-            return first[1]
-        if stream == "daq" and lim.dTdt_max is not None and "temperature" in block:
-            return self._dtdt(block["temperature"], run_time, lim.dTdt_max)
-        return None
+            raise Trip(first[1], first[2], float(run_time[first[0]]))
+        column = self.columns.get("cell temperature")
+        if stream == "daq" and self.limits.dTdt_max is not None and column in block:
+            self._dtdt(block[column], run_time, self.limits.dTdt_max)
 
-    def _dtdt(self, temps: np.ndarray, times: np.ndarray, limit: float) -> str | None:
-        window = self.recent.setdefault("temperature", deque(maxlen=DTDT_WINDOW))
+    def _dtdt(self, temps: np.ndarray, times: np.ndarray, limit: float) -> None:
+        window = self.recent
         for t, temp in zip(times, temps, strict=True):
             window.append((float(t), float(temp)))
             if len(window) < DTDT_WINDOW or window[-1][0] - window[0][0] < DTDT_MIN_SPAN:
@@ -84,5 +179,31 @@ class Supervisor:
             ts, ys = np.array(window).T
             slope = float(np.polyfit(ts - ts[0], ys, 1)[0])
             if slope > limit:
-                return f"cell dT/dt {slope:.3g} K/s above the {limit:g} K/s limit at t = {t:.1f} s ({temp:.1f} °C)"
-        return None
+                reason = f"cell dT/dt {slope:.3g} K/s above the {limit:g} K/s limit at t = {t:.1f} s ({temp:.1f} °C)"
+                raise Trip("dT/dt", reason, t)
+
+    # -- freshness ------------------------------------------------------------------------------
+
+    def watch(self, stream: str, interval: float, now: float, real: float) -> None:
+        """Expect a new sample of ``stream`` every ``interval`` lab seconds from ``now`` on."""
+        self.watches[stream] = _Watch(interval, now, real)
+
+    def unwatch(self, stream: str) -> None:
+        self.watches.pop(stream, None)
+
+    def fresh(self, stream: str, now: float, real: float) -> None:
+        """``stream`` delivered new samples at lab time ``now`` (real time ``real``)."""
+        watch = self.watches.get(stream)
+        if watch is not None:
+            watch.last, watch.real = now, real
+
+    def check_fresh(self, now: float, real: float, run_time: float) -> None:
+        """Raise :class:`Trip` if a watched stream has gone :data:`STALE_INTERVALS` intervals without a sample."""
+        for stream, w in self.watches.items():
+            silent = now - w.last
+            if silent > STALE_INTERVALS * w.interval and real - w.real >= self.real_floor:
+                reason = (
+                    f"stale data: the {stream} stream gave no new sample for {silent:.3g} s "
+                    f"({silent / w.interval:.1f} × its {w.interval:g} s interval) at t = {run_time:.1f} s"
+                )
+                raise Trip("stale data", reason, run_time)

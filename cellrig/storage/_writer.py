@@ -279,19 +279,27 @@ class RunWriter:
             self._last_flush = _time.monotonic()
 
     def close(self, status: str = "finished", error: str | None = None, *, time: float | None = None) -> None:
-        """Record the ``end`` event (at ``time``, default the last row's) with the status and error, flush, close."""
+        """Record the ``end`` event (at ``time``, default the last row's) with the status and error, flush, close.
+
+        The file is closed and the lock released even when the end cannot be written (a full
+        disk): the error is raised after, and the file keeps everything flushed before it.
+        """
         if status not in L.EXIT_STATUSES:
             raise ValueError(f"status must be one of {L.EXIT_STATUSES}, not {status!r}")
         with self._mutex:
             if self._closed:
                 return
-            self.event("end", status if not error else f"{status}: {error}", time=time)
-            self.status = status
-            self.flush()
-            self._stop_flusher.set()
-            self._closed = True
-            self._file.close()
-            self._lock.release()
+            try:
+                self.event("end", status if not error else f"{status}: {error}", time=time)
+                self.status = status
+                self.flush()
+            finally:
+                self._stop_flusher.set()
+                self._closed = True
+                try:
+                    self._file.close()
+                finally:
+                    self._lock.release()
 
     def __enter__(self) -> Self:
         return self
@@ -384,7 +392,10 @@ class RunWriter:
                     return
                 pending = self._dirty or any(s.pending for s in self._streams.values())
                 if pending and _time.monotonic() - self._last_flush >= self.flush_interval / 2:
-                    self.flush()
+                    try:
+                        self.flush()
+                    except OSError:  # e.g. a full disk: the writer's own next write meets it and says so
+                        return
 
 
 def _declare(

@@ -7,7 +7,7 @@ simulator of every driver cellrig has in it, serves each on its own port, and wr
 
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from .world import World
 #: How much faster than real time the virtual lab runs by default: fast, yet slow enough for the
 #: simulated world to keep up while chambers, loggers and every cycler channel are busy.
 DEFAULT_SPEED = 5_000.0
+SCANS_PER_REAL_SECOND = 2_000.0  # DAQ scans a second of real time that the engine supervises with ease
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Role:
     build: Callable[["VirtualLab"], SimInstrument]
     options: dict[str, Any] = field(default_factory=dict)
     limits: dict[str, float] = field(default_factory=dict)
+    max_speed: float = DEFAULT_SPEED  # the fastest clock its simulation follows
 
 
 #: The cycler's cells, channels 101–108: each chamber holds every chemistry (101–104 the ESPEC, 105–108 the F4T).
@@ -113,10 +115,21 @@ ROLES: dict[str, Role] = {
     "chamber3": Role("thermotron_3800", lambda lab: Thermotron3800(lab.world)),
     "daq": Role("keysight_daq970a", _daq970a),
     # wide enough for electrical abuse (overcharge, forced discharge, soft short) of its 0.5 Ah cell
-    "smu": Role("keithley_2450", _smu, {}, {"min_voltage": -1.0, "max_voltage": 10.0, "max_current": 1.0}),
-    "rig": Role("press_100", _rig, {}, {"max_force": 100.0}),
+    "smu": Role(
+        "keithley_2450", _smu, {}, {"min_voltage": -1.0, "max_voltage": 10.0, "max_current": 1.0}, max_speed=1_000.0
+    ),
+    # the press simulates its ram and load cell at 10 kHz of lab time
+    "rig": Role("press_100", _rig, {}, {"max_force": 100.0}, max_speed=200.0),
     "daq2": Role("keithley_daq6510", _daq6510),
 }
+
+
+def speed_for(roles: Iterable[str], sample_interval: float) -> tuple[float, str]:
+    """The fastest clock a run on ``roles`` scanning every ``sample_interval`` s can follow, and why that one."""
+    limits = [(DEFAULT_SPEED, "the default")]
+    limits += [(ROLES[r].max_speed, f"the fastest the {r} simulation follows") for r in roles if r in ROLES]
+    limits.append((SCANS_PER_REAL_SECOND * sample_interval, f"{sample_interval:g} s between DAQ scans"))
+    return min(limits)
 
 
 class VirtualLab:
