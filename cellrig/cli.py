@@ -409,8 +409,9 @@ def lab_list() -> None:
     "faults",
     multiple=True,
     metavar="ROLE:KIND[:COUNT[:COMMAND]]",
-    help="Inject a fault: KIND is timeout, drop, garble, stuck, error or dead, on the next COUNT "
-    "(default 1) commands starting with COMMAND (default any). Repeatable.",
+    help=f"Inject a fault: KIND is {', '.join(FAULT_KINDS)}, on the next COUNT "
+    "(default 1) commands starting with COMMAND (default any); nan: the replies' numbers read NAN (a logger's "
+    "readings its overload value); stall (loggers only): the scan's readings are lost until then. Repeatable.",
 )
 def sim(
     speed: float,

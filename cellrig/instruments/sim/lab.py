@@ -5,6 +5,7 @@ simulator of every driver cellrig has in it, serves each on its own port, and wr
 ``lab.toml`` that points cellrig at them — so everything that runs on a real lab runs here.
 """
 
+import dataclasses
 import os
 import random
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...clock import ScaledClock
-from ._scpi import Fault, SimInstrument, SimServer
+from ._scpi import Fault, FaultKind, SimInstrument, SimServer
 from .abuse_rig import PouchCell, PressSim
 from .bt2200 import BT2200
 from .cell import PRESETS, Cell
@@ -146,10 +147,15 @@ class VirtualLab:
         for name, role in self.roles.items():
             self.sims[name] = self.world.add(role.build(self))
         for name, planned in (faults or {}).items():
-            if name not in self.sims:
-                raise ValueError(f"no role {name!r} in the virtual lab (roles: {', '.join(self.sims)})")
-            self.sims[name].faults.extend(planned)
+            for fault in planned:
+                self.inject(name, **dataclasses.asdict(fault))
         self.servers: dict[str, SimServer] = {}
+
+    def inject(self, role: str, kind: FaultKind, count: int = 1, match: str = "", **details: Any) -> None:
+        """Play a fault on a role's simulator (:meth:`SimInstrument.inject`); ValueError for a bad role or fault."""
+        if role not in self.sims:
+            raise ValueError(f"no role {role!r} in the virtual lab (roles: {', '.join(self.sims)})")
+        self.sims[role].inject(kind, count, match, **details)
 
     def cell(self, name: str, preset: str, capacity_ah: float = 5.0, soc: float = 0.5) -> Cell:
         """A cell of the world with the seed's cell-to-cell spread (standard deviation 1 % capacity, 3 % resistance)."""
