@@ -102,7 +102,7 @@ class SimInstrument:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r} (kinds: {', '.join(FAULT_KINDS)})")
         if count < 0:
-            raise ValueError(f"a fault's count must be ≥ 0, got {count}")
+            raise ValueError(f"a fault's count must be 0 or more, got {count}")
         if kind == "stall" and not self.stalls:
             raise ValueError(f"{type(self).__name__} has no scan to stall")
         with self.lock:
