@@ -409,8 +409,9 @@ def lab_list() -> None:
     "faults",
     multiple=True,
     metavar="ROLE:KIND[:COUNT[:COMMAND]]",
-    help="Inject a fault: KIND is timeout, drop, garble, stuck, error or dead, on the next COUNT "
-    "(default 1) commands starting with COMMAND (default any). Repeatable.",
+    help=f"Inject a fault: KIND is {', '.join(FAULT_KINDS)}, on the next COUNT "
+    "(default 1) commands starting with COMMAND (default any); nan: the replies' numbers read NAN (a logger's "
+    "readings its overload value); stall (loggers only): the scan's readings are lost until then. Repeatable.",
 )
 def sim(
     speed: float,
@@ -425,7 +426,11 @@ def sim(
     """Serve the virtual lab in the foreground until Ctrl-C.
 
     Every simulated instrument listens on its own localhost port and speaks its real
-    command set; the table shows each role's VISA resource.
+    command set; the table shows each role's VISA resource.  A control line on one more
+    port (after the roles' with --port; in the lab file as [virtual] control = "HOST:PORT")
+    takes faults while the lab runs, one line each, answered OK or ERR <reason>:
+    FAULT ROLE KIND [COUNT [COMMAND]], as --fault; it is the virtual lab's test facility,
+    no instrument's command.
     """
     planned: dict[str, list[Fault]] = {}
     for text in faults:
@@ -450,6 +455,7 @@ def sim(
         for name, resource in virtual.resources().items():
             table.add_row(name, virtual.roles[name].driver, resource)
         console.print(table)
+        console.print(f"control: {virtual.control_address} (FAULT ROLE KIND [COUNT [COMMAND]])", highlight=False)
         if write_lab:
             console.print(f"lab file: {virtual.write_lab(write_lab)}")
         console.print("serving; Ctrl-C to stop", highlight=False)

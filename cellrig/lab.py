@@ -16,6 +16,8 @@
 Every entry is checked (known driver, well-formed VISA resource, known options, limits
 within the instrument's rating, a safe state the driver knows) and every problem is
 reported at once, with the file, the key and the reason, before any connection is made.
+A virtual lab's file also has ``[clock]`` (its scaled clock) and ``[virtual]`` (its control
+port, for tests that inject faults; cellrig ignores it).
 """
 
 import dataclasses
@@ -82,9 +84,9 @@ class Lab:
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "<lab>", clock: Clock | None = None) -> "Lab":
         problems: list[str] = []
-        unknown = sorted(set(data) - {"name", "roles", "clock"})
+        unknown = sorted(set(data) - {"name", "roles", "clock", "virtual"})
         if unknown:
-            problems.append(f"{', '.join(unknown)}: unknown key(s) (known: name, roles, clock)")
+            problems.append(f"{', '.join(unknown)}: unknown key(s) (known: name, roles, clock, virtual)")
         clock = clock or _clock(data.get("clock"), problems)
         roles_data = data.get("roles")
         if not isinstance(roles_data, dict) or not roles_data:

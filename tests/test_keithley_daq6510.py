@@ -1,5 +1,7 @@
 """DAQ6510Logger around pymeasure's stock KeithleyDAQ6510: every command, validators, and the virtual DAQ6510."""
 
+import math
+
 import numpy as np
 import pytest
 from pymeasure.test import expected_protocol
@@ -80,7 +82,7 @@ def test_wrapper_configures_starts_fetches_by_index_and_stops():
         samples = logger.fetch_samples()
         assert set(samples) == {"time", *CHANNELS}
         np.testing.assert_array_equal(samples["time"], [0.0])
-        assert samples["v_cell"][0] == 3.7 and samples["t_air"][0] == OVERLOAD
+        assert samples["v_cell"][0] == 3.7 and samples["t_air"][0] == math.inf
         assert all(len(v) == 0 for v in logger.fetch_samples().values())
         samples = logger.fetch_samples()
         np.testing.assert_array_equal(samples["time"], [60.0, 120.0])

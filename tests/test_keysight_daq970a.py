@@ -138,7 +138,7 @@ def test_role_configures_starts_fetches_and_stops():
         np.testing.assert_array_equal(samples["time"], [0.0, 10.0])
         np.testing.assert_array_equal(samples["t_bottom"], [26.0, 26.5])
         np.testing.assert_array_equal(samples["v_cell"], [3.7, 3.71])
-        assert samples["t_air"][0] == OVERLOAD
+        assert samples["t_air"][0] == math.inf  # the overload value
         assert all(len(v) == 0 for v in daq.fetch_samples().values())
         daq.stop()
         daq.safe_state()
@@ -271,7 +271,7 @@ def test_an_unwired_thermocouple_reads_as_open_and_a_full_memory_keeps_the_newes
     assert "reading memory full" in caplog.text
     assert len(samples["time"]) == MEMORY // 4
     assert samples["time"][0] == pytest.approx(75.0)  # the oldest 6,000 readings were overwritten
-    assert np.all(samples["t_top"] == OVERLOAD) and np.all(samples["v_cell"] == 3.7)
+    assert np.all(samples["t_top"] == math.inf) and np.all(samples["v_cell"] == 3.7)
 
 
 def test_the_simulator_follows_configure_and_scan_rules():

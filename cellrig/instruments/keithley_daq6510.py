@@ -11,7 +11,8 @@ scan use the stock ``start_buffer()`` (``:INIT``) and ``stop_buffer()`` (``:ABOR
 the reference, so unverified: ``:FUNC 'VOLT:DC',(@…)`` with ``:SENS:VOLT:RANG <r>,(@…)`` for
 voltage channels, ``:ROUT:SCAN:COUN:SCAN 0`` meaning "scan until aborted" and ``:TRAC:CLE``
 (both seen in public DAQ6510 examples), REL being seconds since the scan's first reading, and
-an open thermocouple with open detection on reading the overflow +9.9E+37 (``keysight_daq970a.OVERLOAD``).
+an open thermocouple with open detection on reading the overflow +9.9E+37 (``keysight_daq970a.OVERLOAD``,
+which the samples carry as +inf).
 
 The buffer is read by index and never cleared during a scan, so a fetch that fails can be
 repeated; ``defbuffer1`` must be large enough for the whole scan (its overflow is not handled).

@@ -48,7 +48,7 @@ TC_TYPES = ("B", "E", "J", "K", "N", "R", "S", "T")  # unverified
 VOLT_RANGES = (0.1, 1.0, 10.0, 100.0, 300.0)  # V, unverified
 NPLC = (0.02, 0.2, 1, 2, 10, 20, 100, 200)  # unverified
 MAX_TIMER = 359_999.0  # s between scans, unverified
-#: What an overloaded input or an open thermocouple reads (unverified).
+#: What an overloaded input or an open thermocouple reads (unverified); the samples carry ±inf instead.
 OVERLOAD = 9.9e37
 
 
@@ -114,14 +114,18 @@ def scan_samples(readings: list[float], plan: ScanPlan, who: str) -> Samples:
     """Arrange whole scans of flat ``reading, time, channel`` triples into samples.
 
     ``time`` is the time of each scan's first reading (seconds since the scan started); the
-    channel fields must follow the scan list, or readings were lost (memory overflow).
+    channel fields must follow the scan list, or readings were lost (memory overflow).  An
+    overloaded input or open thermocouple (±:data:`OVERLOAD`) becomes ±inf: no value it could
+    be mistaken for, and above any limit.
     """
     channels = plan.channels
     grid = np.asarray(readings, dtype=np.float64).reshape(-1, len(channels), 3)
     if not np.array_equal(grid[:, :, 2], np.broadcast_to(channels, grid.shape[:2])):
         raise InstrumentError(f"{who}: readings do not follow the scan list {channel_list(channels)}")
+    values = grid[:, :, 0]
+    values = np.where(np.abs(values) >= OVERLOAD, np.copysign(np.inf, values), values)
     samples = {"time": grid[:, 0, 1]}
-    samples.update({plan.names[ch]: grid[:, k, 0] for k, ch in enumerate(channels)})
+    samples.update({plan.names[ch]: values[:, k] for k, ch in enumerate(channels)})
     return samples
 
 

@@ -65,6 +65,8 @@ class SimInstrument:
     read_termination: str = "\n"
     write_termination: str = "\n"
     _table: ClassVar[list[tuple[re.Pattern[str], str]]] = []
+    #: Whether a ``stall`` fault means anything here (a scanning data logger).
+    stalls: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -82,6 +84,7 @@ class SimInstrument:
         self.faults: list[Fault] = []
         self.last_replies: dict[str, bytes] = {}
         self.dead = False
+        self.playing: FaultKind | None = None  # the fault played on the line being handled
         self.world: Any = None  # set when the simulator joins a World
 
     def advance(self) -> None:
@@ -92,7 +95,16 @@ class SimInstrument:
         return False
 
     def inject(self, kind: "FaultKind", count: int = 1, match: str = "", **details: Any) -> None:
-        """Play a fault on the next ``count`` commands starting with ``match`` (see :class:`Fault`)."""
+        """Play a fault on the next ``count`` commands starting with ``match`` (see :class:`Fault`).
+
+        ValueError for an unknown kind, a negative count, or a stall on an instrument that does not scan.
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r} (kinds: {', '.join(FAULT_KINDS)})")
+        if count < 0:
+            raise ValueError(f"a fault's count must be 0 or more, got {count}")
+        if kind == "stall" and not self.stalls:
+            raise ValueError(f"{type(self).__name__} has no scan to stall")
         with self.lock:
             self.faults.append(Fault(kind, count, match, **details))
 
@@ -110,22 +122,35 @@ class SimInstrument:
                     return fault
         return None
 
-    def handle(self, line: str) -> Reply:
-        """Run one line (commands separated by ``;``) and return the reply, if any."""
+    def handle(self, line: str, fault: "FaultKind | None" = None) -> Reply:
+        """Run one line (commands separated by ``;``) and return the reply, if any.
+
+        ``fault``: the kind played on this line; ``nan`` and ``stall`` shape what it answers.
+        """
         replies = []
         with self.lock:
-            if self.world is not None:
-                self.world.advance()
-            for cmd in (c.strip() for c in line.split(";")):
-                if cmd:
-                    reply = self._dispatch(cmd)
-                    if reply is not None:
-                        replies.append(reply)
+            self.playing = fault
+            try:
+                if self.world is not None:
+                    self.world.advance()
+                for cmd in (c.strip() for c in line.split(";")):
+                    if cmd:
+                        reply = self._dispatch(cmd)
+                        if reply is not None:
+                            replies.append(reply)
+            finally:
+                self.playing = None
         if not replies:
             return None
         if len(replies) == 1:
-            return replies[0]
-        return ";".join(r if isinstance(r, str) else r.decode("latin-1") for r in replies)
+            reply = replies[0]
+        else:
+            reply = ";".join(r if isinstance(r, str) else r.decode("latin-1") for r in replies)
+        return self.not_a_number(reply) if fault == "nan" else reply
+
+    def not_a_number(self, reply: Reply) -> Reply:
+        """The reply under a ``nan`` fault: every number of a text reply reads ``NAN`` (binary blocks pass)."""
+        return NUMBER.sub("NAN", reply) if isinstance(reply, str) else reply
 
     def _dispatch(self, cmd: str) -> Reply:
         for regex, name in self._table:
@@ -180,8 +205,10 @@ class InstrumentError(Exception):
         self.code, self.text, self.reply = code, text, reply
 
 
-FaultKind = Literal["timeout", "drop", "garble", "stuck", "error", "dead"]
+FaultKind = Literal["timeout", "drop", "garble", "stuck", "error", "dead", "nan", "stall"]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__
+#: A number standing alone in a reply (not the digits of a word such as ``S2`` or ``DAQ970A``).
+NUMBER = re.compile(r"(?<![\w.])[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.])")
 
 
 @dataclass
@@ -193,7 +220,13 @@ class Fault:
     - ``garble``: the reply arrives corrupted;
     - ``stuck``: a query answers what it answered last time (a frozen reading);
     - ``error``: the command is refused with SCPI error ``code``;
-    - ``dead``: the instrument never answers again and refuses connections (``count`` ignored).
+    - ``dead``: the instrument never answers again and refuses connections (``count`` ignored);
+    - ``nan``: the reply's readings are not numbers: every number of a text reply reads ``NAN``
+      (so choose ``match``: a status code turns into ``NAN`` too); a data logger instead reports
+      its overload value +9.9E+37 in the reading fields of its scan data, channel and time intact;
+    - ``stall``: (data loggers only) the logger answers but its scan stopped: from the injection
+      until ``count`` matching commands have been answered, the readings that fall due are lost,
+      so the reading count does not grow.  Afterwards the scan goes on at its own times.
     """
 
     kind: FaultKind
@@ -249,7 +282,7 @@ class _Handler(socketserver.StreamRequestHandler):
         if kind == "error":
             sim.errors.append((fault.code, fault.text))
             return True
-        reply = sim.last_replies.get(line) if kind == "stuck" and line in sim.last_replies else sim.handle(line)
+        reply = sim.last_replies.get(line) if kind == "stuck" and line in sim.last_replies else sim.handle(line, kind)
         if reply is None:
             return True
         data = reply.encode("latin-1") if isinstance(reply, str) else reply

@@ -51,7 +51,7 @@ class DAQ6510(ScanningLogger):
 
     def advance(self) -> None:
         """Buffer the scan readings that fell due up to the clock's present."""
-        self.buffer.extend(self.scanner.take(self.clock.now()))
+        self.buffer.extend(self.scanned())
 
     def _dispatch(self, cmd: str) -> Reply:
         self.advance()
@@ -133,7 +133,7 @@ class DAQ6510(ScanningLogger):
 
     @command("READ?")
     def _read(self, args: str) -> Reply:
-        return f"{probe_reading(self.probes, self.closed, self.function, self.clock.now()):+.6E}"
+        return f"{self.shown(probe_reading(self.probes, self.closed, self.function, self.clock.now())):+.6E}"
 
     # -- scanning ------------------------------------------------------------------------
 
@@ -184,4 +184,4 @@ class DAQ6510(ScanningLogger):
             raise InstrumentError(-222, "Data out of range")
         fields = {"READ": "{0:+.6E}", "REL": "{1:.6f}", "CHAN": "{2}"}
         pattern = ",".join(fields[e.upper()] for e in elements)
-        return ",".join(pattern.format(*reading) for reading in self.buffer[start - 1 : end])
+        return ",".join(pattern.format(self.shown(value), t, ch) for value, t, ch in self.buffer[start - 1 : end])

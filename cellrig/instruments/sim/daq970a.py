@@ -102,9 +102,14 @@ def channels_on(text: str, modules: dict[int, int]) -> list[int]:
 
 
 class ScanningLogger(SimInstrument):
-    """What the simulated data loggers share: probes on module channels, read by a timed scan."""
+    """What the simulated data loggers share: probes on module channels, read by a timed scan.
+
+    Under a ``nan`` fault the readings they report are the overload value (:meth:`shown`); under a
+    ``stall`` the readings that fall due are lost (:meth:`scanned`).
+    """
 
     scanner: Scanner
+    stalls = True
 
     def __init__(
         self,
@@ -123,6 +128,20 @@ class ScanningLogger(SimInstrument):
     def quiet(self) -> bool:
         """True while no scan runs."""
         return not self.scanner.running
+
+    def scanned(self) -> list[Reading]:
+        """The readings that fell due up to the clock's present; none while a ``stall`` fault plays."""
+        readings = self.scanner.take(self.clock.now())
+        stalled = self.playing == "stall" or any(fault.kind == "stall" for fault in self.faults)
+        return [] if stalled else readings
+
+    def shown(self, value: float) -> float:
+        """A reading as reported: the overload value while a ``nan`` fault plays."""
+        return OVERLOAD if self.playing == "nan" else value
+
+    def not_a_number(self, reply: Reply) -> Reply:
+        """Left as it is: :meth:`shown` put the overload value in the reading fields only."""
+        return reply
 
     def start_scan(self, interval: float, count: float) -> None:
         """INITiate: sweep the scan list every ``interval`` s, ``count`` times (SCPI error -221 if empty)."""
@@ -156,7 +175,7 @@ class DAQ970A(ScanningLogger):
 
     def advance(self) -> None:
         """Store the readings that fell due up to the clock's present."""
-        self.memory.extend(self.scanner.take(self.clock.now()))
+        self.memory.extend(self.scanned())
 
     def _dispatch(self, cmd: str) -> Reply:
         self.advance()
@@ -170,7 +189,7 @@ class DAQ970A(ScanningLogger):
 
     def _format(self, reading: Reading) -> str:
         value, t, channel = reading
-        fields = [f"{value:+.8E}"]
+        fields = [f"{self.shown(value):+.8E}"]
         if self.fields["TIME"]:
             fields.append(f"{t:013.3f}")
         if self.fields["CHAN"]:

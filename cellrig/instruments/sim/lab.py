@@ -3,8 +3,13 @@
 ``VirtualLab`` builds one world (cells, chamber air, thermocouples, the rig's anvil), puts a
 simulator of every driver cellrig has in it, serves each on its own port, and writes the
 ``lab.toml`` that points cellrig at them — so everything that runs on a real lab runs here.
+
+Beside the instruments it serves :class:`LabControl`, its own test facility (no instrument's
+command set): another process injects faults through it while a run goes on.  The lab file
+names its port in ``[virtual] control = "127.0.0.1:<port>"``, a table cellrig itself ignores.
 """
 
+import dataclasses
 import os
 import random
 from collections.abc import Callable, Iterable
@@ -13,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ...clock import ScaledClock
-from ._scpi import Fault, SimInstrument, SimServer
+from ._scpi import Fault, FaultKind, Reply, SimInstrument, SimServer
 from .abuse_rig import PouchCell, PressSim
 from .bt2200 import BT2200
 from .cell import PRESETS, Cell
@@ -132,6 +137,39 @@ def speed_for(roles: Iterable[str], sample_interval: float) -> tuple[float, str]
     return min(limits)
 
 
+class LabControl(SimInstrument):
+    """The virtual lab's control line: faults injected into its roles while it serves them.
+
+    One command a line, answered with one line, ``OK`` or ``ERR <reason>``::
+
+        FAULT <role> <kind> [<count> [<match>]]
+
+    plays fault ``kind`` (:class:`Fault`) on the role's next ``count`` (default 1) commands that
+    start with ``match`` (default any; it runs to the end of the line, spaces included).
+    """
+
+    usage = "FAULT <role> <kind> [<count> [<match>]]"
+
+    def __init__(self, lab: "VirtualLab") -> None:
+        super().__init__()
+        self.lab = lab
+
+    def handle(self, line: str, fault: FaultKind | None = None) -> Reply:
+        parts = line.split(None, 4)
+        if len(parts) < 3 or parts[0].upper() != "FAULT":
+            return f"ERR expected {self.usage}, got {line!r}"
+        _, role, kind, *more = parts
+        count = more[0] if more else "1"
+        match = more[1] if len(more) > 1 else ""
+        if not count.isdigit():
+            return f"ERR count {count!r} is not a whole number (0 or more)"
+        try:
+            self.lab.inject(role, kind, int(count), match)
+        except ValueError as exc:
+            return f"ERR {exc}".encode("ascii", "replace")  # whatever the message, a line the client can read
+        return "OK"
+
+
 class VirtualLab:
     """The simulated instruments of :data:`ROLES` in one world, served on free ports."""
 
@@ -159,10 +197,16 @@ class VirtualLab:
         for name, role in self.roles.items():
             self.sims[name] = self.world.add(role.build(self))
         for name, planned in (faults or {}).items():
-            if name not in self.sims:
-                raise ValueError(f"no role {name!r} in the virtual lab (roles: {', '.join(self.sims)})")
-            self.sims[name].faults.extend(planned)
+            for fault in planned:
+                self.inject(name, **dataclasses.asdict(fault))
         self.servers: dict[str, SimServer] = {}
+        self.control: SimServer | None = None
+
+    def inject(self, role: str, kind: FaultKind, count: int = 1, match: str = "", **details: Any) -> None:
+        """Play a fault on a role's simulator (:meth:`SimInstrument.inject`); ValueError for a bad role or fault."""
+        if role not in self.sims:
+            raise ValueError(f"no role {role!r} in the virtual lab (roles: {', '.join(self.sims)})")
+        self.sims[role].inject(kind, count, match, **details)
 
     def cell(self, name: str, preset: str, capacity_ah: float = 5.0, soc: float = 0.5) -> Cell:
         """A cell of the world with the seed's cell-to-cell spread (standard deviation 1 % capacity, 3 % resistance)."""
@@ -177,15 +221,19 @@ class VirtualLab:
         return self.world.add_cell(name, cell)
 
     def start(self, port: int = 0) -> "VirtualLab":
-        """Serve every role: on free ports, or on ``port``, ``port + 1`` … in role order."""
+        """Serve every role, then the control line: on free ports, or on ``port``, ``port + 1`` … in that order."""
         for i, (name, sim) in enumerate(self.sims.items()):
             self.servers[name] = SimServer(sim, port=port + i if port else 0).start()
+        self.control = SimServer(LabControl(self), port=port + len(self.sims) if port else 0).start()
         return self
 
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
         self.servers.clear()
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
 
     def __enter__(self) -> "VirtualLab":
         return self if self.servers else self.start()
@@ -207,7 +255,13 @@ class VirtualLab:
                 entry["limits"] = dict(role.limits)
             roles[name] = entry
         clock = {"speed": self.clock.scale, "origin": self.clock.origin}
-        return {"name": f"virtual lab (clock ×{self.clock.scale:g})", "clock": clock, "roles": roles}
+        name = f"virtual lab (clock ×{self.clock.scale:g})"
+        return {"name": name, "clock": clock, "virtual": {"control": self.control_address}, "roles": roles}
+
+    @property
+    def control_address(self) -> str:
+        """``host:port`` of the running control line (:class:`LabControl`)."""
+        return f"{self.control.host}:{self.control.port}"
 
     def lab_toml(self) -> str:
         """A lab file for cellrig that points at the running simulators."""
@@ -218,6 +272,8 @@ class VirtualLab:
             "[clock]  # the virtual lab's: this many times real time, from this Unix time",
         ]
         lines += [f"{key} = {value!r}" for key, value in data["clock"].items()]
+        lines += ["", f"[virtual]  # the virtual lab's own: {LabControl.usage} on this port"]
+        lines += [f'{key} = "{value}"' for key, value in data["virtual"].items()]
         for name, entry in data["roles"].items():
             lines += ["", f"[roles.{name}]"]
             for key, value in entry.items():

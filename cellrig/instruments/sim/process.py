@@ -1,14 +1,21 @@
-"""The virtual lab in a process of its own (``cellrig sim``), so the simulation and the engine each get a core."""
+"""The virtual lab in a process of its own (``cellrig sim``), so the simulation and the engine each get a core.
+
+:func:`inject` plays a fault on one of its instruments from any other process, through the
+control line its lab file names (``[virtual] control``, see :class:`~.lab.LabControl`).
+"""
 
 import contextlib
 import signal
+import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 STARTUP_S = 60.0
+CONTROL_TIMEOUT_S = 10.0
 
 
 @contextlib.contextmanager
@@ -39,3 +46,15 @@ def served_lab(lab_file: str | Path, **options: float | str) -> Iterator[Path]:
             sim.wait(timeout=30)
         except subprocess.TimeoutExpired:
             sim.kill()
+
+
+def inject(lab_file: str | Path, role: str, kind: str, count: int = 1, match: str = "") -> None:
+    """Play fault ``kind`` on the next ``count`` commands to ``role`` starting with ``match``, in the
+    virtual lab serving ``lab_file``; ValueError naming the reason if the lab refuses it."""
+    host, _, port = tomllib.loads(Path(lab_file).read_text())["virtual"]["control"].rpartition(":")
+    line = " ".join(["FAULT", role, kind, str(count), match]).rstrip()
+    with socket.create_connection((host, int(port)), timeout=CONTROL_TIMEOUT_S) as conn:
+        conn.sendall(line.encode("latin-1") + b"\n")
+        reply = conn.makefile(encoding="latin-1").readline().strip()
+    if reply != "OK":
+        raise ValueError(f"{lab_file}: the virtual lab refused {line!r}: {reply or 'no reply'}")
