@@ -38,9 +38,9 @@ from .roles import DAQChannel, DAQLimits, Identity, Samples
 
 log = logging.getLogger(__name__)
 
-#: Readings the memory holds (reference §4.1, 34970A user guide; the DAQ970A programming guide
-#: p. 215 says "at least 100,000").  When it overflows the oldest readings are overwritten.
-MEMORY = 50_000
+#: Readings the memory holds (the DAQ970A/DAQ973A programming guide, p. 215: 100,000; the
+#: 34970A's 50,000 is the older model's).  When it overflows the oldest readings are overwritten.
+MEMORY = 100_000
 #: Channels per second an armature multiplexer (DAQM901A) scans (reference §4.1, GW Instek spec).
 SCAN_RATE = 80.0
 SLOTS = (1, 2, 3)  # unverified
@@ -218,7 +218,7 @@ class KeysightDAQ970A(ScanLogger, ManagedConnection, SCPIMixin, Instrument):
 
     trigger_count = Instrument.setting(
         "TRIG:COUN %s",
-        """Set how many sweeps a scan makes (1 to 50,000, or ``math.inf`` to sweep until aborted).""",
+        """Set how many sweeps a scan makes (1 to 100,000, or ``math.inf`` to sweep until aborted).""",
         validator=joined_validators(strict_discrete_set, partial(strict_discrete_range, step=1)),
         values=((math.inf,), (1, MEMORY)),
         set_process=lambda n: "INF" if n == math.inf else f"{int(n)}",
