@@ -23,9 +23,25 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from ._connection import InstrumentError, ManagedConnection
+from .commands import Command
 from .roles import ChamberLimits, Identity
 
 MIN_RAMP_RATE = 0.1  # K/min: slower than this is a series of set points, not a ramp
+
+_CCL = "EspecNorthAmerica/ChamberConnectLibrary (p300.py, especinteract.py)"
+COMMANDS = (
+    Command("TYPE?", "verified", _CCL + "; akaeba/ATWG (SH-641)"),
+    Command("ROM?", "verified", _CCL + "; reply format unverified"),
+    Command("TEMP?", "verified", _CCL),
+    Command("TEMP, S<sp> H<max> L<min>", "verified", _CCL),
+    Command("MODE, CONSTANT|STANDBY|OFF, MODE?", "verified", _CCL),
+    Command("POWER, ON|OFF", "verified", _CCL),
+    Command("MON?", "verified", _CCL + "; ESPEC EHS manual"),
+    Command(
+        "RUN PRGM, TEMP<t0> GOTEMP<t1> TIME<h>:<mm>", "inferred", "reference §2.1; zero padding of <mm> unverified"
+    ),
+    Command("ALARM?", "verified", "codes from ChamberConnectLibrary controllerinterface"),
+)
 #: ``ALARM?`` codes as ESPEC's ChamberConnectLibrary lists them.
 SENSOR_FAILURE, UPPER_DEVIATION, ABOVE_LIMIT, BELOW_LIMIT, OVERHEAT, DOOR_OPEN = 0, 1, 2, 3, 6, 9
 ALARMS = {

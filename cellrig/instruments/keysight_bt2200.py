@@ -27,6 +27,7 @@ from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from ._connection import InstrumentError, ManagedConnection
+from .commands import Command
 from .roles import CyclerLimits, CyclerStep, Identity, Samples
 
 MODES = ("CHARGE", "DISCHARGE", "REST", "PRECHARGE")
@@ -43,6 +44,30 @@ EARLY_END_FACTOR = 2.0
 CURRENT_RANGE = (0.0, 6.25)  # A per channel, BT2203A class
 VOLTAGE_RANGE = (0.0, 5.0)  # V
 CELL_IDS = (1001, 8032)
+
+_PRECHARGER = "dhsys21/PRECHARGER_Romania, dhsys21/PreCharger (BT2202 production code)"
+COMMANDS = (
+    Command("*IDN?", "verified", "IEEE 488.2; ricardo1slas/BT2202A_Plugin session logs"),
+    Command("CELL:DEF <cell>,(@<channel>)", "verified", _PRECHARGER),
+    Command("SEQ:CLEAR <seq>", "verified", _PRECHARGER),
+    Command("SEQ:STEP:DEF <seq>,<step>,CHARGE|DISCHARGE,<s>,<A>,<V>", "verified", _PRECHARGER + "; currents positive"),
+    Command("SEQ:STEP:DEF <seq>,<step>,REST,<s>", "inferred", "the one public example is REST,300"),
+    Command("SEQ:TEST:DEF <seq>,<step>,<n>,VOLT_GE|VOLT_LE,<V>,AFTER,0,NEXT", "verified", _PRECHARGER),
+    Command(
+        "SEQ:TEST:DEF <seq>,<step>,<n>,CURR_LE,<A>,AFTER,0,NEXT",
+        "unverified",
+        "whether a discharge compares |I| or signed I is unsettled; an early end raises",
+    ),
+    Command("CELL:ENABLE (@<cell>),<seq>", "verified", _PRECHARGER),
+    Command("CELL:INIT (@<cell>)", "verified", _PRECHARGER),
+    Command("STAT:CELL:REP? (@<cell>)", "verified", _PRECHARGER + "; codes 0 none, 1 running, 2 fail, 3 aborted, 4 OK"),
+    Command("CELL:ABORT (@<cell>)", "verified", _PRECHARGER),
+    Command("OUTP 0|1, OUTP?", "verified", "reference C12 (OUTP ON)"),
+    Command("DATA:LOG?", "verified", "dhsys21/PreCharger DataLogNameSpace.cs (record layout)"),
+    Command(
+        "SYST:ERR?", "unverified", "the SCPI error queue; not seen in a BT2200 source (without it, calls time out)"
+    ),
+)
 CHANNELS_PER_CARD = 32
 
 

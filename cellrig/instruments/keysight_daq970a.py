@@ -34,6 +34,7 @@ from pymeasure.instruments.validators import (
 )
 
 from ._connection import InstrumentError, ManagedConnection
+from .commands import Command
 from .roles import DAQChannel, DAQLimits, Identity, Samples
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,21 @@ SCAN_RATE = 80.0
 SLOTS = (1, 2, 3)  # unverified
 TC_TYPES = ("B", "E", "J", "K", "N", "R", "S", "T")  # unverified
 VOLT_RANGES = (0.1, 1.0, 10.0, 100.0, 300.0)  # V, unverified
+
+_DAQ = "ricardo1slas/BT2202A_Plugin (a real DAQ970A's session log); DAQ970A/DAQ973A programming guide"
+COMMANDS = (
+    Command("*IDN?, *RST, *CLS, *OPC?", "verified", "IEEE 488.2"),
+    Command("CONF:TEMP TC,<type>,(@…)", "verified", _DAQ),
+    Command("UNIT:TEMP C,(@…), SENS:TEMP:NPLC 1,(@…)", "inferred", "reference §4.1 (34972A user guide)"),
+    Command("CONF:VOLT:DC <range>,(@…)", "inferred", "reference §4.1 (34972A user guide)"),
+    Command("ROUT:SCAN (@…)", "verified", _DAQ),
+    Command("FORM:READ:CHAN ON, FORM:READ:TIME ON", "verified", _DAQ),
+    Command("TRIG:SOUR TIM, TRIG:TIM <s>, TRIG:COUN INF, INIT", "verified", _DAQ),
+    Command("DATA:POIN?", "unverified", "not seen in a source; the guide's name for the memory count"),
+    Command("DATA:REM? <n>", "verified", _DAQ),
+    Command("ABOR", "unverified", "SCPI's abort; not seen in a DAQ970A source"),
+    Command("SYST:ERR?", "verified", "reference §4.1"),
+)
 NPLC = (0.02, 0.2, 1, 2, 10, 20, 100, 200)  # unverified
 MAX_TIMER = 359_999.0  # s between scans, unverified
 #: What an overloaded input or an open thermocouple reads (unverified).

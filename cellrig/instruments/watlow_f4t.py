@@ -27,6 +27,7 @@ from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from ._connection import InstrumentError, ManagedConnection
+from .commands import Command
 from .espec import MIN_RAMP_RATE, check_limits, check_ramp
 from .roles import ChamberLimits, Identity
 
@@ -34,6 +35,21 @@ from .roles import ChamberLimits, Identity
 RATING = ChamberLimits(min_temperature=-40.0, max_temperature=200.0, max_ramp_rate=5.0)
 #: The first firmware with ``:UNIT:TEMPERATURE`` (older firmware works in °F only).
 UNIT_FIRMWARE = (4, 5, 7)
+
+_TE = "TestEquity's F4T SCPI list, kept in DAsh0244/te107_control ref/scpi_commands.csv"
+COMMANDS = (
+    Command("*IDN?", "verified", _TE),
+    Command(":UNIT:TEMPERATURE C, :UNIT:TEMPERATURE?", "verified", _TE + "; firmware ≥ 04.05.0007 only"),
+    Command(":SOURCE:CLOOP1:RACTION OFF|SETPOINT", "verified", _TE),
+    Command(":SOURCE:CLOOP1:RSCALE MINUTES", "verified", _TE),
+    Command(":SOURCE:CLOOP1:RRATE <K/min>, :SOURCE:CLOOP1:RRATE?", "verified", _TE),
+    Command(":SOURCE:CLOOP1:SPOINT <°C>, :SOURCE:CLOOP1:SPOINT?", "verified", _TE + "; tektronix/keithley F4T TSP"),
+    Command(":SOURCE:CLOOP1:PVALUE?", "verified", _TE),
+    Command(":SOURCE:CLOOP1:ERROR?", "verified", _TE),
+    Command(
+        ":OUTPUT1:STATE ON|OFF, :OUTPUT1:STATE?", "verified", _TE + "; output 1 = conditioning is TestEquity's wiring"
+    ),
+)
 
 
 class WatlowF4T(ManagedConnection, SCPIMixin, Instrument):
