@@ -16,6 +16,7 @@ from rich.table import Table
 
 from . import __version__
 from .analysis import cycle_summary
+from .instruments.commands import commands_of
 from .instruments.registry import VISA_LIBRARY
 from .instruments.sim import DEFAULT_SPEED
 from .instruments.sim._scpi import FAULT_KINDS, Fault
@@ -329,7 +330,8 @@ def lab() -> None:
 
 @lab.command("check")
 @click.argument("lab_file", type=click.Path(dir_okay=False, path_type=Path))
-def lab_check(lab_file: Path) -> None:
+@click.option("--verbose", is_flag=True, help="Also print each driver's commands and how far sources confirm them.")
+def lab_check(lab_file: Path, verbose: bool) -> None:
     """Open every instrument in LAB_FILE, compare it with the file and program its limits.
 
     Prints role, model, serial, firmware, resource and status for each; exits non-zero if
@@ -350,6 +352,15 @@ def lab_check(lab_file: Path) -> None:
         status = f"[green]{row.status}[/]" if row.ok else f"[red]{row.status}[/]"
         table.add_row(row.role, *cells, row.spec.resource, status)
     console.print(table)
+    if verbose:
+        for row in rows:
+            commands = commands_of(row.spec.info.target)
+            detail = Table(title=f"{row.role}: {row.spec.driver} commands", title_justify="left")
+            for header in ("command", "status", "source or reason"):
+                detail.add_column(header)
+            for c in commands:
+                detail.add_row(c.text, c.status, c.source)
+            console.print(detail if commands else f"{row.role}: {row.spec.driver}: no command table yet")
     if not all(row.ok for row in rows):
         sys.exit(1)
 

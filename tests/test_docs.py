@@ -221,3 +221,14 @@ def test_the_demo_runs_to_a_report_and_never_overwrites(tmp_path):
     assert 'alt="pulse resistance vs state of charge"' in page  # the HPPC runs, apart from the life table
     again = shell("cellrig demo", tmp_path)
     assert again.returncode == 1 and "not empty" in again.stderr
+
+
+def test_the_driver_command_tables_in_the_docs_are_the_drivers_own():
+    from cellrig.instruments.commands import commands_of, markdown_table
+    from cellrig.instruments.registry import DRIVERS
+
+    text = (ROOT / "docs" / "lab.md").read_text()
+    tables = re.findall(r"<!-- commands: (\w+) .*?-->\n(.*?)\n<!-- /commands -->", text, re.S)
+    assert {name for name, _ in tables} == {"keysight_bt2200", "espec", "watlow_f4t", "keysight_daq970a"}
+    for name, table in tables:
+        assert table == markdown_table(commands_of(DRIVERS[name].target)), name

@@ -345,3 +345,31 @@ def test_abuse_runs_never_resume_and_finished_runs_neither(tmp_path):
         done, _ = run(lab, parse("name: note\nsteps: [{note: hello}]"), Binding(), tmp_path)
         with pytest.raises(ValueError, match="only interrupted or stopped runs resume"):
             Runner.resume(done.writer.path, Shared(lab))
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "said"),
+    [("fail", "tripped", "the cycler's own limit test failed"), (7, "failed", "code 7")],
+)
+def test_a_step_the_cycler_ends_itself_never_reads_as_finished(tmp_path, code, status, said):
+    """The instrument fails the running step itself (its own test), or reports a code cellrig does not know."""
+    from cellrig.instruments.sim.bt2200 import Test
+
+    with virtual() as (v, lab):
+        sim = v.sims["cycler"]
+        channel = sim.channels[101]
+
+        def end_the_step() -> None:
+            wait_for(lambda: channel.status == RUNNING, "the first step to run")
+            with sim.lock:
+                if code == "fail":  # a limit test of the instrument's own fires at once
+                    channel.steps[channel.step][2].append(Test("VOLT_GE", 0.0, "AFTER", 0.0, "FAIL"))
+                else:
+                    channel.status = code
+
+        ender = threading.Thread(target=end_the_step)
+        ender.start()
+        runner, (got, reason) = run(lab, parse(THREE_CYCLES), Binding("cycler", 101), tmp_path)
+        ender.join()
+    assert got == status and said in reason, reason
+    assert open_run(runner.writer.path).status == status

@@ -110,11 +110,13 @@ def test_configure_limits_refuses_to_strand_the_present_set_point():
 
 
 def test_alarms_are_named_by_code():
-    with espec([("ALARM?", "3,1,2,9"), ("ALARM?", "0")]) as oven:
+    with espec([("ALARM?", "5,6,0,9,2,12"), ("ALARM?", "0")]) as oven:
         assert oven.alarms() == [
-            "over-temperature protector tripped",
-            "temperature above the upper alarm limit",
-            "alarm code 9",
+            "over-heating protector tripped",
+            "sensor failure",
+            "door open",
+            "temperature above the absolute upper alarm limit",
+            "alarm code 12",
         ]
         assert oven.alarms() == []
 
@@ -229,7 +231,7 @@ def test_set_ramp_read_back_alarm_and_safe_state_over_a_socket(bench):
     assert oven.alarms() == []
     sim.air.load_power_w = 8000.0  # the cell inside runs away
     clock.t += 20 * 60
-    assert oven.alarms() == ["over-temperature protector tripped", "temperature above the upper alarm limit"]
+    assert oven.alarms() == ["over-heating protector tripped", "temperature above the absolute upper alarm limit"]
     assert oven.mode == "STANDBY"  # the alarm limit stopped the chamber
     sim.air.load_power_w = 0.0
     oven.set_temperature(25.0)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from pymeasure.test import expected_protocol
 
+from cellrig.instruments._connection import InstrumentError
 from cellrig.instruments.keysight_bt2200 import KeysightBT2200, channel_index, record_dtype
 
 
@@ -53,16 +54,31 @@ def test_status_output_and_log_count():
     with expected_protocol(
         KeysightBT2200,
         [
-            ("STAT:CELL:REP? (@1001,1002,1003)", "1,2,3"),
+            ("STAT:CELL:REP? (@1001,1002,1003,1004,1005)", "0,1,2,3,4"),
             ("OUTP 0", None),
             ("OUTP?", "1"),
             ("DATA:LOG:REC:AVA?", "17"),
         ],
     ) as bt:
-        assert bt.cell_status([1001, 1002, 1003]) == ["running", "done", "failed"]
+        assert bt.cell_status([1001, 1002, 1003, 1004, 1005]) == ["none", "running", "fail", "aborted", "ok"]
         bt.output_enabled = False
         assert bt.output_enabled is True
         assert bt.log_records_available == 17
+
+
+def test_a_status_code_outside_the_public_set_raises_naming_the_code():
+    with (
+        expected_protocol(KeysightBT2200, [("STAT:CELL:REP? (@1001)", "7")]) as bt,
+        pytest.raises(InstrumentError, match="code 7"),
+    ):
+        bt.cell_status(1001)
+
+
+def test_rest_is_sent_as_the_public_example_shows():
+    with expected_protocol(KeysightBT2200, [("SEQ:STEP:DEF 1,1,REST,300", None)]) as bt:
+        bt.define_step(1, 1, "REST", 300)
+    with expected_protocol(KeysightBT2200, []) as bt, pytest.raises(ValueError):
+        bt.define_step(1, 1, "REST", 300, 0.0, 0.0)
 
 
 def test_safe_state_aborts_and_switches_outputs_off():

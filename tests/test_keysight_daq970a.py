@@ -264,13 +264,13 @@ def test_an_unwired_thermocouple_reads_as_open_and_a_full_memory_keeps_the_newes
         daq = KeysightDAQ970A(server.resource, visa_library="@py", timeout=2000)
         daq.configure_channels(CHANNELS)
         daq.start_scan(0.05)
-        clock.t = 699.99  # 14,000 whole scans of 4: 56,000 readings for a 50,000-reading memory
+        clock.t = 1399.99  # 28,000 whole scans of 4: 112,000 readings for a 100,000-reading memory
         with caplog.at_level(logging.WARNING, logger="cellrig.instruments.keysight_daq970a"):
             samples = daq.fetch_samples()
         daq.adapter.close()
     assert "reading memory full" in caplog.text
     assert len(samples["time"]) == MEMORY // 4
-    assert samples["time"][0] == pytest.approx(75.0)  # the oldest 6,000 readings were overwritten
+    assert samples["time"][0] == pytest.approx(150.0)  # the oldest 12,000 readings were overwritten
     assert np.all(samples["t_top"] == math.inf) and np.all(samples["v_cell"] == 3.7)
 
 

@@ -89,11 +89,14 @@ def test_lab_check_against_the_virtual_instrument(tmp_path):
     try:
         path = tmp_path / "lab.toml"
         path.write_text(lab_text(server.resource))
-        out = subprocess.run([str(CELLRIG), "lab", "check", str(path)], capture_output=True, text=True, timeout=120)
+        command = [str(CELLRIG), "lab", "check", "--verbose", str(path)]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
     finally:
         server.stop()
     assert out.returncode == 0, out.stdout + out.stderr
     assert "BT2202A" in out.stdout and "SIM0000001" in out.stdout and "ok" in out.stdout
+    assert "keysight_bt2200 commands" in out.stdout  # --verbose: the driver's command table
+    assert "STAT:CELL:REP? (@<cell>)" in out.stdout and "unverified" in out.stdout
 
 
 def test_lab_check_says_which_instrument_is_the_wrong_model(tmp_path):

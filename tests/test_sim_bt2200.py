@@ -55,14 +55,14 @@ def test_a_cc_cv_charge_runs_on_the_instrument_and_ends_on_its_current_test():
     assert sim.handle("STAT:CELL:REP? (@1001)") == "1"
     assert float(sim.handle("MEAS:CELL:CURR? (@1001)")) == pytest.approx(5.0)  # still constant current
     clock.t = 20000.0
-    assert sim.handle("STAT:CELL:REP? (@1001)") == "2"
+    assert sim.handle("STAT:CELL:REP? (@1001)") == "4"  # OK: ended normally
     assert sim.channels[101].cell.soc > 0.99
     assert sim.handle("SYST:ERR?") == '+0,"No error"'
 
 
 def test_driver_over_a_real_socket_reads_the_log_and_sees_errors():
     clock = ScaledClock(10_000)
-    sim = sim_with_cell(clock)
+    sim = BT2200(clock, {101: Cell(NMC811, 5.0, soc=0.0)}, log_period=10, log_states=True)
     with SimServer(sim) as server:
         bt = KeysightBT2200(server.resource, visa_library="@py", timeout=2000)
         assert bt.id.startswith("Keysight Technologies,BT2202A")
@@ -145,4 +145,84 @@ def test_a_channel_refuses_steps_beyond_its_limits_before_writing():
         with pytest.raises(ValueError, match="rating"):
             ch.configure_limits(CyclerLimits(2.5, 4.2, 10.0))
         assert sim.sequences == {}  # nothing reached the instrument
+        bt.adapter.close()
+
+
+def run_step(step, clock, **readings):
+    """One step on a channel of a simulator taking the given readings; the channel's samples and state."""
+    from cellrig.instruments.roles import CyclerLimits
+
+    sim = BT2200(clock, {101: Cell(NMC811, 5.0, soc=0.9)}, log_period=10, **readings)
+    with SimServer(sim) as server:
+        bt = KeysightBT2200(server.resource, visa_library="@py", timeout=2000)
+        ch = bt.channel(101, CyclerLimits(2.5, 4.2, 5.0))
+        try:
+            ch.fetch_samples()
+            clock.t += 100  # idle records before the step
+            ch.start_step(step)
+            while (state := ch.status()) == "running":
+                clock.t += 600
+            clock.t += 100  # idle records after it
+            return ch.fetch_samples(), state
+        finally:
+            bt.adapter.close()
+
+
+@pytest.mark.parametrize("log_states", [False, True])
+def test_records_belong_to_the_step_whether_or_not_the_log_fills_its_state_fields(log_states):
+    from cellrig.instruments.roles import CyclerStep
+
+    samples, state = run_step(
+        CyclerStep("cc", 36_000, current=-5.0, until_voltage_below=3.3), ManualClock(), log_states=log_states
+    )
+    assert state == "done"
+    in_step = samples["step"] == 1
+    assert in_step.sum() > 10 and not in_step[0]  # the idle record before the start is no step's
+    discharged = -np.sum(samples["current"][1:] * np.diff(samples["time"])) / 3600
+    assert discharged == pytest.approx(-np.sum((samples["current"] * in_step)[1:] * np.diff(samples["time"])) / 3600)
+    assert samples["voltage"][in_step].min() == pytest.approx(3.3, abs=0.01)
+
+
+@pytest.mark.parametrize(("rest_levels", "works"), [(False, True), (True, False)])
+def test_rest_as_the_public_example_runs_or_fails_loudly(rest_levels, works):
+    from cellrig.instruments.roles import CyclerStep
+
+    step = CyclerStep("rest", 600)
+    if works:
+        samples, state = run_step(step, ManualClock(), rest_levels=rest_levels)
+        assert state == "done" and np.all(samples["current"] == 0)
+    else:
+        with pytest.raises(RuntimeError, match="-109"):
+            run_step(step, ManualClock(), rest_levels=rest_levels)
+
+
+@pytest.mark.parametrize(("signed", "ends"), [(False, "done"), (True, "raises")])
+def test_a_discharge_cv_end_test_either_works_or_is_caught_ending_early(signed, ends):
+    from cellrig.instruments.roles import CyclerStep
+
+    step = CyclerStep("cccv", 36_000, current=-5.0, voltage=3.5, until_current_below=0.25)
+    if ends == "done":
+        samples, state = run_step(step, ManualClock(), signed_current_tests=signed)
+        assert state == "done" and abs(samples["current"][samples["step"] == 1][-1]) < 0.5
+    else:  # a signed comparison fires at once: never reported as a finished step
+        with pytest.raises(RuntimeError, match="signed current"):
+            run_step(step, ManualClock(), signed_current_tests=signed)
+
+
+def test_the_cyclers_own_failed_test_reads_failed_not_done():
+    clock = ManualClock()
+    sim = sim_with_cell(clock, soc=0.2)
+    for cmd in (
+        "CELL:DEF 1001,(@101)",
+        "SEQ:STEP:DEF 1,1,CHARGE,14400,5,4.2",
+        "SEQ:TEST:DEF 1,1,1,VOLT_GE,3.9,AFTER,0,FAIL",
+        "CELL:ENABLE (@1001),1",
+        "CELL:INIT (@1001)",
+    ):
+        sim.handle(cmd)
+    clock.t = 20000.0
+    assert sim.handle("STAT:CELL:REP? (@1001)") == "2"  # fail, as public code for real units reads it
+    with SimServer(sim) as server:
+        bt = KeysightBT2200(server.resource, visa_library="@py", timeout=2000)
+        assert bt.cell_status(1001) == ["fail"]
         bt.adapter.close()

@@ -12,15 +12,15 @@ from cellrig.instruments.sim.chamber_air import AMBIENT_C
 from cellrig.instruments.sim.watlow_f4t import F4T
 from cellrig.instruments.watlow_f4t import RATING, WatlowF4T
 
-NO_ERROR = ("SYST:ERR?", '+0,"No error"')
+IDN = ("*IDN?", "Watlow Electric,F4T,0000001,04.05.0007")
 
 
 # -- the driver, command by command ------------------------------------------------------------
 
 
 def test_identify():
-    with expected_protocol(WatlowF4T, [("*IDN?", "Watlow Electric,F4T,0000001,1.0")]) as f4t:
-        assert f4t.identify() == Identity("Watlow Electric", "F4T", "0000001", "1.0")
+    with expected_protocol(WatlowF4T, [IDN]) as f4t:
+        assert f4t.identify() == Identity("Watlow Electric", "F4T", "0000001", "04.05.0007")
         assert isinstance(f4t, roles.Chamber) and f4t.limits == RATING
 
 
@@ -30,10 +30,34 @@ def test_set_temperature_steps_the_set_point_and_switches_the_chamber_on():
         [
             (":SOURCE:CLOOP1:RACTION OFF", None),
             (":SOURCE:CLOOP1:SPOINT 130", None),
+            (":SOURCE:CLOOP1:SPOINT?", "130.0"),
             (":OUTPUT1:STATE ON", None),
-            NO_ERROR,
+            (":OUTPUT1:STATE?", "ON"),
         ],
     ) as f4t:
+        f4t.set_temperature(130.0)
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        [(":SOURCE:CLOOP1:SPOINT?", "25.0")],  # the controller kept its old set point
+        [(":SOURCE:CLOOP1:SPOINT?", "130.0"), (":OUTPUT1:STATE ON", None), (":OUTPUT1:STATE?", "OFF")],
+    ],
+)
+def test_a_set_that_does_not_read_back_raises_and_leaves_the_output_off(replies):
+    with (
+        expected_protocol(
+            WatlowF4T,
+            [
+                (":SOURCE:CLOOP1:RACTION OFF", None),
+                (":SOURCE:CLOOP1:SPOINT 130", None),
+                *replies,
+                (":OUTPUT1:STATE OFF", None),  # switched off, as the call failed
+            ],
+        ) as f4t,
+        pytest.raises(InstrumentError, match="read back as"),
+    ):
         f4t.set_temperature(130.0)
 
 
@@ -44,9 +68,10 @@ def test_ramp_temperature_as_in_the_reference():
             (":SOURCE:CLOOP1:RACTION SETPOINT", None),
             (":SOURCE:CLOOP1:RSCALE MINUTES", None),
             (":SOURCE:CLOOP1:RRATE 5", None),
+            (":SOURCE:CLOOP1:RRATE?", "5"),
             (":SOURCE:CLOOP1:SPOINT 130", None),
             (":OUTPUT1:STATE ON", None),
-            NO_ERROR,
+            (":OUTPUT1:STATE?", "ON"),
         ],
     ) as f4t:
         f4t.ramp_temperature(130.0, 5.0)
@@ -74,7 +99,7 @@ def test_readings():
 
 def test_configure_limits_switches_to_celsius_and_reads_it_back():
     narrow = ChamberLimits(-20.0, 150.0, 3.0)
-    with expected_protocol(WatlowF4T, [(":UNIT:TEMPERATURE C", None), (":UNIT:TEMPERATURE?", "C"), NO_ERROR]) as f4t:
+    with expected_protocol(WatlowF4T, [IDN, (":UNIT:TEMPERATURE C", None), (":UNIT:TEMPERATURE?", "C")]) as f4t:
         f4t.configure_limits(narrow)
         assert f4t.limits == narrow
         for call in (lambda: f4t.set_temperature(160.0), lambda: setattr(f4t, "ramp_rate", 4.0)):
@@ -83,10 +108,19 @@ def test_configure_limits_switches_to_celsius_and_reads_it_back():
 
 
 def test_configure_limits_raises_when_the_unit_does_not_read_back():
-    with expected_protocol(WatlowF4T, [(":UNIT:TEMPERATURE C", None), (":UNIT:TEMPERATURE?", "F")]) as f4t:
-        with pytest.raises(InstrumentError, match="did not switch to C"):
+    with expected_protocol(WatlowF4T, [IDN, (":UNIT:TEMPERATURE C", None), (":UNIT:TEMPERATURE?", "F")]) as f4t:
+        with pytest.raises(InstrumentError, match="unit read back as 'F'"):
             f4t.configure_limits(ChamberLimits(-20.0, 150.0, 3.0))
         assert f4t.limits == RATING
+
+
+def test_firmware_without_the_unit_command_is_refused_before_anything_is_set():
+    old = ("*IDN?", "Watlow Electric,F4T,0000001,04.04.0001")
+    with (
+        expected_protocol(WatlowF4T, [old]) as f4t,
+        pytest.raises(InstrumentError, match=r"predates 04\.05\.0007"),
+    ):
+        f4t.configure_limits(ChamberLimits(-20.0, 150.0, 3.0))
 
 
 def test_alarms_report_a_sensor_input_error():
@@ -98,15 +132,6 @@ def test_alarms_report_a_sensor_input_error():
 def test_safe_state_switches_the_chamber_off():
     with expected_protocol(WatlowF4T, [(":OUTPUT1:STATE OFF", None)]) as f4t:
         f4t.safe_state()
-
-
-def test_queued_errors_raise_naming_the_instrument():
-    reported = r"^Watlow F4T at .*: instrument reported -222 Data out of range$"
-    with (
-        expected_protocol(WatlowF4T, [("SYST:ERR?", '-222,"Data out of range"'), NO_ERROR]) as f4t,
-        pytest.raises(InstrumentError, match=reported),
-    ):
-        f4t.raise_errors()
 
 
 @pytest.mark.parametrize(
@@ -132,23 +157,29 @@ def test_out_of_range_values_raise_before_anything_is_sent(call):
 # -- the simulator ------------------------------------------------------------------------------
 
 
-def test_the_simulator_accepts_long_and_short_forms_and_queues_errors():
+def test_the_simulator_accepts_long_and_short_forms_and_ignores_what_it_refuses():
     sim = F4T(ManualClock())
     assert sim.handle("*IDN?").startswith("Watlow Electric,")
     assert sim.handle("SOUR:CLOOP1:SPOINT 50") is None
     assert sim.handle(":SOURCE:CLOOP1:SPOINT?") == "50.0"
     assert sim.handle("OUTP1:STAT ON") is None
     assert sim.handle(":OUTPUT1:STATE?") == "ON" and sim.air.running
-    assert sim.handle("SYST:ERR?") == '+0,"No error"'
     for bad, error in [
-        (":SOURCE:CLOOP1:SPOINT 250", '-222,"Data out of range"'),
-        (":SOURCE:CLOOP1:RRATE 0", '-222,"Data out of range"'),
-        (":SOURCE:CLOOP1:RACTION SOMETIMES", '-224,"Illegal parameter value"'),
-        (":OUTPUT2:STATE ON", '-113,"Undefined header"'),
+        (":SOURCE:CLOOP1:SPOINT 250", (-222, "Data out of range")),
+        (":SOURCE:CLOOP1:RRATE 0", (-222, "Data out of range")),
+        (":SOURCE:CLOOP1:RACTION SOMETIMES", (-224, "Illegal parameter value")),
+        (":OUTPUT2:STATE ON", (-113, "Undefined header")),
+        ("SYST:ERR?", (-113, "Undefined header")),  # no error queue on an F4T: no answer
     ]:
         assert sim.handle(bad) is None
-        assert sim.handle("SYST:ERR?") == error, bad
+        assert sim.errors[-1] == error, bad
     assert sim.air.setpoint == 50.0
+
+
+def test_old_simulated_firmware_has_no_unit_command_and_speaks_fahrenheit():
+    sim = F4T(ManualClock(), firmware="04.04.0001")
+    assert sim.handle(":UNIT:TEMPERATURE?") is None
+    assert float(sim.handle(":SOURCE:CLOOP1:PVALUE?")) == pytest.approx(AMBIENT_C * 1.8 + 32, abs=0.1)
 
 
 def test_the_simulator_speaks_fahrenheit_and_ramps_per_hour_when_told():
@@ -200,11 +231,11 @@ def test_set_ramp_read_back_alarm_and_safe_state_over_a_socket(bench):
     assert f4t.output_enabled is False and not sim.air.running
 
 
-def test_a_scpi_error_over_a_socket_names_the_instrument(bench):
+def test_a_refused_set_point_over_a_socket_raises_naming_the_instrument(bench):
     _, _, server, _ = bench
     # a driver told its chamber is rated beyond what the controller accepts
     f4t = WatlowF4T(server.resource, visa_library="@py", timeout=2000, rating=ChamberLimits(-40.0, 250.0, 5.0))
-    with pytest.raises(InstrumentError, match=rf"^Watlow F4T at {server.resource}: .*-222 Data out of range"):
+    with pytest.raises(InstrumentError, match=rf"^Watlow F4T at {server.resource}: the set point read back as"):
         f4t.set_temperature(230.0)
-    assert f4t.read_setpoint() == AMBIENT_C
+    assert f4t.read_setpoint() == AMBIENT_C and f4t.output_enabled is False
     f4t.adapter.close()

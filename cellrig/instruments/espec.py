@@ -9,8 +9,9 @@ acknowledgement.
 
 The rated maximum temperature is the last field of ``TYPE?``, read when the driver opens
 (200.0 on a battery-safety oven); the minimum and the ramp rating come from the datasheet.
-Unverified: the ``ALARM?`` codes of :data:`ALARMS` (the simulator's; ESPEC's code list was
-not consulted), the ``TIME<h>:<mm>`` zero padding, and the ``ROM?`` reply format.
+The ``ALARM?`` codes of :data:`ALARMS` are ESPEC's own (ChamberConnectLibrary's controller
+interface); a code outside them is reported by number.  Unverified: the ``TIME<h>:<mm>`` zero
+padding and the ``ROM?`` reply format.
 
 The chamber helpers :func:`check_limits` and :func:`check_ramp` serve every chamber driver.
 """
@@ -22,15 +23,34 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from ._connection import InstrumentError, ManagedConnection
+from .commands import Command
 from .roles import ChamberLimits, Identity
 
 MIN_RAMP_RATE = 0.1  # K/min: slower than this is a series of set points, not a ramp
-#: ``ALARM?`` codes (the simulator's; unverified against ESPEC's list).
-OVERHEAT, ABOVE_LIMIT, BELOW_LIMIT = 1, 2, 3
+
+_CCL = "EspecNorthAmerica/ChamberConnectLibrary (p300.py, especinteract.py)"
+COMMANDS = (
+    Command("TYPE?", "verified", _CCL + "; akaeba/ATWG (SH-641)"),
+    Command("ROM?", "verified", _CCL + "; reply format unverified"),
+    Command("TEMP?", "verified", _CCL),
+    Command("TEMP, S<sp> H<max> L<min>", "verified", _CCL),
+    Command("MODE, CONSTANT|STANDBY|OFF, MODE?", "verified", _CCL),
+    Command("POWER, ON|OFF", "verified", _CCL),
+    Command("MON?", "verified", _CCL + "; ESPEC EHS manual"),
+    Command(
+        "RUN PRGM, TEMP<t0> GOTEMP<t1> TIME<h>:<mm>", "inferred", "reference §2.1; zero padding of <mm> unverified"
+    ),
+    Command("ALARM?", "verified", "codes from ChamberConnectLibrary controllerinterface"),
+)
+#: ``ALARM?`` codes as ESPEC's ChamberConnectLibrary lists them.
+SENSOR_FAILURE, UPPER_DEVIATION, ABOVE_LIMIT, BELOW_LIMIT, OVERHEAT, DOOR_OPEN = 0, 1, 2, 3, 6, 9
 ALARMS = {
-    OVERHEAT: "over-temperature protector tripped",
-    ABOVE_LIMIT: "temperature above the upper alarm limit",
-    BELOW_LIMIT: "temperature below the lower alarm limit",
+    SENSOR_FAILURE: "sensor failure",
+    UPPER_DEVIATION: "temperature above the upper deviation",
+    ABOVE_LIMIT: "temperature above the absolute upper alarm limit",
+    BELOW_LIMIT: "temperature below the absolute lower alarm limit",
+    OVERHEAT: "over-heating protector tripped",
+    DOOR_OPEN: "door open",
 }
 
 

@@ -3,9 +3,22 @@
 Cells are defined on channels (``CELL:DEFine 1001,(@101)``: slot × 100 + channel),
 sequences of CHARGE / DISCHARGE / REST / PRECHARGE steps are stored in the instrument with
 end and fail tests, and the instrument runs them itself, buffering one record per interval
-in its data log, which the host drains with ``DATA:LOG?``.  Command strings follow the
-reference's BT2200 table; the argument order of ``SEQ:STEP:DEF`` / ``SEQ:TEST:DEF`` and the
-status codes other than 1 (running) are unverified against Keysight's programming guide.
+in its data log, which the host drains with ``DATA:LOG?``.  :data:`COMMANDS` lists every
+command sent, with how far public sources confirm it.
+
+Where the sources are silent or disagree the driver takes the reading that fails safe:
+
+- ``STATus:CELL:REPort?`` codes are those of public code for real units (:data:`STATUS_CODES`);
+  a code outside them raises :class:`InstrumentError` (the run fails with the code), never "done".
+- REST is sent as ``SEQ:STEP:DEF s,n,REST,<s>`` (the one public example); an instrument that
+  wants current and voltage fields too rejects it, and :meth:`BT2200Channel.start_step` raises.
+- Currents in ``SEQ:STEP:DEF`` and the ``CURR_LE`` end test are magnitudes (the log's IMon is
+  signed).  If an instrument compared signed current, a discharge's ``CURR_LE`` would fire at
+  once: a discharge step that ends on its current test with |I| still above twice the end
+  current raises instead of reporting "done".
+- The log's SequenceState and CellId fields read 0 on real units (the pre-charger's parser), so
+  records are assigned to a step by the host: from the step's start until the first status
+  read that finds it ended.  A record is never dropped for a 0 in those fields.
 """
 
 import numpy as np
@@ -14,17 +27,47 @@ from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from ._connection import InstrumentError, ManagedConnection
+from .commands import Command
 from .roles import CyclerLimits, CyclerStep, Identity, Samples
 
 MODES = ("CHARGE", "DISCHARGE", "REST", "PRECHARGE")
 TESTS = ("VOLT_GE", "VOLT_LE", "CURR_GE", "CURR_LE")
 TIMINGS = ("AT", "BEFORE", "AFTER")
 ACTIONS = ("NEXT", "FAIL")
-#: STATus:CELL:REPort? codes.
-STATUS = {0: "idle", 1: "running", 2: "done", 3: "failed", 4: "aborted"}
+#: ``STATus:CELL:REPort?`` codes as public code for real units reads them (a BT2202 pre-charger,
+#: a BT2203A controller that treats 4 as finished).
+STATUS_CODES = {0: "none", 1: "running", 2: "fail", 3: "aborted", 4: "ok"}
+#: What each code means to the engine (the Cycler role's states).
+ROLE_STATUS = {"none": "idle", "running": "running", "fail": "failed", "aborted": "aborted", "ok": "done"}
+#: A discharge ending on its current test with |I| above this many times the end current ended early.
+EARLY_END_FACTOR = 2.0
 CURRENT_RANGE = (0.0, 6.25)  # A per channel, BT2203A class
 VOLTAGE_RANGE = (0.0, 5.0)  # V
 CELL_IDS = (1001, 8032)
+
+_PRECHARGER = "dhsys21/PRECHARGER_Romania, dhsys21/PreCharger (BT2202 production code)"
+COMMANDS = (
+    Command("*IDN?", "verified", "IEEE 488.2; ricardo1slas/BT2202A_Plugin session logs"),
+    Command("CELL:DEF <cell>,(@<channel>)", "verified", _PRECHARGER),
+    Command("SEQ:CLEAR <seq>", "verified", _PRECHARGER),
+    Command("SEQ:STEP:DEF <seq>,<step>,CHARGE|DISCHARGE,<s>,<A>,<V>", "verified", _PRECHARGER + "; currents positive"),
+    Command("SEQ:STEP:DEF <seq>,<step>,REST,<s>", "inferred", "the one public example is REST,300"),
+    Command("SEQ:TEST:DEF <seq>,<step>,<n>,VOLT_GE|VOLT_LE,<V>,AFTER,0,NEXT", "verified", _PRECHARGER),
+    Command(
+        "SEQ:TEST:DEF <seq>,<step>,<n>,CURR_LE,<A>,AFTER,0,NEXT",
+        "unverified",
+        "whether a discharge compares |I| or signed I is unsettled; an early end raises",
+    ),
+    Command("CELL:ENABLE (@<cell>),<seq>", "verified", _PRECHARGER),
+    Command("CELL:INIT (@<cell>)", "verified", _PRECHARGER),
+    Command("STAT:CELL:REP? (@<cell>)", "verified", _PRECHARGER + "; codes 0 none, 1 running, 2 fail, 3 aborted, 4 OK"),
+    Command("CELL:ABORT (@<cell>)", "verified", _PRECHARGER),
+    Command("OUTP 0|1, OUTP?", "verified", "reference C12 (OUTP ON)"),
+    Command("DATA:LOG?", "verified", "dhsys21/PreCharger DataLogNameSpace.cs (record layout)"),
+    Command(
+        "SYST:ERR?", "unverified", "the SCPI error queue; not seen in a BT2200 source (without it, calls time out)"
+    ),
+)
 CHANNELS_PER_CARD = 32
 
 
@@ -130,16 +173,32 @@ class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
         strict_range(channel, (101, 832))
         self.write(f"CELL:DEF {cell_id},(@{channel})")
 
-    def define_step(self, sequence: int, step: int, mode: str, duration: float, current: float, voltage: float) -> None:
+    def define_step(
+        self,
+        sequence: int,
+        step: int,
+        mode: str,
+        duration: float,
+        current: float | None = None,
+        voltage: float | None = None,
+    ) -> None:
         """Define a sequence step: mode, maximum duration (s), current (A, positive) and voltage (V).
 
         CHARGE is constant current up to ``voltage`` then constant voltage; DISCHARGE is
-        constant current down to ``voltage`` then constant voltage; REST is open circuit.
+        constant current down to ``voltage`` then constant voltage; REST is open circuit and
+        takes no current or voltage (``SEQ:STEP:DEF 1,1,REST,300``).
         """
         strict_discrete_set(mode, MODES)
+        strict_range(duration, (1, 10_000_000))
+        if mode == "REST":
+            if current is not None or voltage is not None:
+                raise ValueError("a REST step takes no current or voltage")
+            self.write(f"SEQ:STEP:DEF {sequence},{step},REST,{duration:g}")
+            return
+        if current is None or voltage is None:
+            raise ValueError(f"a {mode} step needs a current and a voltage")
         strict_range(current, CURRENT_RANGE)
         strict_range(voltage, VOLTAGE_RANGE)
-        strict_range(duration, (1, 10_000_000))
         self.write(f"SEQ:STEP:DEF {sequence},{step},{mode},{duration:g},{current:g},{voltage:g}")
 
     def define_test(
@@ -175,9 +234,15 @@ class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
         self.write("DATA:LOG:CLE")
 
     def cell_status(self, cells: int | list[int]) -> list[str]:
-        """Get each cell's sequence status: idle, running, done, failed or aborted."""
+        """Get each cell's sequence status as :data:`STATUS_CODES` names it; an unknown code raises."""
         reply = self.ask(f"STAT:CELL:REP? {cells_arg(cells)}")
-        return [STATUS.get(int(code), f"code {code}") for code in reply.strip().split(",")]
+        codes = [int(code) for code in reply.strip().split(",")]
+        unknown = [code for code in codes if code not in STATUS_CODES]
+        if unknown:
+            raise InstrumentError(
+                f"{self.describe()}: STAT:CELL:REP? answered code {unknown[0]}, which is none of {STATUS_CODES}"
+            )
+        return [STATUS_CODES[code] for code in codes]
 
     def fetch_log(self) -> np.ndarray:
         """Fetch the next records of the data log (the instrument returns at most a few)."""
@@ -200,7 +265,9 @@ class BT2200Channel:
     """One BT2200 channel as a :class:`~cellrig.instruments.roles.Cycler`.
 
     Each step is loaded as a one-step sequence of its own (sequence number = the channel's
-    position + 1) and run by the instrument; samples come from the shared data log.
+    position + 1) and run by the instrument; samples come from the shared data log.  The
+    ``step`` column is 1 for records of a step and 0 for records between steps, assigned
+    by the host (see the module docstring).
     """
 
     def __init__(self, mainframe: KeysightBT2200, channel: int, limits: CyclerLimits | None = None) -> None:
@@ -210,6 +277,11 @@ class BT2200Channel:
         self.sequence = channel_index(channel) + 1
         self.limits = RATING
         self.configure_limits(limits or RATING)
+        self._running = False  # a started step not yet seen ended
+        self._taken: list[tuple[np.ndarray, int]] = []  # records drained but not yet fetched, with their step
+        self._step: CyclerStep | None = None
+        self._step_start: float | None = None  # instrument time (s) of the step's first record
+        self._step_last: tuple[float, float] | None = None  # (time, current) of its last record with current
         mainframe.define_cell(self.cell_id, channel)
         mainframe.raise_errors()
         mainframe.watch(channel)
@@ -233,12 +305,17 @@ class BT2200Channel:
         """Load ``step`` into the instrument and start it; checked against the limits first."""
         mode, current, voltage, tests = self._translate(step)
         seq, bt = self.sequence, self.mainframe
+        self._take()  # what the log holds from before the start belongs to no new step
         bt.write(f"SEQ:CLEAR {seq}")
-        bt.define_step(seq, 1, mode, step.max_time, current, voltage)
+        if mode == "REST":
+            bt.define_step(seq, 1, mode, step.max_time)
+        else:
+            bt.define_step(seq, 1, mode, step.max_time, current, voltage)
         for number, (kind, value) in enumerate(tests, start=1):
             bt.define_test(seq, 1, number, kind, value, "AFTER", 0, "NEXT")
         bt.enable(self.cell_id, seq)
         bt.initiate(self.cell_id)
+        self._running, self._step, self._step_start, self._step_last = True, step, None, None
         bt.raise_errors()
 
     def _translate(self, step: CyclerStep) -> tuple[str, float, float, list[tuple[str, float]]]:
@@ -266,24 +343,68 @@ class BT2200Channel:
                 raise ValueError(f"{self!r}: a {step.mode} step needs a voltage")
             voltage = step.voltage
         if step.until_current_below is not None:
-            tests.append(("CURR_LE", step.until_current_below))
+            tests.append(("CURR_LE", step.until_current_below))  # a magnitude, as the step's current
         return mode, current, voltage, tests
 
-    def fetch_samples(self) -> Samples:
-        """Buffered samples of this channel: time (s, instrument clock), voltage, current, step state."""
+    def _take(self) -> None:
+        """Drain this channel's records from the log, marking them as the running step's or none's."""
         records = self.mainframe.take_records(self.channel)
         if not len(records):
+            return
+        self._taken.append((records, 1 if self._running else 0))
+        step = self._step
+        if self._running and step is not None and step.until_current_below is not None:
+            t, current = records["timestamp_ms"] / 1000.0, records["imon"][:, channel_index(self.channel)]
+            self._step_start = float(t[0]) if self._step_start is None else self._step_start
+            flowing = np.flatnonzero(np.abs(current) > step.until_current_below / 2)  # not an idle record
+            if len(flowing):
+                self._step_last = (float(t[flowing[-1]]), float(current[flowing[-1]]))
+
+    def fetch_samples(self) -> Samples:
+        """Buffered samples of this channel: time (s, instrument clock), voltage, current, step (1 or 0)."""
+        self._take()
+        taken, self._taken = self._taken, []
+        if not taken:
             return {k: np.empty(0) for k in ("time", "voltage", "current", "step")}
         i = channel_index(self.channel)
+        records = np.concatenate([r for r, _ in taken])
         return {
             "time": records["timestamp_ms"] / 1000.0,
             "voltage": records["vsense"][:, i].astype(np.float64),
             "current": records["imon"][:, i].astype(np.float64),
-            "step": records["seq_state"][:, i].astype(np.int32),
+            "step": np.concatenate([np.full(len(r), label, np.int32) for r, label in taken]),
         }
 
     def status(self) -> str:
-        return self.mainframe.cell_status(self.cell_id)[0]
+        """Get the channel's state (idle, running, done, failed, aborted); an implausible end raises."""
+        state, ended = self._read_status()
+        early = self._early_end() if ended and state == "done" else None
+        if early:
+            raise InstrumentError(early)
+        return state
+
+    def _read_status(self) -> tuple[str, bool]:
+        """The channel's state, and whether this read is the first to find its step ended."""
+        state = ROLE_STATUS[self.mainframe.cell_status(self.cell_id)[0]]
+        ended = state != "running" and self._running
+        if ended:
+            self._take()  # the step's last records, up to this read
+            self._running = False
+        return state, ended
+
+    def _early_end(self) -> str | None:
+        """Why a discharge that ended on its current test ended early (the current still well above it), or None."""
+        step, last = self._step, self._step_last
+        if step is None or last is None or step.until_current_below is None or step.current >= 0:
+            return None
+        (t, current), end = last, step.until_current_below
+        ran = t - (self._step_start if self._step_start is not None else t)
+        if abs(current) > EARLY_END_FACTOR * end and ran < step.max_time - 1.0:
+            return (
+                f"{self!r}: the discharge ended after {ran:g} s on its CURR_LE {end:g} A test with "
+                f"{current:g} A flowing; the instrument may compare signed current"
+            )
+        return None
 
     def stop(self) -> None:
         self.mainframe.abort(self.cell_id)
@@ -294,6 +415,5 @@ class BT2200Channel:
         The read-back is what confirms it: a command alone can vanish into a dead connection.
         """
         self.stop()
-        status = self.status()
-        if status == "running":
+        if self._read_status()[0] == "running":
             raise InstrumentError(f"{self!r}: still running after CELL:ABORT")

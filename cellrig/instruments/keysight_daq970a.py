@@ -34,18 +34,34 @@ from pymeasure.instruments.validators import (
 )
 
 from ._connection import InstrumentError, ManagedConnection
+from .commands import Command
 from .roles import DAQChannel, DAQLimits, Identity, Samples
 
 log = logging.getLogger(__name__)
 
-#: Readings the memory holds (reference §4.1, 34970A user guide; the DAQ970A programming guide
-#: p. 215 says "at least 100,000").  When it overflows the oldest readings are overwritten.
-MEMORY = 50_000
+#: Readings the memory holds (the DAQ970A/DAQ973A programming guide, p. 215: 100,000; the
+#: 34970A's 50,000 is the older model's).  When it overflows the oldest readings are overwritten.
+MEMORY = 100_000
 #: Channels per second an armature multiplexer (DAQM901A) scans (reference §4.1, GW Instek spec).
 SCAN_RATE = 80.0
 SLOTS = (1, 2, 3)  # unverified
 TC_TYPES = ("B", "E", "J", "K", "N", "R", "S", "T")  # unverified
 VOLT_RANGES = (0.1, 1.0, 10.0, 100.0, 300.0)  # V, unverified
+
+_DAQ = "ricardo1slas/BT2202A_Plugin (a real DAQ970A's session log); DAQ970A/DAQ973A programming guide"
+COMMANDS = (
+    Command("*IDN?, *RST, *CLS, *OPC?", "verified", "IEEE 488.2"),
+    Command("CONF:TEMP TC,<type>,(@…)", "verified", _DAQ),
+    Command("UNIT:TEMP C,(@…), SENS:TEMP:NPLC 1,(@…)", "inferred", "reference §4.1 (34972A user guide)"),
+    Command("CONF:VOLT:DC <range>,(@…)", "inferred", "reference §4.1 (34972A user guide)"),
+    Command("ROUT:SCAN (@…)", "verified", _DAQ),
+    Command("FORM:READ:CHAN ON, FORM:READ:TIME ON", "verified", _DAQ),
+    Command("TRIG:SOUR TIM, TRIG:TIM <s>, TRIG:COUN INF, INIT", "verified", _DAQ),
+    Command("DATA:POIN?", "unverified", "not seen in a source; the guide's name for the memory count"),
+    Command("DATA:REM? <n>", "verified", _DAQ),
+    Command("ABOR", "unverified", "SCPI's abort; not seen in a DAQ970A source"),
+    Command("SYST:ERR?", "verified", "reference §4.1"),
+)
 NPLC = (0.02, 0.2, 1, 2, 10, 20, 100, 200)  # unverified
 MAX_TIMER = 359_999.0  # s between scans, unverified
 #: What an overloaded input or an open thermocouple reads (unverified); the samples carry ±inf instead.
@@ -222,7 +238,7 @@ class KeysightDAQ970A(ScanLogger, ManagedConnection, SCPIMixin, Instrument):
 
     trigger_count = Instrument.setting(
         "TRIG:COUN %s",
-        """Set how many sweeps a scan makes (1 to 50,000, or ``math.inf`` to sweep until aborted).""",
+        """Set how many sweeps a scan makes (1 to 100,000, or ``math.inf`` to sweep until aborted).""",
         validator=joined_validators(strict_discrete_set, partial(strict_discrete_range, step=1)),
         values=((math.inf,), (1, MEMORY)),
         set_process=lambda n: "INF" if n == math.inf else f"{int(n)}",

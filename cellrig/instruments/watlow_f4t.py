@@ -5,7 +5,10 @@ F4T script, C8, and DAsh0244/te107_control, C9): LF termination, port 5025, ``*I
 starting ``Watlow Electric``; loop 1 ``:SOURCE:CLOOP1:SPOINT``/``PVALUE?``, ramping with
 ``RACTION``/``RSCALE``/``RRATE``, ``:UNIT:TEMPERATURE`` and ``:OUTPUT1:STATE``.
 ``:SOURCE:CLOOP1:ERROR?`` (input error) and the ``?`` forms of ``RRATE`` and ``OUTPUT1:STATE``
-are from te107_control's ``ref/scpi_commands.csv`` (C9).
+are from te107_control's ``ref/scpi_commands.csv`` (C9), which keeps TestEquity's list of the
+F4T's SCPI commands.  That list has no error queue (``SYST:ERR?``), so the driver reads back
+what it set instead, and switches the output off if any call of a set or ramp fails.
+Firmware before 04.05.0007 has no ``:UNIT`` command and works in °F: the driver refuses it.
 
 Event output 1 switches the chamber's conditioning (heat and cool) on TestEquity chambers;
 that wiring is the chamber maker's and is unverified for others.  The F4T's own limit
@@ -13,6 +16,10 @@ parameters have no SCPI command in the reference, so :meth:`WatlowF4T.configure_
 programs none: the chamber's independent limit controller is set at its panel.
 """
 
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pymeasure.instruments import Instrument
@@ -20,11 +27,29 @@ from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from ._connection import InstrumentError, ManagedConnection
+from .commands import Command
 from .espec import MIN_RAMP_RATE, check_limits, check_ramp
 from .roles import ChamberLimits, Identity
 
 #: A 200 °C chamber ramping at 5 K/min; pass the chamber's datasheet values as ``rating``.
 RATING = ChamberLimits(min_temperature=-40.0, max_temperature=200.0, max_ramp_rate=5.0)
+#: The first firmware with ``:UNIT:TEMPERATURE`` (older firmware works in °F only).
+UNIT_FIRMWARE = (4, 5, 7)
+
+_TE = "TestEquity's F4T SCPI list, kept in DAsh0244/te107_control ref/scpi_commands.csv"
+COMMANDS = (
+    Command("*IDN?", "verified", _TE),
+    Command(":UNIT:TEMPERATURE C, :UNIT:TEMPERATURE?", "verified", _TE + "; firmware ≥ 04.05.0007 only"),
+    Command(":SOURCE:CLOOP1:RACTION OFF|SETPOINT", "verified", _TE),
+    Command(":SOURCE:CLOOP1:RSCALE MINUTES", "verified", _TE),
+    Command(":SOURCE:CLOOP1:RRATE <K/min>, :SOURCE:CLOOP1:RRATE?", "verified", _TE),
+    Command(":SOURCE:CLOOP1:SPOINT <°C>, :SOURCE:CLOOP1:SPOINT?", "verified", _TE + "; tektronix/keithley F4T TSP"),
+    Command(":SOURCE:CLOOP1:PVALUE?", "verified", _TE),
+    Command(":SOURCE:CLOOP1:ERROR?", "verified", _TE),
+    Command(
+        ":OUTPUT1:STATE ON|OFF, :OUTPUT1:STATE?", "verified", _TE + "; output 1 = conditioning is TestEquity's wiring"
+    ),
+)
 
 
 class WatlowF4T(ManagedConnection, SCPIMixin, Instrument):
@@ -121,14 +146,6 @@ class WatlowF4T(ManagedConnection, SCPIMixin, Instrument):
         cast=str,
     )
 
-    next_error = Instrument.measurement(
-        "SYST:ERR?",
-        """Get the next entry of the error queue: (code, message).""",
-        cast=str,
-        maxsplit=1,
-        get_process_list=lambda v: (int(v[0]), v[1].strip().strip('"')),
-    )
-
     # -- the Chamber role ---------------------------------------------------------------------
 
     def identify(self) -> Identity:
@@ -136,32 +153,64 @@ class WatlowF4T(ManagedConnection, SCPIMixin, Instrument):
         return Identity.from_idn(self.id)
 
     def configure_limits(self, limits: ChamberLimits) -> None:
-        """Check the run's limits against the rating; switch the interface to °C and read it back."""
+        """Check the run's limits against the rating and the firmware; switch the interface to °C and read it back."""
         check_limits(limits, self.rating)
+        firmware = self.identify().firmware
+        version = re.search(r"(\d+)\.(\d+)\.(\d+)", firmware)
+        if version and tuple(int(n) for n in version.groups()) < UNIT_FIRMWARE:
+            raise InstrumentError(
+                f"{self.describe()}: firmware {firmware} predates 04.05.0007: it has no :UNIT command and "
+                "works in °F; update the controller"
+            )
         self.temperature_unit = "C"
-        if self.temperature_unit != "C":
-            raise InstrumentError(f"{self.describe()}: the temperature unit did not switch to C")
-        self.raise_errors()
+        self._confirm("the temperature unit", self.temperature_unit, "C")
         self.limits = limits
 
     def set_temperature(self, celsius: float) -> None:
-        """Step the set point to ``celsius`` (ramping off) and switch the conditioning on."""
+        """Step the set point to ``celsius`` (ramping off), read it back and switch the conditioning on."""
         strict_range(celsius, (self.limits.min_temperature, self.limits.max_temperature))
-        self.ramp_action = "OFF"
-        self._go(celsius)
+        with self._off_on_failure():
+            self.ramp_action = "OFF"
+            self.setpoint = celsius
+            self._confirm("the set point", self.setpoint, celsius)
+            self._switch_on()
 
     def ramp_temperature(self, celsius: float, rate_k_per_min: float) -> None:
-        """Ramp from the present air temperature to ``celsius`` at ``rate_k_per_min`` (reference §2.3)."""
-        check_ramp(celsius, rate_k_per_min, self.limits)
-        self.ramp_action = "SETPOINT"
-        self.ramp_scale = "MINUTES"
-        self.ramp_rate = rate_k_per_min
-        self._go(celsius)
+        """Ramp from the present air temperature to ``celsius`` at ``rate_k_per_min`` (reference §2.3).
 
-    def _go(self, celsius: float) -> None:
-        self.setpoint = celsius
+        The rate is read back; the target is not (the active set point moves during the ramp).
+        """
+        check_ramp(celsius, rate_k_per_min, self.limits)
+        with self._off_on_failure():
+            self.ramp_action = "SETPOINT"
+            self.ramp_scale = "MINUTES"
+            self.ramp_rate = rate_k_per_min
+            self._confirm("the ramp rate", self.ramp_rate, rate_k_per_min)
+            self.setpoint = celsius
+            self._switch_on()
+
+    def _switch_on(self) -> None:
         self.output_enabled = True
-        self.raise_errors()
+        self._confirm("event output 1", self.output_enabled, True)
+
+    def _confirm(self, what: str, read_back: Any, wanted: Any) -> None:
+        """Raise unless ``read_back`` is what was set (the F4T has no error queue to ask)."""
+        numeric = isinstance(wanted, int | float) and not isinstance(wanted, bool)
+        same = math.isclose(read_back, wanted, abs_tol=0.05) if numeric else read_back == wanted
+        if not same:
+            raise InstrumentError(f"{self.describe()}: {what} read back as {read_back!r}, not {wanted!r}")
+
+    @contextmanager
+    def _off_on_failure(self) -> Iterator[None]:
+        """Switch the conditioning off if anything in the block fails, then re-raise."""
+        try:
+            yield
+        except Exception as exc:
+            try:
+                self.safe_state()
+            except Exception as off:
+                raise InstrumentError(f"{exc}; and switching event output 1 off failed too: {off}") from exc
+            raise
 
     def read_temperature(self) -> float:
         """Measure the air temperature (°C)."""

@@ -13,6 +13,12 @@ end of every step; IMon and VSense are means over the interval since the previou
 (so capacity sums exactly).  Departures from the real instrument, stated here once: a
 record carries the 32 channels of each installed card (the real one always 256), and the
 log period is a property of the virtual instrument (the real one logs every second).
+
+Where public sources leave the real instrument's behaviour open, the simulator can take
+either reading, so the driver is tested against both: ``log_states`` (CellId and
+SequenceState filled in, or 0 as a public parser says real units return; default 0),
+``rest_levels`` (REST as ``REST,<s>`` as publicly shown, or only as ``REST,<s>,0,0``) and
+``signed_current_tests`` (``CURR_GE``/``CURR_LE`` compare |I|, or signed I, negative on discharge).
 """
 
 import math
@@ -23,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...clock import Clock
-from ..keysight_bt2200 import CHANNELS_PER_CARD, channel_index, record_dtype
+from ..keysight_bt2200 import CHANNELS_PER_CARD, STATUS_CODES, channel_index, record_dtype
 from ._scpi import InstrumentError, Reply, SimInstrument, command
 from .cell import Cell
 
@@ -36,8 +42,9 @@ MAX_VOLTAGE = 5.0  # V
 
 IDLE_STEP = 10.0  # s: an idle channel's cell is stepped at most this often
 
-#: STATus:CELL:REPort? codes (1 = running is sourced; the others are this simulator's).
-IDLE, RUNNING, DONE, FAILED, ABORTED = 0, 1, 2, 3, 4
+#: STATus:CELL:REPort? codes, as the driver's STATUS_CODES names them.
+_CODE = {meaning: code for code, meaning in STATUS_CODES.items()}
+IDLE, RUNNING, DONE, FAILED, ABORTED = (_CODE[m] for m in ("none", "running", "ok", "fail", "aborted"))
 
 
 @dataclass(frozen=True)
@@ -105,8 +112,14 @@ class BT2200(SimInstrument):
         log_period: float = 1.0,
         dt: float = 1.0,
         records_per_query: int = 10,
+        log_states: bool = False,
+        rest_levels: bool = False,
+        signed_current_tests: bool = False,
     ) -> None:
         super().__init__()
+        self.log_states = log_states
+        self.rest_levels = rest_levels
+        self.signed_current_tests = signed_current_tests
         self.clock = clock
         self.cards = cards
         self.n = cards * CHANNELS_PER_CARD
@@ -187,7 +200,7 @@ class BT2200(SimInstrument):
             for number, ch in self.channels.items():
                 i = channel_index(number)
                 block["vsense"][:, i] = block["vlocal"][:, i] = ch.cell.voltage(0.0)
-                block["cell_id"][:, i] = ch.cell_id
+                block["cell_id"][:, i] = ch.cell_id if self.log_states else 0
                 ch.q = ch.e = ch.dt = 0.0
             self.log.extend(rec.tobytes() for rec in block)
             self.last_record_t = float(times[-1])
@@ -227,13 +240,12 @@ class BT2200(SimInstrument):
         ch.ended = -number if action == "FAIL" else number
         return True
 
-    @staticmethod
-    def _test_fires(test: Test, t: float, volts: float, current: float) -> bool:
+    def _test_fires(self, test: Test, t: float, volts: float, current: float) -> bool:
         if (test.timing == "BEFORE" and t > test.time) or (test.timing == "AFTER" and t < test.time):
             return False
         if test.timing == "AT" and not math.isclose(t, test.time):
             return False
-        x = volts if test.kind.startswith("VOLT") else abs(current)
+        x = volts if test.kind.startswith("VOLT") else current if self.signed_current_tests else abs(current)
         return x >= test.value if test.kind.endswith("GE") else x <= test.value
 
     def _log(self) -> None:
@@ -244,8 +256,9 @@ class BT2200(SimInstrument):
             idle = ch.cell.voltage(0.0)
             rec["imon"][0, i] = ch.q / ch.dt if ch.dt else ch.current
             rec["vsense"][0, i] = ch.e / ch.dt if ch.dt else idle
-            rec["cell_id"][0, i] = ch.cell_id
-            rec["seq_state"][0, i] = self._seq_state(ch)
+            state = self._seq_state(ch)
+            if self.log_states:
+                rec["cell_id"][0, i], rec["seq_state"][0, i] = ch.cell_id, state
             ch.q = ch.e = ch.dt = 0.0
         rec["vlocal"] = rec["vsense"]
         self.log.append(rec.tobytes())
@@ -255,11 +268,13 @@ class BT2200(SimInstrument):
     def _start_record(self) -> None:
         """Give each started channel a record at its start, so its first interval has a beginning.
 
-        If a record was already logged at this instant and is still in the log, the started
-        channels' states are written into it instead of logging a second record at the same time.
+        If a record was already logged at this instant, no second one is: the started channels'
+        states are written into it if it is still in the log.
         """
-        if self.last_record_t != self.t or not self.log:
+        if self.last_record_t != self.t:
             self._log()
+            return
+        if not (self.log_states and self.log):
             return
         rec = np.frombuffer(self.log[-1], self.record).copy()
         for number, ch in self.channels.items():
@@ -356,7 +371,12 @@ class BT2200(SimInstrument):
 
     @command("SEQuence:STEP:DEFine")
     def _define_step(self, args: str) -> Reply:
-        seq, step, mode, duration, current, voltage = (a.strip() for a in args.split(","))
+        fields = [a.strip() for a in args.split(",")]
+        if len(fields) == 4 and fields[2].upper() == "REST" and not self.rest_levels:
+            fields += ["0", "0"]
+        if len(fields) != 6:
+            raise InstrumentError(-109, "Missing parameter" if len(fields) < 6 else "Parameter not allowed")
+        seq, step, mode, duration, current, voltage = fields
         mode = mode.upper()
         if mode not in MODES:
             raise InstrumentError(-224, "Illegal parameter value")
@@ -370,6 +390,8 @@ class BT2200(SimInstrument):
     def _query_step(self, args: str) -> Reply:
         seq, step = (int(a) for a in args.split(","))
         s = self.sequences[seq][step]
+        if s.mode == "REST" and not self.rest_levels:
+            return f"REST,{s.duration:g}"
         return f"{s.mode},{s.duration:g},{s.current:g},{s.voltage:g}"
 
     @command("SEQuence:TEST:DEFine")

@@ -10,7 +10,7 @@ on the DAQ970A), a voltage channel 0 V.
 A scan runs on ``clock`` (in a :class:`~cellrig.instruments.sim.world.World`, pass the world):
 sweep k starts k × TRIG:TIMer after INITiate (the first at once), and the channels of a sweep
 are read one after another, ``channel_time`` apart (1/80 s, an armature multiplexer's rate), so
-what the memory holds depends only on simulated time.  The memory keeps the newest 50,000
+what the memory holds depends only on simulated time.  The memory keeps the newest 100,000
 readings.  Readings are ``reading[,time][,channel]`` with time in seconds since the scan
 started, to the millisecond; CONFigure switches the time and channel fields off and replaces
 the scan list, as the 34970A/34972A user guide says.  Departures: only thermocouple and

@@ -9,8 +9,9 @@ temperature outside the rating.  Commands: ``TYPE?``, ``ROM?``, ``MON?``, ``TEMP
 (the set point ramps from t0 to t1 over the time, then holds).
 
 Departures, stated once: air outside the H/L alarm limits stops the chamber (mode STANDBY)
-with an alarm, which a new start clears; the ``ALARM?`` codes and the ``ROM?`` text are this
-simulator's (unverified); the base class's IEEE 488.2 commands (``*IDN?`` …) answer too.
+with an alarm, which a new start clears; ``ALARM?`` uses ESPEC's codes (6 over-heating for the
+cutout, 2/3 for the absolute limits); the ``ROM?`` text is this simulator's (unverified); the
+base class's IEEE 488.2 commands (``*IDN?`` …) answer too.
 """
 
 import re

@@ -6,8 +6,10 @@ point, which moves during a ramp), ``:SOURce:CLOOP1:PVALUE?``, ``:SOURce:CLOOP1:
 (sensor input error), ramping ``RACTION OFF|STARTUP|SETPOINT|BOTH``, ``RSCALE MINUTES|HOURS``,
 ``RRATE <v>``/``?``, ``:UNIT:TEMPerature C|F``/``?`` (values on the interface follow it),
 ``:OUTPut1:STATe ON|OFF``/``?`` (event output 1, wired to the chamber's conditioning as on
-TestEquity chambers) and ``SYST:ERR?``.  A set point outside the rating queues
-``-222,"Data out of range"``; a malformed argument ``-224``; an unknown header ``-113``.
+TestEquity chambers).  Like the real F4T (TestEquity's command list) it has no ``SYST:ERR?``:
+a refused command (a set point outside the rating, a malformed argument, an unknown header)
+changes nothing and answers nothing; the simulator keeps the SCPI error in ``errors`` for tests.
+``firmware`` before 04.05.0007 has no ``:UNIT`` command and works in °F.
 """
 
 from pymeasure.instruments.validators import strict_discrete_set
@@ -20,17 +22,18 @@ from .chamber_air import ChamberAir, ChamberRating, air_for
 class F4T(SimInstrument):
     """The virtual F4T: loop 1 and event output 1 over a :class:`ChamberAir`."""
 
-    idn = "Watlow Electric,F4T,0000001,1.0"
     rating = ChamberRating()
 
-    def __init__(self, clock: Clock, air: ChamberAir | None = None) -> None:
+    def __init__(self, clock: Clock, air: ChamberAir | None = None, firmware: str = "04.05.0007") -> None:
         super().__init__()
+        self.idn = f"Watlow Electric,F4T,0000001,{firmware}"
+        self.has_unit = tuple(int(n) for n in firmware.split(".")) >= (4, 5, 7)
         self.air = air_for(clock, air, self.rating)
         self.input_error = False  # a broken sensor: set it to see the alarm
         self.reset()
 
     def reset(self) -> None:
-        self.unit = "C"
+        self.unit = "C" if self.has_unit else "F"
         self.ramp_action = "OFF"
         self.ramp_scale = "MINUTES"
         self.ramp_rate = 1.0  # unit per ramp_scale
@@ -105,12 +108,22 @@ class F4T(SimInstrument):
 
     @command("UNIT:TEMPerature")
     def _unit(self, args: str) -> Reply:
+        self._check_unit()
         self.unit = strict_discrete_set(args.upper(), ("C", "F"))
         return None
 
     @command("UNIT:TEMPerature?")
     def _unit_query(self, args: str) -> Reply:
+        self._check_unit()
         return self.unit
+
+    def _check_unit(self) -> None:
+        if not self.has_unit:
+            raise InstrumentError(-113, "Undefined header")
+
+    def _next_error(self, args: str) -> Reply:
+        """Not in the F4T's command set: no answer (the query times out, as on a real F4T)."""
+        raise InstrumentError(-113, "Undefined header")
 
     @command("OUTPut[1]:STATe")
     def _output(self, args: str) -> Reply:
