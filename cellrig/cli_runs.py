@@ -19,6 +19,7 @@ from .protocols.engine import PreflightError, Runner, Shared
 from .protocols.language import Check, Protocol, ProtocolError
 from .protocols.preflight import Binding, Probe, check
 from .protocols.stopping import StopRequest, signals_ask_to_stop
+from .protocols.supervisor import chamber_setpoints
 from .storage import RunFileError, open_run
 
 GAS_PPM_PER_V = 100.0  # the virtual rig enclosure's gas transmitter: 0.01 V per ppm
@@ -121,7 +122,12 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--set", "params", multiple=True, metavar="NAME=VALUE", help="Override a protocol parameter. Repeatable.")
 @click.option("--cell-type", help="Cell type (ratings) — default: the virtual lab's cell on the channel.")
 @click.option("--cell-id", default="cell-1", show_default=True, help="Name of the cell under test.")
-@click.option("--channel", type=int, default=101, show_default=True, help="Cycler channel (and thermocouple).")
+@click.option(
+    "--channel",
+    type=int,
+    help="Cycler channel (and thermocouple); default 101, or on the virtual lab the first whose cell is rated "
+    "for the protocol's temperatures.",
+)
 @click.option("--cycler", help="Lab role of the cycler.")
 @click.option("--chamber", help="Lab role of the chamber.")
 @click.option("--rig", help="Lab role of the abuse rig.")
@@ -156,7 +162,7 @@ def run(
     params: tuple[str, ...],
     cell_type: str | None,
     cell_id: str,
-    channel: int,
+    channel: int | None,
     cycler: str | None,
     chamber: str | None,
     rig: str | None,
@@ -179,6 +185,8 @@ def run(
     with _stopping() as stop:
         try:
             if lab_file is None:
+                if channel is None:
+                    channel = _rated_channel(protocol, overrides, cell_type)
                 default_type, binding = _virtual_setup(protocol, channel, specimen)
                 cell = cell_spec(cell_type or default_type, cell_id)
                 p = library.protocol(protocol, cell, overrides)
@@ -191,10 +199,21 @@ def run(
                 return
             lab = Lab.from_file(lab_file)
             cell = cell_spec(cell_type or "nmc811-5Ah", cell_id)
-            binding = Binding(cycler, channel, chamber, rig, daq, _probes(probes), cell_probe)
+            binding = Binding(cycler, channel or 101, chamber, rig, daq, _probes(probes), cell_probe)
             _run_one(library.protocol(protocol, cell, overrides), binding, lab, out_dir, stop)
         except REFUSED as exc:
             raise _fail(exc) from None
+
+
+def _rated_channel(name: str, overrides: dict[str, str], cell_type: str | None) -> int:
+    """The first virtual cycler channel whose cell is rated for every chamber temperature of the protocol."""
+    for channel in range(101, 101 + len(CYCLER_CELLS)):
+        cell = cell_spec(cell_type or PRESET_TYPES[CYCLER_CELLS[channel - 101]])
+        if all(cell.t_min <= t <= cell.t_max for t in chamber_setpoints(library.protocol(name, cell, overrides))):
+            if channel != 101:
+                err.print(f"channel {channel}: its {cell.type} cell is rated for the protocol's temperatures")
+            return channel
+    return 101
 
 
 def _run_one(p: Protocol, binding: Binding, lab: Lab, out_dir: Path, stop: StopRequest) -> None:

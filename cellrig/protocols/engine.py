@@ -56,8 +56,9 @@ RIG_COLUMNS = {
     "voltage": Column("V", "f8", "cell voltage on the rig's fast channel"),
 }
 CHAMBER_PERIOD = 10.0  # lab seconds between chamber readings
-POLL = 0.25  # lab seconds between polls of a run's instruments …
-MIN_WALL_POLL = 0.002  # … and at least this much real time, however fast the lab clock runs
+POLL = 1.0  # lab seconds between polls of a run's instruments …
+MIN_WALL_POLL = 0.002  # … but at least this much real time, however fast the lab clock runs …
+MAX_WALL_POLL = 0.25  # … and at most this much, so a trip on a real lab is acted on within a quarter second
 ABUSE_OBSERVE = 3600.0  # s recorded after an abuse test trips: GB/T 31485, GB 38031 observe 1 h (reference §2–4)
 COOLING_OBSERVE = 3600.0  # s at most recorded after another run trips, until its cell is back in its rated range
 
@@ -364,8 +365,9 @@ class Runner:
         if self.hub is not None:
             block = self.hub.take(self.key)
             if block:
-                self.supervisor.fresh("daq", self.lab.clock.now(), time.monotonic())
                 t = block.pop("time") - self.t0
+                if t[-1] > self.last.get("daq", -np.inf):  # new scans, not a frozen reading repeated
+                    self.supervisor.fresh("daq", self.lab.clock.now(), time.monotonic())
                 cell = block.get(self.columns.get("cell temperature", ""))
                 if cell is not None:
                     self.last_cell_temperature = float(cell[-1])
@@ -410,7 +412,7 @@ class Runner:
     # -- running --------------------------------------------------------------------------------
 
     def wait(self) -> None:
-        time.sleep(max(self.shared.poll / self.lab.clock.scale, MIN_WALL_POLL))
+        time.sleep(min(max(self.shared.poll / self.lab.clock.scale, MIN_WALL_POLL), MAX_WALL_POLL))
 
     def run(self) -> tuple[str, str | None]:
         """Run to the end; return (status, reason).  The run file is closed whatever happens."""

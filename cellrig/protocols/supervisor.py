@@ -155,7 +155,11 @@ class Supervisor:
             invalid = np.flatnonzero(~np.isfinite(values))
             if len(invalid) and (first is None or invalid[0] < first[0]):
                 i = int(invalid[0])
-                first = (i, "invalid reading", f"{label} reading {values[i]} (not a number) at t = {run_time[i]:.1f} s")
+                first = (
+                    i,
+                    "invalid reading",
+                    f"{label} reading {values[i]} (not a finite number) at t = {run_time[i]:.1f} s",
+                )
             if limit is None:
                 continue
             x = np.abs(values) if how == "|above|" else values

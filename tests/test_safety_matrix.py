@@ -1,0 +1,234 @@
+"""The fault matrix: faults injected from outside into a running ``cellrig run``, in each phase of a run.
+
+Each case serves the virtual lab in a process of its own (``cellrig sim``), starts ``cellrig
+run --lab`` in another, waits until the run file says the phase has begun, then injects the
+fault: a signal to the run's process, SIGKILL of the lab's, a fault played by an instrument
+(through the lab's control line), or a file system that refuses to grow the run file.  It then
+asks the instruments themselves, over their own sockets, whether they are safe
+(``lab_state``), and reads how the run file says the run ended.  The session prints the matrix.
+"""
+
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from lab_state import safe_states
+from waiting import wait_for
+
+from cellrig import open_run
+from cellrig.instruments.sim.process import inject, served_lab
+from cellrig.storage import RunFileError
+
+SPEED = 100  # the lab clock: slow enough for the rig's 10 kHz simulation and every query on a busy machine
+
+CYCLING = """
+name: {name}
+sample_interval: 2 s
+{extra}
+steps:
+  - set: 25 °C
+  - cccv: {{current: 0.5C, voltage: $v_max, until_current: C/20, max_time: 4 h}}
+  - rest: 2 h
+"""
+RAMP = """
+name: ramp
+sample_interval: 2 s
+steps:
+  - set: 25 °C
+  - ramp: {temperature: 55 °C, rate: 0.5 K/min}
+"""
+PRESS = """
+name: press
+kind: abuse
+sample_interval: 1 s
+limits: {force_max: 90 kN}
+steps:
+  - press: {mode: crush, speed: 0.02 mm/s, force: 50 kN}
+  - retract: 5 mm/s
+"""
+
+CYCLER_ROLES = ["--cycler", "cycler", "--chamber", "chamber", "--daq", "daq", "--probe", "temperature=101"]
+RIG_ROLES = ["--rig", "rig", "--daq", "daq2", "--probe", "temperature=101"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    protocol: str
+    roles: list[str]
+    checked: list[str]  # the lab roles whose state is read back
+    begun: str  # the label of the step_start (or the event kind) that opens the phase
+
+
+PHASES = {
+    "charging": Phase(CYCLING.format(name="charge", extra=""), CYCLER_ROLES, ["cycler", "chamber"], "cccv"),
+    "rest": Phase(CYCLING.format(name="charge-rest", extra=""), CYCLER_ROLES, ["cycler", "chamber"], "rest"),
+    "chamber ramp": Phase(
+        RAMP, ["--chamber", "chamber", "--daq", "daq", "--probe", "temperature=101"], ["chamber"], "ramp"
+    ),
+    "rig press": Phase(PRESS, RIG_ROLES, ["rig"], "press"),
+    # a cycling run that trips at once (its cell sits above 3.0 V) and is then observed for 2 h
+    "post-trip observation": Phase(
+        CYCLING.format(name="observed", extra="observe_after_trip: 2 h\nlimits: {voltage_max: 3.0 V}"),
+        CYCLER_ROLES,
+        ["cycler", "chamber"],
+        "observe",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Expect:
+    status: str
+    said: str  # a regular expression the end reason matches
+    rc: int
+    gone: tuple[str, ...] = ()  # roles that cannot be asked afterwards (a killed lab, a dead instrument)
+
+
+SIGNALLED = {
+    "SIGTERM": Expect("stopped", r"interrupted \(SIGTERM\)", 130),
+    "SIGINT": Expect("stopped", r"interrupted \(Ctrl-C\)", 130),
+    "SIGINT ×3": Expect("stopped", r"interrupted \(Ctrl-C\)", 130),
+    "SIGHUP": Expect("stopped", r"interrupted \(SIGHUP\)", 130),
+}
+CASES: list[tuple[str, str, Expect]] = [
+    *(
+        (phase, fault, e)
+        for phase in ("charging", "rest", "chamber ramp", "rig press")
+        for fault, e in SIGNALLED.items()
+    ),
+    ("charging", "SIGKILL of the lab", Expect("failed", r"safe state NOT confirmed", 1, ("cycler", "chamber"))),
+    ("charging", "dead cycler", Expect("failed", r"safe state NOT confirmed: cycler", 1, ("cycler",))),
+    ("charging", "garbled cycler", Expect("failed", r"failed after 2 attempts", 1)),
+    ("charging", "stuck logger", Expect("tripped", r"stale data: the daq stream", 0)),
+    ("charging", "NaN readings", Expect("tripped", r"cell temperature reading .* \(not a finite number\)", 0)),
+    ("charging", "logger stops scanning", Expect("tripped", r"stale data: the daq stream", 0)),
+    ("charging", "disk full", Expect("failed", r"the run file could not record the end", 1)),
+    ("rest", "dead cycler", Expect("failed", r"safe state NOT confirmed: cycler", 1, ("cycler",))),
+    ("chamber ramp", "garbled chamber", Expect("failed", r"failed after 2 attempts", 1)),
+    ("rig press", "dead rig", Expect("failed", r"safe state NOT confirmed: rig", 1, ("rig",))),
+    ("post-trip observation", "SIGTERM", Expect("tripped", r"voltage .* above the 3 V limit", 130)),
+    ("post-trip observation", "SIGINT ×3", Expect("tripped", r"voltage .* above the 3 V limit", 130)),
+    ("post-trip observation", "dead logger", Expect("tripped", r"voltage .* above the 3 V limit", 0)),
+]
+INSTRUMENT_FAULTS = {  # fault -> (role, kind, count, match)
+    "dead cycler": ("cycler", "dead", 1, ""),
+    "garbled cycler": ("cycler", "garble", 4, "STAT:CELL"),
+    "stuck logger": ("daq", "stuck", 100_000, "DATA:REM?"),
+    "NaN readings": ("daq", "nan", 1, "DATA:REM?"),
+    "logger stops scanning": ("daq", "stall", 100_000, ""),
+    "garbled chamber": ("chamber", "garble", 4, "TEMP?"),
+    "dead rig": ("rig", "dead", 1, ""),
+    "dead logger": ("daq", "dead", 1, ""),
+}
+
+
+def _quick_policy(lab_file: Path) -> Path:
+    """The served lab file with a short connection policy, so a lost instrument is given up on within seconds."""
+    text = re.sub(r'^(driver = ".*")$', r"\1\ntimeout_s = 1\nretries = 1", lab_file.read_text(), flags=re.M)
+    quick = lab_file.with_name("quick-" + lab_file.name)
+    quick.write_text(text)
+    return quick
+
+
+def _run_file(out: Path) -> Path | None:
+    files = list(out.glob("*.h5"))
+    return files[0] if files else None
+
+
+def _begun(out: Path, begun: str) -> bool:
+    path = _run_file(out)
+    if path is None:
+        return False
+    try:
+        events = open_run(path).events
+    except RunFileError:  # still being created
+        return False
+    return bool(
+        ((events["kind"] == "step_start") & (events["message"] == begun)).any() or (events["kind"] == begun).any()
+    )
+
+
+def _matrix_file() -> Path:
+    session = os.getppid() if "PYTEST_XDIST_WORKER" in os.environ else os.getpid()
+    return Path(os.environ.get("TMPDIR", "/tmp")) / f"cellrig-safety-matrix-{session}.jsonl"
+
+
+@pytest.mark.parametrize(("phase", "fault", "expect"), CASES, ids=[f"{p}: {f}" for p, f, _ in CASES])
+def test_a_fault_in_any_phase_leaves_the_instruments_safe_and_the_file_saying_why(tmp_path, phase, fault, expect):
+    spec = PHASES[phase]
+    protocol = tmp_path / "protocol.yaml"
+    protocol.write_text(spec.protocol)
+    out = tmp_path / "runs"
+    with served_lab(tmp_path / "lab.toml", speed=SPEED, specimen="sulfide") as lab_file:
+        sim_pid = _sim_pid(lab_file)
+        quick = _quick_policy(lab_file)
+        command = [sys.executable, "-m", "cellrig", "run", str(protocol), "--lab", str(quick), "--out", str(out)]
+        run = subprocess.Popen(
+            [*command, "--cell-type", "sulfide-5Ah", *spec.roles],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(lambda: run.poll() is not None or _begun(out, spec.begun), f"{phase} to begin", timeout=120)
+            assert run.poll() is None, run.stderr.read()
+            _inject(fault, run, lab_file, sim_pid)
+            rc = run.wait(timeout=180)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        said = run.stderr.read()
+        states = safe_states(lab_file, [role for role in spec.checked if role not in expect.gone])
+    path = _run_file(out)
+    r = open_run(path)
+    kinds = r.events["kind"].tolist()
+    row = {"phase": phase, "fault": fault, "rc": rc, "status": r.status, "reason": r.end_reason or said.strip()[-200:]}
+    row["safe"] = states
+    with _matrix_file().open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    assert "Traceback" not in said, said
+    assert rc == expect.rc, said
+    assert all(v is True for v in states.values()), states
+    if fault == "disk full":  # the file keeps what it had and opens; its writer's lock is gone; the user is told
+        assert not Path(f"{path}.lock").exists()
+        assert re.search(expect.said, said), said
+        return
+    assert "safe_state" in kinds, kinds
+    assert r.status == expect.status and re.search(expect.said, r.end_reason), (r.status, r.end_reason)
+    assert kinds[-1] == "end"
+    if phase == "post-trip observation":
+        observed = r.events[r.events["kind"].isin(["observe", "observe_end"])]
+        assert len(observed) == 2 and kinds.index("safe_state") < kinds.index("observe"), kinds
+
+
+def _sim_pid(lab_file: Path) -> int:
+    """The pid of the ``cellrig sim`` process serving ``lab_file`` (its command line names the file)."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(lab_file).encode() in cmdline and b"sim" in cmdline:
+                return int(proc.name)
+    raise LookupError(f"no cellrig sim serving {lab_file}")
+
+
+def _inject(fault: str, run: subprocess.Popen, lab_file: Path, sim_pid: int) -> None:
+    if fault in SIGNALLED:
+        sig = {"SIGTERM": signal.SIGTERM, "SIGHUP": signal.SIGHUP}.get(fault, signal.SIGINT)
+        for _ in range(3 if "×3" in fault else 1):
+            run.send_signal(sig)
+    elif fault == "SIGKILL of the lab":
+        os.kill(sim_pid, signal.SIGKILL)
+    elif fault in INSTRUMENT_FAULTS:
+        inject(lab_file, *INSTRUMENT_FAULTS[fault])
+    elif fault == "disk full":  # from now on the file system refuses every write past its first 4 KiB
+        resource.prlimit(run.pid, resource.RLIMIT_FSIZE, (4096, 4096))  # Python ignores SIGXFSZ: writes fail
