@@ -110,6 +110,8 @@ def load_campaign(path: str | Path, lab: Lab | None = None, overrides: dict[str,
     except InputError as exc:
         raise L.ProtocolError([str(exc)]) from None
     data, src = L.read_yaml(text, str(path))
+    if data is None:
+        raise L.ProtocolError([f"{path}: the campaign file is empty"])
     try:
         spec = CampaignFile.model_validate(data)
     except ValidationError as exc:

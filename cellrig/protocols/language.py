@@ -313,8 +313,9 @@ def read_yaml(text: str, origin: str) -> tuple[Any, "_Source"]:
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ProtocolError([f"{origin}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
+        at = mark.line + 1 if mark else text[: getattr(exc, "position", 0)].count("\n") + 1
+        reason = " ".join(str(getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc).split())
+        raise ProtocolError([f"{origin}:{at}: not valid YAML ({reason})"]) from None
     except RecursionError:  # the pure-Python parser, where libyaml is missing
         raise ProtocolError([f"{origin}: not valid YAML (nested too deeply)"]) from None
     src = _Source(origin, {})
