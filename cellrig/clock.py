@@ -5,6 +5,7 @@ can run a month of cycling in minutes while drivers, engine and simulators agree
 what time it is.
 """
 
+import math
 import time
 from typing import Protocol
 
@@ -31,8 +32,10 @@ class ScaledClock:
     """
 
     def __init__(self, scale: float = 1.0, origin: float | None = None) -> None:
-        if scale <= 0:
-            raise ValueError(f"clock scale must be positive, not {scale}")
+        if not math.isfinite(scale) or scale <= 0:
+            raise ValueError(f"clock scale must be a finite positive number, not {scale}")
+        if origin is not None and not math.isfinite(origin):
+            raise ValueError(f"clock origin must be a finite Unix time, not {origin}")
         self.scale = float(scale)
         self.origin = time.time() if origin is None else float(origin)
 

@@ -21,6 +21,7 @@ port, for tests that inject faults; cellrig ignores it).
 """
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 from pyvisa import rname
 
 from .clock import Clock, ScaledClock, wall_clock
+from .inputs import InputError, read_text
 from .instruments._connection import ConnectionPolicy
 from .instruments.registry import DRIVERS, DriverInfo
 from .instruments.roles import Identity
@@ -71,14 +73,16 @@ class Lab:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, clock: Clock | None = None) -> "Lab":
-        """Read and check a lab file; nothing is opened."""
+        """Read and check a lab file (at most :data:`~cellrig.inputs.MAX_TEXT_BYTES`); nothing is opened."""
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise LabFileError(f"{path}: no such lab file") from None
+            data = tomllib.loads(read_text(path, "lab"))
+        except InputError as exc:
+            raise LabFileError(str(exc)) from None
         except tomllib.TOMLDecodeError as exc:
             raise LabFileError(f"{path}: not valid TOML ({exc})") from None
+        except RecursionError:
+            raise LabFileError(f"{path}: not valid TOML (nested too deeply)") from None
         return cls.from_dict(data, str(path), clock)
 
     @classmethod
@@ -244,7 +248,7 @@ def _check_entry(name: str, entry: Any, problems: list[str]) -> RoleSpec | None:
         problems.append(f"{where}.safe_state: {safe!r} is not one of {', '.join(info.safe_states)}")
     timeout_s = entry.get("timeout_s", ConnectionPolicy.timeout_s)
     retries = entry.get("retries", ConnectionPolicy.retries)
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
+    if not _finite(timeout_s) or timeout_s <= 0:
         problems.append(f"{where}.timeout_s: expected a positive number of seconds, got {timeout_s!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         problems.append(f"{where}.retries: expected a whole number ≥ 0, got {retries!r}")
@@ -266,8 +270,8 @@ def _check_limits(where: str, info: DriverInfo, given: Any, problems: list[str])
     for key in fields & set(given):
         value = given[key]
         rated = getattr(rating, key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append(f"{where}.limits.{key}: expected a number, got {value!r}")
+        if not _finite(value):
+            problems.append(f"{where}.limits.{key}: expected a finite number, got {value!r}")
             continue
         lower_bound = key.startswith("min_")
         if (value < rated) if lower_bound else (value > rated):
@@ -275,3 +279,8 @@ def _check_limits(where: str, info: DriverInfo, given: Any, problems: list[str])
             problems.append(f"{where}.limits.{key}: {value} is {side} the {info.title} rating of {rated}")
         values[key] = value
     return values
+
+
+def _finite(value: Any) -> bool:
+    """A finite number (TOML also writes nan and inf; a bool is not a number)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..inputs import InputError, read_text
 from ..lab import Lab
 from ..storage import open_run
 from . import language as L
@@ -55,7 +55,7 @@ class ProbeEntry(_Model):
 
 
 class CellEntry(_Model):
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    id: L.CellId
     type: str | None = None
     rating: dict[str, Any] = {}
     protocol: str | None = None
@@ -107,15 +107,12 @@ def load_campaign(path: str | Path, lab: Lab | None = None, overrides: dict[str,
     """Read a campaign file and compile every cell's protocol; raise with every problem at once."""
     path = Path(path)
     try:
-        text = path.read_text()
-        node = yaml.compose(text)
-    except FileNotFoundError:
-        raise L.ProtocolError([f"{path}: no such campaign file"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise L.ProtocolError([f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML"]) from None
-    src = L._Source(str(path), {})
-    data = L._plain(node, (), src.lines, str(path), src.problems) if node is not None else None
+        text = read_text(path, "campaign")
+    except InputError as exc:
+        raise L.ProtocolError([str(exc)]) from None
+    data, src = L.read_yaml(text, str(path))
+    if data is None:
+        raise L.ProtocolError([f"{path}: the campaign file is empty"])
     try:
         spec = CampaignFile.model_validate(data)
     except ValidationError as exc:

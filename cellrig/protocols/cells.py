@@ -4,8 +4,11 @@ A cell is named by a type from :data:`CELL_TYPES` (the virtual lab's cells and c
 formats) or described field by field in a campaign file.
 """
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+from ..inputs import check_name
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ PRESET_TYPES = {"nmc811": "nmc811-5Ah", "lfp": "lfp-5Ah", "sulfide": "sulfide-5A
 
 
 def cell_spec(type_or_fields: str | dict[str, Any], cell_id: str = "cell-1") -> CellSpec:
-    """A cell from a type name, or from a mapping with ``type`` and/or every rating field."""
+    """A cell from a type name, or from a mapping with ``type`` and/or every rating field; ``cell_id`` a name."""
+    check_name(cell_id, "cell id")
     if isinstance(type_or_fields, str):
         type_or_fields = {"type": type_or_fields}
     given = dict(type_or_fields)
@@ -70,6 +74,12 @@ def cell_spec(type_or_fields: str | dict[str, Any], cell_id: str = "cell-1") -> 
     unknown = sorted(set(given) - known)
     if unknown:
         raise ValueError(f"unknown cell field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    for key, value in given.items():
+        if key == "chemistry":
+            if not isinstance(value, str):
+                raise ValueError(f"cell field chemistry: expected text, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"cell field {key}: expected a finite number, got {value!r}")
     if name is None:
         missing = sorted(known - set(given))
         if missing:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..inputs import path_in
 from ..lab import Lab
 from ..storage import Column, RunWriter, open_run
 from . import control
@@ -147,8 +148,8 @@ def _set_temperature(protocol: L.Protocol) -> dict[str, float]:
 def new_run_path(out_dir: str | Path, protocol_name: str, cell_id: str) -> Path:
     """``<cell>_<protocol>_<UTC time>.h5`` in ``out_dir``, never the name of an existing file."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = Path(out_dir) / f"{cell_id}_{protocol_name}_{stamp}"
-    path, n = base.with_suffix(".h5"), 1
+    base = path_in(out_dir, f"{cell_id}_{protocol_name}_{stamp}", "", "run name")
+    path, n = base.with_name(f"{base.name}.h5"), 1
     while path.exists():
         n += 1
         path = base.with_name(f"{base.name}-{n}.h5")

@@ -26,7 +26,9 @@ A protocol file::
 Values carry units ("4.2 V", "10 min", "1C"; current positive charging); ``$name`` takes a
 parameter or a value of the cell (``$v_min``, ``$v_max``, ``$t_min``, ``$t_max``,
 ``$capacity``, ``$mass``).  Every error names the file, line, field and reason; unknown
-keys are errors.
+keys are errors.  A file is read within bounds (:func:`read_yaml`): at most
+:data:`~cellrig.inputs.MAX_TEXT_BYTES`, :data:`MAX_YAML_VALUES` values once aliases are expanded,
+nested at most :data:`MAX_YAML_DEPTH` deep, and no tags beyond YAML's plain types.
 """
 
 import hashlib
@@ -37,8 +39,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
+from ..inputs import InputError, check_name, read_text
 from . import quantity
 from .cells import CellSpec
 
@@ -84,6 +96,14 @@ Ppm = Annotated[float, _unit("gas concentration"), Field(gt=0)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _named(what: str) -> Any:
+    return AfterValidator(lambda name: check_name(name, what))
+
+
+ProtocolName = Annotated[str, _named("protocol name")]
+CellId = Annotated[str, _named("cell id")]
 
 
 # -- steps --------------------------------------------------------------------------------
@@ -263,7 +283,7 @@ class Parameter(_Model):
 class Header(_Model):
     """A protocol's description: everything but its steps."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: ProtocolName
     title: str = ""
     standard: str = ""
     kind: Literal["cycling", "characterisation", "abuse"] = "cycling"
@@ -279,20 +299,83 @@ class Header(_Model):
 
 # -- reading YAML with its line numbers ---------------------------------------------------
 
+MAX_YAML_VALUES = 100_000  # values in a protocol or campaign file, every alias expanded
+MAX_YAML_DEPTH = 50  # mappings and lists within each other
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_YAML + t for t in ("null", "bool", "int", "float", "str", "timestamp")}
+_TEXT_TAGS = {_YAML + "merge", _YAML + "value"}  # "<<" and "=": plain text here
+_COLLECTION_TAGS = {_YAML + "map", _YAML + "seq"}
 
-def _plain(node: yaml.Node, loc: Loc, lines: dict[Loc, int], where: str, problems: list[str]) -> Any:
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in out:
-                problems.append(f"{where}:{key_node.start_mark.line + 1}: {_dotted((*loc, key))}: given twice")
-            out[key] = _plain(value_node, (*loc, key), lines, where, problems)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(n, (*loc, i), lines, where, problems) for i, n in enumerate(node.value)]
-    return yaml.constructor.SafeConstructor().construct_object(node)
+
+def read_yaml(text: str, origin: str) -> tuple[Any, "_Source"]:
+    """YAML ``text`` as plain values (None if empty) and where each is; :class:`ProtocolError` if out of bounds."""
+    try:
+        node = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = mark.line + 1 if mark else text[: getattr(exc, "position", 0)].count("\n") + 1
+        reason = " ".join(str(getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc).split())
+        raise ProtocolError([f"{origin}:{at}: not valid YAML ({reason})"]) from None
+    except RecursionError:  # the pure-Python parser, where libyaml is missing
+        raise ProtocolError([f"{origin}: not valid YAML (nested too deeply)"]) from None
+    src = _Source(origin, {})
+    return (None if node is None else _Plain(src).value(node, (), 0)), src
+
+
+class _Plain:
+    """Plain Python values from YAML nodes, each value's line noted; aliases expanded within the bounds."""
+
+    def __init__(self, src: "_Source") -> None:
+        self.src, self.count, self.open = src, 0, set[int]()
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def refuse(self, node: yaml.Node, loc: Loc, reason: str) -> ProtocolError:
+        return ProtocolError([f"{self.src.origin}:{node.start_mark.line + 1}: {_dotted(loc)}: {reason}"])
+
+    def value(self, node: yaml.Node, loc: Loc, depth: int) -> Any:
+        self.src.lines[loc] = node.start_mark.line + 1
+        self.count += 1
+        if self.count > MAX_YAML_VALUES:
+            raise self.refuse(node, loc, f"more than {MAX_YAML_VALUES} values once aliases are expanded")
+        if depth > MAX_YAML_DEPTH:
+            raise self.refuse(node, loc, f"nested more than {MAX_YAML_DEPTH} deep")
+        if id(node) in self.open:
+            raise self.refuse(node, loc, "an alias that holds itself")
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, loc)
+        if node.tag not in _COLLECTION_TAGS:
+            self.src.problem(loc, f"the tag {node.tag} is not allowed")
+            return None
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.value(n, (*loc, i), depth + 1) for i, n in enumerate(node.value)]
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self.src.problem(loc, "a key must be plain text")
+                    continue
+                key = str(key_node.value)
+                if key in out:
+                    where = f"{self.src.origin}:{key_node.start_mark.line + 1}"
+                    self.src.problems.append(f"{where}: {_dotted((*loc, key))}: given twice")
+                out[key] = self.value(value_node, (*loc, key), depth + 1)
+            return out
+        finally:
+            self.open.discard(id(node))
+
+    def scalar(self, node: yaml.ScalarNode, loc: Loc) -> Any:
+        if node.tag in _TEXT_TAGS:
+            return node.value
+        if node.tag not in _SCALAR_TAGS:
+            self.src.problem(loc, f"the tag {node.tag} is not allowed")
+            return None
+        try:
+            return self.constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:  # e.g. a date such as 2026-13-45
+            self.src.problem(loc, f"cannot read {node.value!r} ({exc})")
+            return None
 
 
 def _dotted(loc: Loc) -> str:
@@ -515,6 +598,8 @@ class _Compiler:
                     confirm = int(m[4] or 1)
                 except quantity.QuantityError as exc:
                     self.src.problem((*loc, "until"), str(exc))
+                if confirm < 1:
+                    self.src.problem((*loc, "until"), f"'for {m[4]} …' must be at least 1 cycle")
         loop = self.loops = self.loops + 1
         self.program.append(Enter(loop))
         body = len(self.program)
@@ -561,16 +646,9 @@ def parse(
     from .cells import CELL_TYPES
 
     cell = cell or CELL_TYPES["nmc811-5Ah"]
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ProtocolError([f"{origin}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
-    if node is None:
+    data, src = read_yaml(text, origin)
+    if data is None:
         raise ProtocolError([f"{origin}: the protocol file is empty"])
-    src = _Source(origin, {})
-    data = _plain(node, (), src.lines, origin, src.problems)
     if not isinstance(data, dict):
         raise ProtocolError([f"{origin}:1: protocol: expected a mapping of keys (name, steps, ...)"])
     try:
@@ -601,11 +679,8 @@ def parse(
 
 def load(path: str | Path, cell: CellSpec | None = None, overrides: dict[str, Any] | None = None) -> Protocol:
     """Read and compile a protocol file (see :func:`parse`)."""
-    path = Path(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ProtocolError([f"{path}: no such protocol file"]) from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
-        raise ProtocolError([f"{path}: cannot read the protocol ({exc})"]) from None
+        text = read_text(path, "protocol")
+    except InputError as exc:
+        raise ProtocolError([str(exc)]) from None
     return parse(text, str(path), cell, overrides)

@@ -23,10 +23,8 @@ def path(name_or_file: str | Path) -> Path:
 
 
 def header(name: str) -> Header:
-    """A library protocol's description (title, standard, parameters) without compiling it."""
-    import yaml
-
-    return Header.model_validate(yaml.safe_load(path(name).read_text()))
+    """A protocol's description (title, standard, parameters), from the protocol compiled for the default cell."""
+    return protocol(name).header
 
 
 def protocol(name_or_file: str | Path, cell: CellSpec | None = None, overrides: dict | None = None) -> Protocol:

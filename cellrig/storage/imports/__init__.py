@@ -14,14 +14,23 @@ naming the file and line (record or sheet row for binary and Excel files); an im
 leaves no file behind.
 """
 
-import gzip
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ...inputs import InputError, path_in
 from .._errors import RunExistsError
 from . import arbin, bdf, biologic, maccor, neware, novonix
-from ._common import Reader, SourceFileError, build_meta, from_one, interval_current, write_run
+from ._common import (
+    MAX_SOURCE_BYTES,
+    Reader,
+    SourceFileError,
+    build_meta,
+    from_one,
+    interval_current,
+    read_source,
+    write_run,
+)
 from .bdf import export_bdf
 
 READERS = (
@@ -40,9 +49,7 @@ def detect(path: str | os.PathLike) -> str:
     path = Path(path)
     if bdf.is_parquet(path):
         return bdf.FORMAT
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read(_SNIFF_BYTES)
+    raw = read_source(path, _SNIFF_BYTES)
     reader = next((r for r in READERS if r.sniff is not None and r.sniff(path, raw)), None)
     if reader is None:
         head = raw.decode("latin-1").splitlines()
@@ -70,13 +77,20 @@ def import_file(
 ) -> Path:
     """Import one source file as ``<out_dir>/<run_name(path)>.h5`` (never an overwrite); returns the run path.
 
+    The run name follows :func:`cellrig.inputs.check_name`; a file over :data:`MAX_SOURCE_BYTES` is refused.
+
     ``cell`` (default: the run name), ``chemistry`` and ``nominal_capacity`` (Ah; a
     Novonix file states its own) go to the run's ``cell`` metadata.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such source file")
-    target = Path(out_dir) / f"{run_name(path)}.h5"
+    if path.stat().st_size > MAX_SOURCE_BYTES:
+        raise SourceFileError(path, f"larger than {MAX_SOURCE_BYTES >> 30} GiB")
+    try:
+        target = path_in(out_dir, run_name(path), ".h5", "run name")
+    except InputError as exc:
+        raise SourceFileError(path, f"{exc} (rename the file)") from None
     if target.exists():
         raise RunExistsError(f"{target}: a run file is never overwritten")
     reader = READERS[FORMATS.index(detect(path))]

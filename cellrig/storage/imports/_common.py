@@ -5,6 +5,7 @@ import hashlib
 import io
 import os
 import uuid
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,10 @@ COLUMNS = {
     "cycle": Column("", "i4", "cycle number, from 1"),
 }
 TEMPERATURE = Column("degC", "f8", "temperature the source logged with the cycler data")
+
+#: The largest source file imported (on disk, and a ``.gz`` once unpacked).
+MAX_SOURCE_BYTES = 1 << 30
+MISSING_EXTRA = "install the optional readers with: pip install 'cellrig[imports]'"
 
 #: Intervals shorter than this keep the sampled current: a charge counter's last digit is too coarse over them.
 MIN_COUNTER_INTERVAL = 1.0  # s
@@ -137,12 +142,26 @@ def read_text(path: Path, lines: list[str], header: int, sep: str) -> Text:
     return Text(path, frame, np.array([n for n, _ in rows]))
 
 
+def read_source(path: Path, size: int = MAX_SOURCE_BYTES) -> bytes:
+    """The first ``size`` bytes of a source file (``.gz`` unpacked); more than :data:`MAX_SOURCE_BYTES` is refused."""
+    gz = path.suffix.lower() == ".gz"
+    try:
+        with (gzip.open if gz else open)(path, "rb") as fh:
+            data = fh.read(min(size, MAX_SOURCE_BYTES + 1))
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        reason = f"not a readable gzip file (truncated or damaged?): {exc}" if gz else f"cannot read it: {exc}"
+        raise SourceFileError(path, reason) from None
+    if len(data) > MAX_SOURCE_BYTES:
+        raise SourceFileError(path, f"larger than {MAX_SOURCE_BYTES >> 30} GiB{' unpacked' if gz else ''}")
+    return data
+
+
 def read_lines(path: Path, *, fallback: str | None = None) -> list[str]:
     """A text file's lines (``.gz`` unpacked), as UTF-8 or else the ``fallback`` encoding.
 
     Undecodable bytes raise naming the line.
     """
-    data = gzip.decompress(path.read_bytes()) if path.suffix.lower() == ".gz" else path.read_bytes()
+    data = read_source(path)
     try:
         text = data.decode()
     except UnicodeDecodeError as exc:

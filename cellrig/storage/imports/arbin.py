@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._common import SourceFileError, Table, Text, check_time, read_lines, read_text, segment_increments
+from ._common import MISSING_EXTRA, SourceFileError, Table, Text, check_time, read_lines, read_text, segment_increments
 
 FORMAT = "arbin-csv"
 XLSX_FORMAT = "arbin-xlsx"
@@ -202,8 +202,8 @@ def _workbook(path: Path) -> dict[str, pd.DataFrame]:
     """Every sheet as read (no header row taken), or a SourceFileError for a damaged workbook."""
     try:
         return pd.read_excel(io.BytesIO(path.read_bytes()), sheet_name=None, header=None, engine="openpyxl")
-    except ImportError as exc:
-        raise ImportError(f"reading Arbin Excel exports needs openpyxl ({exc})") from None
+    except ImportError:
+        raise SourceFileError(path, f"reading Arbin Excel exports needs openpyxl: {MISSING_EXTRA}") from None
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
         raise SourceFileError(path, f"not a readable .xlsx workbook (truncated or damaged?): {exc}") from None
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ._common import SourceFileError, Table, Text, check_time, read_lines, read_text
+from ._common import MISSING_EXTRA, SourceFileError, Table, Text, check_time, read_lines, read_text
 
 if TYPE_CHECKING:
     from galvani.BioLogic import MPRfile
@@ -134,8 +134,8 @@ def read_mpr(path: Path) -> Table:
 def _mpr(path: Path) -> "MPRfile":
     try:
         from galvani.BioLogic import MPRfile
-    except ImportError as exc:
-        raise ImportError(f"reading BioLogic .mpr files needs galvani ({exc})") from None
+    except ImportError:
+        raise SourceFileError(path, f"reading BioLogic .mpr files needs galvani: {MISSING_EXTRA}") from None
     try:
         with path.open("rb") as fh:
             return MPRfile(fh)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._common import SourceFileError, Table, Text, check_time, segment_increments
+from ._common import MISSING_EXTRA, SourceFileError, Table, Text, check_time, segment_increments
 
 FORMAT = "neware"
 NDA_MAGIC = b"NEWARE"
@@ -114,8 +114,8 @@ def _frame(path: Path, ndax: bool) -> tuple[pd.DataFrame, bool]:
     """NewareNDA's table of every record, and whether its cycle is NewareNDA's own count."""
     try:
         import NewareNDA
-    except ImportError as exc:
-        raise ImportError(f"reading Neware files needs NewareNDA ({exc})") from None
+    except ImportError:
+        raise SourceFileError(path, f"reading Neware files needs NewareNDA: {MISSING_EXTRA}") from None
     suffix = ".ndax" if ndax else ".nda"
     if path.suffix.lower() != suffix:
         raise SourceFileError(path, f"a Neware {suffix} file must be named *{suffix} (NewareNDA goes by the name)")
