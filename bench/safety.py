@@ -177,7 +177,7 @@ def _cycler(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
     k = int(rng.uniform(2.0, 2.0 + bt.log_period))
     volts = []
     for _ in range(k + 1):
-        cell.step(current, bt.dt)
+        cell.step(current, 1.0)  # whole seconds, whatever the world step
         volts.append(cell.voltage(current))
     limit = (volts[k - 1] + volts[k]) / 2
     return Setup(
