@@ -2,6 +2,7 @@
 
 import sys
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import click
@@ -65,7 +66,7 @@ def _virtual_setup(name: str, channel: int, specimen: str) -> tuple[str, Binding
     return cell_type, Binding("cycler", channel, chamber, None, "daq", {"temperature": Probe(channel)})
 
 
-def _stopping() -> signals_ask_to_stop:
+def _stopping() -> AbstractContextManager[StopRequest]:
     """SIGINT, SIGTERM and SIGHUP ask every run to stop safely, however often they come."""
     return signals_ask_to_stop(StopRequest(), lambda text: err.print(f"[yellow]{text}[/]"))
 

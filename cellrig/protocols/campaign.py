@@ -35,7 +35,7 @@ from ..storage import open_run
 from . import language as L
 from . import library
 from .cells import cell_spec
-from .engine import POLL, PreflightError, Runner, Shared, new_run_path
+from .engine import POLL, PreflightError, Runner, Shared, new_run_path, resumable
 from .preflight import Binding, Probe, check
 from .stopping import StopRequest, signals_ask_to_stop
 
@@ -237,8 +237,7 @@ def resume(
     paths = sorted(folder.glob("*.h5")) if folder.is_dir() else [folder]
     manifest_path = (folder if folder.is_dir() else folder.parent) / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    resumable = ("interrupted", "stopped", "tripped") if ack_trip else ("interrupted", "stopped")
-    todo = [p for p in paths if open_run(p).status in resumable]
+    todo = [p for p in paths if open_run(p).status in resumable(ack_trip)]
     if not todo and not folder.is_dir():
         todo = paths  # one run named: let Runner.resume say why it cannot continue
     if not todo:

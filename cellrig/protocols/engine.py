@@ -64,6 +64,11 @@ ABUSE_OBSERVE = 3600.0  # s recorded after an abuse test trips: GB/T 31485, GB 3
 COOLING_OBSERVE = 3600.0  # s at most recorded after another run trips, until its cell is back in its rated range
 
 
+def resumable(ack_trip: bool = False) -> tuple[str, ...]:
+    """The end states a run continues from: interrupted or stopped, and tripped once acknowledged."""
+    return ("interrupted", "stopped", "tripped") if ack_trip else ("interrupted", "stopped")
+
+
 def observation(protocol: L.Protocol) -> tuple[float, float | None]:
     """How long a tripped run keeps its loggers recording, and the cell temperature that ends it sooner.
 
@@ -126,7 +131,7 @@ class Shared:
     chambers: dict[str, ChamberShare] = field(default_factory=dict)
     interrupt: StopRequest = field(default_factory=StopRequest)
     chamber_safe_on_trip: set[str] = field(default_factory=set)
-    poll: float = POLL  # lab seconds between polls (at least MIN_WALL_POLL of real time)
+    poll: float = POLL  # lab seconds between polls (MIN_WALL_POLL to MAX_WALL_POLL of real time)
 
     def hub(self, role: str) -> DAQHub:
         if role not in self.hubs:
@@ -288,12 +293,11 @@ class Runner:
         A tripped run resumes only with ``ack_trip`` (someone has looked at why), recorded in the file.
         """
         run = open_run(path)
-        resumable = ("interrupted", "stopped", "tripped") if ack_trip else ("interrupted", "stopped")
         if run.status == "tripped" and not ack_trip:
             raise ValueError(
                 f"{path}: run tripped ({run.end_reason}); once the cause is understood, resume it with --ack-trip"
             )
-        if run.status not in resumable:
+        if run.status not in resumable(ack_trip):
             raise ValueError(f"{path}: run is {run.status}; only interrupted or stopped runs resume")
         meta = run.meta
         if meta["protocol"]["kind"] == "abuse":
