@@ -23,7 +23,7 @@ from waiting import wait_for
 
 from cellrig import open_run
 from cellrig.instruments.sim.process import inject, served_lab
-from cellrig.storage import RunFileError
+from cellrig.storage import RunFileError, writer_alive
 
 SPEED = 100  # the lab clock: slow enough for the rig's 10 kHz simulation and every query on a busy machine
 
@@ -212,3 +212,46 @@ def _inject(fault: str, run: subprocess.Popen, lab_file: Path, sim_pid: int) -> 
         os.kill(sim_pid, signal.SIGKILL)
     elif fault in INSTRUMENT_FAULTS:
         inject(lab_file, *INSTRUMENT_FAULTS[fault])
+
+
+def test_a_full_disk_while_charging_stops_the_cell_and_keeps_the_file_readable(tmp_path):
+    """The run's file stops growing (a full disk, as the run's process meets it): outputs safe, one clear line."""
+    import resource
+
+    spec = PHASES["charging"]
+    protocol = tmp_path / "protocol.yaml"
+    protocol.write_text(spec.protocol)
+    out = tmp_path / "runs"
+    with served_lab(tmp_path / "lab.toml", speed=SPEED, specimen="sulfide") as lab_file:
+        command = [sys.executable, "-m", "cellrig", "run", str(protocol), "--lab", str(_quick_policy(lab_file))]
+        run = subprocess.Popen(
+            [*command, "--out", str(out), "--cell-type", "sulfide-5Ah", *spec.roles],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COLUMNS": "400"},  # the run table's "why" on one line
+        )
+        try:
+            wait_for(lambda: run.poll() is not None or _begun(out, spec.begun), "charging to begin", timeout=120)
+            assert run.poll() is None, run.stderr.read()
+            path = _run_file(out)
+            # no write past the first byte: a volume that takes nothing more (a full copy-on-write disk
+            # refuses even rewrites of the chunks the file already holds, which is all a short run needs)
+            resource.prlimit(run.pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+            rc = run.wait(timeout=180)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        said = run.stderr.read() + run.stdout.read()
+        states = safe_states(lab_file, spec.checked)
+    r = open_run(path)
+    written = re.search(r"writing failed \([^)]*\)", said)
+    row = {"phase": "charging", "fault": "disk full", "rc": rc, "status": r.status, "reason": written and written[0]}
+    row["safe"] = states
+    with _matrix_file().open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    assert "Traceback" not in said, said
+    assert rc == 1 and written and written[0] == "writing failed (File too large, errno 27)", said
+    assert all(v is True for v in states.values()), states
+    assert r.status == "interrupted" and r.rows("cycler") > 0  # what reached the file before stays readable
+    assert not writer_alive(path)

@@ -1,5 +1,7 @@
 """The run file: writing, reading, layout conventions and every error the user can meet."""
 
+import subprocess
+import sys
 import time
 
 import h5py
@@ -19,6 +21,7 @@ from cellrig.storage import (
     UnknownStreamError,
     WriterAliveError,
     open_run,
+    writer_alive,
 )
 
 CYCLER = {"voltage": Column("V"), "current": Column("A"), "step": Column("", "i4"), "cycle": Column("", "i4")}
@@ -262,3 +265,45 @@ def test_flush_interval_publishes_without_explicit_flush(tmp_path):
         time.sleep(0.01)
     assert open_run(path).rows("cycler") == 1
     w.close()
+
+
+FULL_DISK_WRITER = """
+import resource, sys, numpy as np
+from cellrig.storage import Column, RunWriteError, RunWriter
+w = RunWriter.create(sys.argv[1], {"daq": {"v": Column("V")}}, flush_interval=0.05)
+w.append("daq", time=np.arange(1000.0), v=np.arange(1000.0))
+w.flush()
+print("flushed", w.rows("daq"), flush=True)
+resource.setrlimit(resource.RLIMIT_FSIZE, (w.path.stat().st_size + 100_000, resource.RLIM_INFINITY))
+t = 1000.0
+try:
+    while True:  # the file cannot grow past the limit: a full disk, as the writing process meets it
+        w.append("daq", time=np.arange(t, t + 10_000), v=np.arange(t, t + 10_000))
+        t += 10_000
+except RunWriteError as err:
+    print("append:", err, flush=True)
+for attempt in (lambda: w.event("safe_state", "after the error"), lambda: w.close("failed", "disk full")):
+    try:
+        attempt()
+    except RunWriteError as err:
+        print("then:", err, flush=True)
+print("closed", w.closed, flush=True)
+"""
+
+
+def test_a_full_disk_cuts_the_file_off_cleanly_keeping_what_was_flushed(tmp_path):
+    """The writing process meets a file that cannot grow: it says so, closes, frees the lock, never crashes."""
+    path = tmp_path / "run.h5"
+    child = subprocess.run([sys.executable, "-c", FULL_DISK_WRITER, str(path)], capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr  # HDF5 left half-flushed would crash the process at exit
+    lines = child.stdout.splitlines()
+    assert lines[0] == "flushed 1000"
+    assert lines[1].startswith("append:") and "writing failed (File too large, errno 27)" in lines[1]
+    assert lines[2:] == [lines[1].replace("append:", "then:")] * 2 + ["closed True"]
+    assert "Traceback" not in child.stderr and not writer_alive(path)
+    run = open_run(path)
+    v = run.stream("daq")["v"].to_numpy()
+    assert run.status == "interrupted" and len(v) >= 1000 and np.array_equal(v, np.arange(len(v)))
+    w = RunWriter.resume(path)  # with space again, the run goes on in the same file
+    w.close("failed", "disk full")
+    assert open_run(path).status == "failed"

@@ -602,7 +602,9 @@ class Runner:
         try:
             self.writer.close(status, reason, time=self.now())
         except Exception as exc:  # e.g. a full disk: the file keeps what it had, the lock is released
-            reason = f"{reason or status}; the run file could not record the end: {type(exc).__name__}: {exc}"
+            said = f"{type(exc).__name__}: {exc}"
+            if said not in (reason or ""):  # not the write error that ended the run, said again
+                reason = f"{reason or status}; the run file could not record the end: {said}"
         return reason
 
     def _leave_chamber(self, thermal: bool, trip: Trip | None) -> None:

@@ -17,6 +17,7 @@ from ._errors import (
     RunExistsError,
     RunFileError,
     RunNotFoundError,
+    RunWriteError,
     UnknownStreamError,
     WriterAliveError,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "RunExistsError",
     "RunFileError",
     "RunNotFoundError",
+    "RunWriteError",
     "RunWriter",
     "UnknownStreamError",
     "WriterAliveError",

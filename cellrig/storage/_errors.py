@@ -32,5 +32,9 @@ class RunClosedError(RunFileError):
     """The writer was closed; nothing more can be written."""
 
 
+class RunWriteError(RunFileError, OSError):
+    """Writing failed (a full disk, a lost volume): the file keeps what was flushed before, nothing more is written."""
+
+
 class WriterAliveError(RunFileError):
     """Another process is still writing this run."""

@@ -1,11 +1,13 @@
 """RunWriter: stream rows into a crash-safe, live-readable HDF5 run file (SWMR)."""
 
+import contextlib
 import datetime as dt
 import os
+import re
 import threading
 import time as _time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -15,7 +17,7 @@ import numpy as np
 
 from .. import __version__
 from . import _layout as L
-from ._errors import ColumnError, RunClosedError, RunExistsError, UnknownStreamError
+from ._errors import ColumnError, RunClosedError, RunExistsError, RunWriteError, UnknownStreamError
 from ._lock import WriterLock
 from ._superblock import clear_write_flags
 
@@ -120,6 +122,10 @@ class RunWriter:
     published to readers (and fsync'ed) at least every ``flush_interval`` seconds, so a killed
     writer loses at most that much.  Use as a context manager: leaving the block by an
     exception records a ``failed`` (or, on Ctrl-C, ``aborted``) end before closing.
+
+    The first write that fails (a full disk) cuts the file off: it keeps what reached it before,
+    every later write raises :class:`RunWriteError` without touching HDF5, and :meth:`close`
+    still closes it and releases the lock (HDF5 left half-flushed would crash the process at exit).
     """
 
     def __init__(
@@ -146,6 +152,7 @@ class RunWriter:
         self._dirty = False
         self._last_flush = _time.monotonic()
         self._closed = False
+        self._lost: RunWriteError | None = None  # the first write error: the file is cut off after it
         self.status: str | None = None
         self._stop_flusher = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name=f"cellrig-flush-{path.name}", daemon=True)
@@ -232,7 +239,7 @@ class RunWriter:
 
         Every declared column plus ``time`` must be given.
         """
-        with self._mutex:
+        with self._mutex, self._writing():
             s = self._stream(stream)
             s.check(values)
             if isinstance(values.get(L.TIME), _SCALARS):
@@ -254,7 +261,7 @@ class RunWriter:
         self, kind: str, message: str = "", *, time: float | None = None, step: int = -1, cycle: int = -1
     ) -> None:
         """Record an event (step start/end, checkpoint, pause, trip, note, ...)."""
-        with self._mutex:
+        with self._mutex, self._writing():
             self._check_open()
             t = self.last_time() if time is None else float(time)
             ev = self._events
@@ -267,7 +274,7 @@ class RunWriter:
 
     def flush(self) -> None:
         """Write buffered rows and publish everything to readers now."""
-        with self._mutex:
+        with self._mutex, self._writing():
             self._check_open()
             for s in self._streams.values():
                 s.drain()
@@ -297,7 +304,8 @@ class RunWriter:
                 self._stop_flusher.set()
                 self._closed = True
                 try:
-                    self._file.close()
+                    with contextlib.suppress(Exception) if self._lost else contextlib.nullcontext():
+                        self._file.close()
                 finally:
                     self._lock.release()
 
@@ -355,6 +363,25 @@ class RunWriter:
                 f"{self.path}: unknown stream {name!r} (declared: {', '.join(self._streams) or 'none'})"
             ) from None
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Around every HDF5 write: the first that fails cuts the file off (:meth:`_cut_off`) and says why."""
+        if self._lost is not None:
+            raise self._lost
+        try:
+            yield
+        except (OSError, RuntimeError) as exc:  # h5py's write and flush errors
+            self._lost = RunWriteError(f"{self.path}: writing failed ({_cause(exc)}); the file keeps what it had")
+            self._cut_off()
+            raise self._lost from exc
+
+    def _cut_off(self) -> None:
+        """Point the file's descriptor at /dev/null: HDF5 can close, nothing more reaches the file."""
+        with contextlib.suppress(Exception):
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, self._file.id.get_vfd_handle())
+            os.close(null)
+
     def _check_open(self) -> None:
         if self._closed:
             raise RunClosedError(f"{self.path}: the run is closed ({self.status}); nothing more can be written")
@@ -394,8 +421,14 @@ class RunWriter:
                 if pending and _time.monotonic() - self._last_flush >= self.flush_interval / 2:
                     try:
                         self.flush()
-                    except OSError:  # e.g. a full disk: the writer's own next write meets it and says so
+                    except RunWriteError:  # e.g. a full disk: the writer's own next write says so
                         return
+
+
+def _cause(exc: BaseException) -> str:
+    """The operating system's words inside an HDF5 error (e.g. "No space left on device"), else the error."""
+    found = re.search(r"errno = (\d+), error message = '([^']*)'", str(exc))
+    return f"{found[2]}, errno {found[1]}" if found else f"{type(exc).__name__}: {exc}"
 
 
 def _declare(
