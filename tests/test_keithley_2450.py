@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 from pymeasure.test import expected_protocol
+from sent_commands import recording, untabled
 
 from cellrig.clock import ManualClock
 from cellrig.instruments import roles
 from cellrig.instruments._connection import InstrumentError
-from cellrig.instruments.keithley_2450 import Keithley2450Cycler, ManagedKeithley2450
+from cellrig.instruments.keithley_2450 import COMMANDS, Keithley2450Cycler, ManagedKeithley2450
 from cellrig.instruments.roles import CyclerLimits, CyclerStep
 from cellrig.instruments.sim import NMC811, Cell, SimServer
 from cellrig.instruments.sim.keithley2450 import SMU2450
@@ -271,3 +272,20 @@ def test_the_simulator_refuses_settings_beyond_its_model():
     big.handle(":SOUR:VOLT:ILIM 2")
     assert big.handle("SYST:ERR?") == '+0,"No error"' and big.current_limit == 2.0
     assert sim.handle(":READ?") == "9.900000E+37"  # output off: nothing to measure
+
+
+def test_every_command_a_step_sends_is_in_the_drivers_command_table():
+    clock = ManualClock()
+    sim = SMU2450(clock, Cell(NMC811, 0.5, soc=0.0))
+    with SimServer(sim) as server:
+        smu = ManagedKeithley2450(server.resource, visa_library="@py", timeout=2000)
+        sent = recording(smu.adapter)
+        cycler = Keithley2450Cycler(smu, CELL_LIMITS, clock=clock)
+        cycler.start_step(CCCV)
+        clock.t += 60.0
+        cycler.fetch_samples()
+        cycler.start_step(CyclerStep("rest", max_time=60.0))
+        cycler.safe_state()
+        smu.adapter.close()
+    assert {":SOUR:VOLT:ILIM 0.5", ":OUTP:VOLT:SMOD HIMP", READ} <= set(sent)
+    assert not untabled(sent, COMMANDS)

@@ -5,11 +5,12 @@ import math
 import numpy as np
 import pytest
 from pymeasure.test import expected_protocol
+from sent_commands import recording, untabled
 
 from cellrig.clock import ManualClock
 from cellrig.instruments import roles
 from cellrig.instruments._connection import InstrumentError
-from cellrig.instruments.keithley_daq6510 import DAQ6510Logger, ManagedKeithleyDAQ6510
+from cellrig.instruments.keithley_daq6510 import COMMANDS, DAQ6510Logger, ManagedKeithleyDAQ6510
 from cellrig.instruments.keysight_daq970a import OVERLOAD
 from cellrig.instruments.roles import DAQChannel
 from cellrig.instruments.sim import SimServer
@@ -209,3 +210,21 @@ def test_the_simulator_refuses_what_the_instrument_would():
     assert sim.handle("SYST:ERR?") == '-222,"Data out of range"'
     sim.handle(':TRAC:DATA? 1, 2, "defbuffer1", READ')  # the buffer is empty
     assert sim.handle("SYST:ERR?") == '-222,"Data out of range"'
+
+
+def test_every_command_a_scan_sends_is_in_the_drivers_command_table():
+    clock = ManualClock()
+    sim = DAQ6510(clock, probes())
+    with SimServer(sim) as server:
+        daq = ManagedKeithleyDAQ6510(server.resource, visa_library="@py", timeout=2000)
+        sent = recording(daq.adapter)
+        logger = DAQ6510Logger(daq)
+        logger.identify()
+        logger.configure_channels(CHANNELS)
+        logger.start_scan(2.0)
+        clock.t += 5.0
+        logger.fetch_samples()
+        logger.safe_state()
+        daq.adapter.close()
+    assert {":ROUT:SCAN:COUN:SCAN 0", ":TRAC:CLE", ":ABOR", "*OPC?"} <= set(sent)
+    assert not untabled(sent, COMMANDS)

@@ -10,6 +10,7 @@ import time
 import pytest
 from pymeasure.instruments.thermotron import thermotron3800
 from pymeasure.test import expected_protocol
+from sent_commands import recording, untabled
 
 from cellrig.clock import ManualClock
 from cellrig.instruments import roles
@@ -18,7 +19,7 @@ from cellrig.instruments.roles import ChamberLimits, Identity
 from cellrig.instruments.sim._scpi import SimServer
 from cellrig.instruments.sim.chamber_air import AMBIENT_C
 from cellrig.instruments.sim.thermotron import MANUAL_MODE, Thermotron3800
-from cellrig.instruments.thermotron import Thermotron3800Chamber
+from cellrig.instruments.thermotron import COMMANDS, Thermotron3800Chamber
 
 
 @pytest.fixture
@@ -163,3 +164,17 @@ def test_set_read_back_alarm_and_safe_state_over_a_socket():
         assert not sim.air.running
         assert time.monotonic() - started >= 6.0  # six stock commands, each paced by its 1 s sleep
         oven.adapter.close()
+
+
+def test_every_command_the_role_sends_is_in_the_drivers_command_table(pauses):
+    clock = ManualClock()
+    with SimServer(Thermotron3800(clock)) as server:
+        oven = Thermotron3800Chamber(server.resource, visa_library="@py", timeout=2000)
+        sent = recording(oven.adapter)
+        oven.identify()
+        oven.ramp_temperature(40.0, 5.0)
+        oven.read_temperature(), oven.read_setpoint(), oven.alarms()
+        oven.safe_state()
+        oven.adapter.close()
+    assert {"IDEN?", "SETP1,40", "RUNM", "PVAR1?", "SETP1?", "ALRM1?", "STOP"} <= set(sent)
+    assert not untabled(sent, COMMANDS)

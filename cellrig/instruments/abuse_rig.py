@@ -21,9 +21,24 @@ from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from ._connection import InstrumentError, ManagedConnection
+from .commands import Command
 from .roles import Identity, Press, RigLimits, Samples
 
 log = logging.getLogger(__name__)
+
+_SPEC = "cellrig's own rig spec, not a vendor's: docs/abuse-rig.md §3"
+#: What the rig role sends.  PRESS-100 is defined by cellrig for a rig integrator to implement, so the
+#: source is that spec, not a published instrument.
+COMMANDS = (
+    Command("*IDN?, SYST:ERR?", "verified", _SPEC + ", Common"),
+    Command("SOUR:LIM:FORC|SPE|TRAV <value>", "verified", _SPEC + ", Hardware limits"),
+    Command("PRES:MODE NAIL|CRUSH, PRES:SPE <mm/s>", "verified", _SPEC + ", Press set-up"),
+    Command("PRES:STOP:DEPT|FORC|VDR <value|OFF>", "verified", _SPEC + ", Press set-up"),
+    Command("ACQ:RATE <Hz>, ACQ:STAR, ACQ:STOP", "verified", _SPEC + ", Acquisition"),
+    Command("ACQ:POIN?, ACQ:DATA? <n>", "verified", _SPEC + ", Acquisition; record layout §7"),
+    Command("PRES:STAR, HOLD <s>, RETR <mm/s>, STOP, ESTOP", "verified", _SPEC + ", Motion"),
+    Command("STAT?", "verified", _SPEC + ", State and readings"),
+)
 
 #: What a PRESS-100 can do (instruments reference §5: servo presses cover ≈ 0.1–80 mm/s, which spans
 #: GB/T 31485's 25 mm/s nail and SAE J2464's 80 mm/s; 100 kN covers the 13 kN UN 38.3 and 100 kN GB 38031 crush).

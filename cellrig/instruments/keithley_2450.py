@@ -35,8 +35,48 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from ..clock import Clock, wall_clock
 from ._connection import InstrumentError, ManagedConnection
+from .commands import Command
 from .keysight_daq970a import raise_errors
 from .roles import CyclerLimits, CyclerStep, Identity, Samples
+
+_MANUAL = "2450 manual 2450-901-01B"
+_TEK = "tektronix/keithley smu_battery_cycle_solution.py"
+#: What the cycler sends, the stock driver's ("stock") included; the SMU must be in its native SCPI
+#: command set (not TSP, not "SCPI 2400" emulation).  Manual pages: the 2450 reference manual, section 6.
+COMMANDS = (
+    Command("*IDN?", "verified", "IEEE 488.2; " + _TEK),
+    Command(
+        ":SENS:FUNC 'CURR';:SENS:CURR:NPLC 1.000000;",
+        "verified",
+        f'stock; {_MANUAL} pp. 6-48, 6-50; {_TEK} (SENS:FUNC "CURR")',
+    ),
+    Command(":SENS:CURR:RANG:AUTO 1;", "verified", f"stock; {_MANUAL} p. 6-50; {_TEK}"),
+    Command(":SOUR:FUNC VOLT", "verified", f"stock; {_MANUAL} p. 6-72; {_TEK}"),
+    Command(
+        ":SOUR:VOLT:RANG:AUTO 0;:SOUR:VOLT:RANG <V>",
+        "verified",
+        f"stock; {_MANUAL} pp. 6-74, 6-75; {_TEK}",
+    ),
+    Command(":SOUR:VOLT:READ:BACK ON", "verified", f"{_MANUAL} p. 6-77; {_TEK}"),
+    Command(":SOUR:VOLT:ILIM <A>", "verified", f"{_MANUAL} p. 6-71; {_TEK}"),
+    Command(":SOUR:VOLT:LEV <V>", "verified", f"stock; {_MANUAL} p. 6-70; {_TEK} (SOUR:VOLT <V>)"),
+    Command(
+        "OUTPUT ON|OFF, OUTPUT?",
+        "verified",
+        f"stock; {_MANUAL} p. 6-34; {_TEK}",
+    ),
+    Command(
+        ":OUTP:VOLT:SMOD HIMP",
+        "verified",
+        f"stock; {_MANUAL} p. 6-32; tektronix/keithley 2460 Rechargeable_Battery_Measurements_SCPI.py (OUTP:SMOD HIMP)",
+    ),
+    Command(':READ? "defbuffer1", SOUR, READ', "verified", f"{_MANUAL} p. 6-6; {_TEK}"),
+    Command(
+        "SYST:ERR?",
+        "verified",
+        "2461 manual 2461-901-01A p. 6-150 (:SYSTem:ERRor[:NEXT]?); also stock measure_current()",
+    ),
+)
 
 
 @dataclass(frozen=True)

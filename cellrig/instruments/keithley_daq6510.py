@@ -7,12 +7,11 @@ stock instance and sends the reference's thermocouple-scan SCPI through its ``wr
 ``:SENS:TEMP:TC:RJUN:RSEL INT``, ``:SENS:TEMP:ODET ON``, ``:ROUT:SCAN:CRE``,
 ``:ROUT:SCAN:COUN:SCAN``, ``:ROUT:SCAN:INT``, ``:INIT``, ``:TRAC:ACT?``,
 ``:TRAC:DATA? <start>, <end>, "defbuffer1", READ, REL, CHAN``); starting and aborting the
-scan use the stock ``start_buffer()`` (``:INIT``) and ``stop_buffer()`` (``:ABOR``).  Not in
-the reference, so unverified: ``:FUNC 'VOLT:DC',(@…)`` with ``:SENS:VOLT:RANG <r>,(@…)`` for
-voltage channels, ``:ROUT:SCAN:COUN:SCAN 0`` meaning "scan until aborted" and ``:TRAC:CLE``
-(both seen in public DAQ6510 examples), REL being seconds since the scan's first reading, and
-an open thermocouple with open detection on reading the overflow +9.9E+37 (``keysight_daq970a.OVERLOAD``,
-which the samples carry as +inf).
+scan use the stock ``start_buffer()`` (``:INIT``) and ``stop_buffer()`` (``:ABOR``).
+:data:`COMMANDS` names the public source of each.  Unverified: ``:ROUT:SCAN:COUN:SCAN 0``
+meaning "scan until aborted" (seen only in user scripts), REL being seconds since the scan's
+first reading, and an open thermocouple with open detection on reading the overflow +9.9E+37
+(``keysight_daq970a.OVERLOAD``, which the samples carry as +inf).
 
 The buffer is read by index and never cleared during a scan, so a fetch that fails can be
 repeated; ``defbuffer1`` must be large enough for the whole scan (its overflow is not handled).
@@ -22,9 +21,57 @@ from pymeasure.instruments.keithley import KeithleyDAQ6510
 from pymeasure.instruments.validators import strict_range
 
 from ._connection import ManagedConnection
+from .commands import Command
 from .keysight_daq970a import ScanLogger, channel_list, plan_scan, raise_errors, scan_samples
 from .roles import DAQChannel, Identity, Samples
 
+_TC = "tektronix/keithley DAQ6510 thermocouple scan SCPI example"
+_FAST = "tektronix/keithley DAQ6510 speed scanning SCPI example"
+#: What the logger sends, the stock driver's ("stock") included.  The Tektronix examples are under
+#: Instrument_Examples/DAQ6510/ (Scan_Temperaure_Using_Thermocouples, Speed_Scanning_for_Increased_Test_Throughput,
+#: Mixed_Function_Multi-Channel_Scanning, Frequency_Scanning).
+COMMANDS = (
+    Command("*IDN?, *RST, *CLS, *OPC?", "verified", f"IEEE 488.2; stock; {_TC} (*RST, *IDN?)"),
+    Command(
+        ":FUNC 'TEMP',(@…), :SENS:TEMP:TRAN TC,(@…), :SENS:TEMP:TC:TYPE <type>,(@…), "
+        ":SENS:TEMP:TC:RJUN:RSEL INT,(@…), :SENS:TEMP:ODET ON,(@…)",
+        "verified",
+        _TC + " (type K; the other types unverified)",
+    ),
+    Command(
+        ":FUNC 'VOLT:DC',(@…), :SENS:VOLT:RANG <V>,(@…)",
+        "verified",
+        _FAST + " (FUNC 'VOLT:DC', VOLT:RANG 1); mixed-function scanning SCPI example",
+    ),
+    Command(":ROUT:SCAN:CRE (@…), :ROUT:SCAN:INT <s>", "verified", _TC),
+    Command(
+        ":ROUT:SCAN:COUN:SCAN 0",
+        "inferred",
+        "form as in the thermocouple example (1440 scans); 0 meaning until aborted is seen only in public "
+        "user scripts, not in a Tektronix source",
+    ),
+    Command(":TRAC:CLE, :TRAC:ACT?", "verified", _FAST),
+    Command(":INIT", "verified", f"stock start_buffer(); {_TC}"),
+    Command(
+        ':TRAC:DATA? <first>, <last>, "defbuffer1", READ, REL, CHAN',
+        "verified",
+        "tektronix/keithley DAQ6510 mixed-function SCPI example (READ, CHAN) and frequency scanning IVI "
+        "example (READ, UNIT, CHAN, REL); "
+        "REL as seconds since the scan's first reading unverified",
+    ),
+    Command(
+        ":ABOR",
+        "inferred",
+        "stock stop_buffer() (pymeasure keithley/buffer.py, shared by its Keithley buffer drivers); "
+        "not seen in a DAQ6510 example",
+    ),
+    Command(
+        "SYST:ERR?",
+        "verified",
+        "stock check_errors(), run on a DAQ6510 by pymeasure tests/instruments/keithley/"
+        "test_keithleyDAQ6510_with_device.py",
+    ),
+)
 SLOTS = (1, 2)  # reference §4.2
 TC_TYPES = ("B", "E", "J", "K", "N", "R", "S", "T")  # unverified
 VOLT_RANGES = (0.1, 1.0, 10.0, 100.0, 1000.0)  # V, the stock driver's DC voltage_range limits

@@ -20,9 +20,31 @@ from pymeasure.instruments.thermotron import Thermotron3800
 from pymeasure.instruments.validators import strict_range
 
 from ._connection import ManagedConnection
+from .commands import Command
 from .espec import check_limits, check_ramp
 from .roles import ChamberLimits, Identity
 
+_STOCK = "pymeasure thermotron3800.py (stock)"
+#: A public C# 8800 TCP driver (namespace RemoteTempChamber, repository not identified) uses the same
+#: mnemonics; Thermotron's own 8800 list is reference C6.
+_8800 = "also a public C# 8800 driver"
+COMMANDS = (
+    Command("IDEN?", "verified", f"{_STOCK} id; {_8800}"),
+    Command("SETP1,<°C>, SETP1?", "verified", f"{_STOCK} setpoint"),
+    Command(
+        "RUNM",
+        "verified",
+        f"{_STOCK} run(); {_8800}, which reads an acknowledge 0 after it (the stock driver reads none)",
+    ),
+    Command("PVAR1?", "verified", f"{_STOCK} temperature"),
+    Command("STOP", "verified", f"{_STOCK} stop(); {_8800} (acknowledge 0, as RUNM)"),
+    Command(
+        "ALRM1?",
+        "unverified",
+        "an 8800 command (bits 0, 1 deviation and 4, 5 process alarms: reference C6, the C# 8800 driver); "
+        "in no 3800 source and no 3800 alternative published: a 3800 without it times out in alarms()",
+    ),
+)
 STOCK_SETPOINT_RANGE = (-55.0, 150.0)  # °C, Thermotron3800.setpoint's strict_range
 #: ``ALRM1?`` bits (8800 command list, C6).
 LOW_PROCESS, HIGH_PROCESS = 4, 5
