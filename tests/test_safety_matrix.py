@@ -98,6 +98,8 @@ CASES: list[tuple[str, str, Expect]] = [
     ("charging", "garbled cycler", Expect("failed", r"invalid literal|failed after 2 attempts", 1)),
     ("charging", "NaN readings", Expect("tripped", r"cell temperature reading .* \(not a finite number\)", 0)),
     ("charging", "logger stops scanning", Expect("tripped", r"stale data: the daq stream", 0)),
+    ("charging", "stuck logger", Expect("tripped", r"stale data: the daq stream", 0)),
+    ("charging", "stuck cycler", Expect("tripped", r"stale data: the cycler stream", 0)),
     ("rest", "dead cycler", Expect("failed", r"safe state NOT confirmed: cycler", 1, ("cycler",))),
     ("chamber ramp", "garbled chamber", Expect("failed", r"failed after 2 attempts", 1)),
     ("post-trip observation", "SIGTERM", Expect("tripped", r"voltage .* above the 3 V limit", 130)),
@@ -109,6 +111,8 @@ INSTRUMENT_FAULTS = {  # fault -> (role, kind, count, match)
     "garbled cycler": ("cycler", "garble", 2, "STAT:CELL"),
     "NaN readings": ("daq", "nan", 1, "DATA:REM?"),
     "logger stops scanning": ("daq", "stall", 100_000, ""),
+    "stuck logger": ("daq", "stuck", 100_000, ""),  # answers every query as it did last time
+    "stuck cycler": ("cycler", "stuck", 100_000, "DATA:LOG?"),  # its data log replays the last block
     "garbled chamber": ("chamber", "garble", 2, "TEMP?"),
     "dead rig": ("rig", "dead", 1, ""),
     "dead logger": ("daq", "dead", 1, ""),

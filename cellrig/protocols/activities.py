@@ -105,11 +105,13 @@ class CyclerDriven(Activity):
             raise RunEnded("tripped", f"the cycler's own limit test failed in step {self.leaf.number}")
         if status == "aborted":
             raise RunEnded("failed", f"the cycler channel was aborted outside cellrig in step {self.leaf.number}")
+        r.cycler_running(status == "running")
         return status
 
     def pause(self, r: "Runner") -> None:
         """Stop the channel and read back that it stopped (a command alone can vanish into a dead connection)."""
         super().pause(r)
+        r.cycler_running(False)
         r.cycler.stop()
         if r.cycler.status() == "running":
             raise RunEnded("failed", f"the cycler channel still ran after the pause's stop in step {self.leaf.number}")

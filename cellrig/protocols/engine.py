@@ -22,6 +22,7 @@ import getpass
 import json
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -202,6 +203,8 @@ class Runner:
         self.last_cell_temperature: float | None = None
         self.peak_cell_temperature = -np.inf
         self.last_voltage: float | None = None
+        self.cycler_spacing: deque[float] = deque(maxlen=21)  # between the cycler's latest records
+        self.cycler_interval: float | None = None  # lab seconds between the cycler's records while a step runs
         self.leaf: L.Leaf | None = None
         self.leaf_discharge = 0.0
         self.rig_acquiring = False
@@ -345,6 +348,8 @@ class Runner:
             t = s["time"][keep]
             if len(t):
                 t = self.timebases["cycler"](t) - self.t0
+            if len(t) and t[-1] > self.last.get("cycler", -np.inf):  # not a frozen log replayed
+                self._cycler_records(t)
                 v, i = s["voltage"][keep], s["current"][keep]
                 previous = self.last.get("cycler", t[0])
                 dt_ = np.diff(t, prepend=previous)
@@ -369,10 +374,9 @@ class Runner:
             )
         if self.hub is not None:
             block = self.hub.take(self.key)
-            if block:
-                t = block.pop("time") - self.t0
-                if t[-1] > self.last.get("daq", -np.inf):  # new scans, not a frozen reading repeated
-                    self.supervisor.fresh("daq", self.lab.clock.now(), time.monotonic())
+            t = block.pop("time", np.empty(0)) - self.t0
+            if len(t) and t[-1] > self.last.get("daq", -np.inf):  # new scans, not frozen readings replayed
+                self.supervisor.fresh("daq", self.lab.clock.now(), time.monotonic())
                 cell = block.get(self.columns.get("cell temperature", ""))
                 if cell is not None:
                     self.last_cell_temperature = float(cell[-1])
@@ -387,7 +391,22 @@ class Runner:
         if self.supervising:
             self.supervisor.check_fresh(self.lab.clock.now(), time.monotonic(), self.now())
 
+    def _cycler_records(self, t: np.ndarray) -> None:
+        """New cycler records: the stream is fresh, and its spacing is what a running step is watched at."""
+        self.supervisor.fresh("cycler", self.lab.clock.now(), time.monotonic())
+        previous = self.last.get("cycler")
+        self.cycler_spacing.extend((np.diff(t) if previous is None else np.diff(t, prepend=previous)).tolist())
+        if len(self.cycler_spacing) >= 3:  # the median shrugs off the gaps between steps
+            self.cycler_interval = max(float(np.median(self.cycler_spacing)), self.shared.poll)
+
     # -- what activities ask ------------------------------------------------------------------
+
+    def cycler_running(self, running: bool) -> None:
+        """While a cycler step runs, its records are watched for staleness (once their spacing is known)."""
+        if not running:
+            self.supervisor.unwatch("cycler")
+        elif "cycler" not in self.supervisor.watches and self.cycler_interval is not None:
+            self.supervisor.watch("cycler", self.cycler_interval, self.lab.clock.now(), time.monotonic())
 
     def rig_stop_acquiring(self) -> None:
         """Stop the rig's fast acquisition and record what it buffered up to the stop."""
