@@ -88,6 +88,7 @@ class Expect:
 
 SIGNALLED = {
     "SIGTERM": Expect("stopped", r"interrupted \(SIGTERM\)", 130),
+    "SIGINT": Expect("stopped", r"interrupted \(Ctrl-C\)", 130),
     "SIGINT ×3": Expect("stopped", r"interrupted \(Ctrl-C\)", 130),
     "SIGHUP": Expect("stopped", r"interrupted \(SIGHUP\)", 130),
 }
