@@ -331,6 +331,16 @@ def test_a_crush_beyond_the_press_rating_is_refused(tmp_path):
             Runner.start(protocol, RIG, tmp_path, Shared(lab))
 
 
+def test_a_nail_slower_than_the_ram_can_move_is_refused_before_any_file(tmp_path):
+    """Below the PRESS-100's 0.1 mm/s the driver would refuse the press mid-run: pre-flight says so first."""
+    with virtual() as (_v, lab):
+        protocol = library.protocol("nail-gbt31485", cell_spec("nmc811-5Ah"), {"speed": "0.05 mm/s"})
+        with pytest.raises(PreflightError, match=r"nail-gbt31485.yaml:\d+: .*0.05 mm/s is below the rig's slowest"):
+            Runner.start(protocol, RIG, tmp_path, Shared(lab))
+        assert lab.instruments == {}
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_abuse_runs_never_resume_and_finished_runs_neither(tmp_path):
     def progress(r: Runner) -> None:
         control.send(r.writer.path, "stop")

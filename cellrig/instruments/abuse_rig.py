@@ -42,8 +42,8 @@ COMMANDS = (
 
 #: What a PRESS-100 can do (instruments reference §5: servo presses cover ≈ 0.1–80 mm/s, which spans
 #: GB/T 31485's 25 mm/s nail and SAE J2464's 80 mm/s; 100 kN covers the 13 kN UN 38.3 and 100 kN GB 38031 crush).
-RATED = RigLimits(max_force=100.0, max_speed=80.0, max_depth=100.0)
 MIN_SPEED = 0.1  # mm/s
+RATED = RigLimits(max_force=100.0, max_speed=80.0, max_depth=100.0, min_speed=MIN_SPEED)
 MIN_FORCE = 0.1  # kN, smallest force limit or force stop
 MIN_TRAVEL = 1.0  # mm
 FORCE_LIMIT_RANGE = (MIN_FORCE, RATED.max_force)  # kN

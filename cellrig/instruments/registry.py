@@ -126,7 +126,7 @@ DRIVERS: dict[str, DriverInfo] = {
         title="cellrig PRESS-100 abuse rig",
         kind="rig",
         target="cellrig.instruments.abuse_rig:Press100",
-        rating=RigLimits(max_force=100.0, max_speed=80.0, max_depth=100.0),
+        rating=RigLimits(max_force=100.0, max_speed=80.0, max_depth=100.0, min_speed=0.1),
         idn_models=("PRESS-100",),
         safe_states=("retracted",),
     ),

@@ -62,6 +62,7 @@ class RigLimits:
     max_force: float  # kN
     max_speed: float  # mm/s
     max_depth: float  # mm of travel
+    min_speed: float = 0.0  # mm/s: the slowest the ram moves under control
 
 
 # -- what the engine asks ------------------------------------------------------------------

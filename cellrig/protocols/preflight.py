@@ -10,7 +10,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..lab import Lab
-from .language import CC, CCCV, CV, HeatWaitSeek, Leaf, Power, Press, Protocol, Pulse, Ramp, SetTemperature
+from .language import (
+    CC,
+    CCCV,
+    CV,
+    HeatWaitSeek,
+    Leaf,
+    Power,
+    Press,
+    Protocol,
+    Pulse,
+    Ramp,
+    Retract,
+    SetTemperature,
+)
 
 
 @dataclass(frozen=True)
@@ -168,8 +181,12 @@ def _leaf_problems(leaf: Leaf, protocol: Protocol, limits: dict[str, Any]) -> li
         hw = limits["rig"]
         if s.force is not None and s.force > hw.max_force:
             out.append(f"{s.force:g} kN exceeds the rig's {hw.max_force:g} kN")
-        if s.speed > hw.max_speed:
-            out.append(f"{s.speed:g} mm/s exceeds the rig's {hw.max_speed:g} mm/s")
         if s.depth is not None and s.depth > hw.max_depth:
             out.append(f"{s.depth:g} mm exceeds the rig's {hw.max_depth:g} mm of travel")
+    if isinstance(s, (Press, Retract)):
+        hw = limits["rig"]
+        if s.speed > hw.max_speed:
+            out.append(f"{s.speed:g} mm/s exceeds the rig's {hw.max_speed:g} mm/s")
+        elif s.speed < hw.min_speed:
+            out.append(f"{s.speed:g} mm/s is below the rig's slowest controlled speed, {hw.min_speed:g} mm/s")
     return out
