@@ -195,8 +195,7 @@ def run(
                     speed, why = speed_for(binding.roles().values(), p.header.sample_interval)
                     err.print(f"virtual lab clock ×{speed:g} ({why})", highlight=False)
                 with VirtualLab(speed=speed, ageing=ageing, specimen=specimen) as virtual:
-                    lab = Lab.from_dict(virtual.lab_dict(), "virtual lab", virtual.clock)
-                    _run_one(p, binding, lab, out_dir, stop)
+                    _run_one(p, binding, Lab.on(virtual), out_dir, stop)
                 return
             lab = Lab.from_file(lab_file)
             cell = cell_spec(cell_type or "nmc811-5Ah", cell_id)

@@ -26,7 +26,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pyvisa import rname
 
@@ -60,9 +60,25 @@ class RoleSpec:
         return DRIVERS[self.driver]
 
 
+class VirtualCells(Protocol):
+    """A simulated lab a :class:`Lab` runs on: what rebuilds it, and its cells' state to carry over a resume."""
+
+    clock: Clock
+
+    def lab_dict(self) -> dict[str, Any]: ...
+    def options(self) -> dict[str, Any]: ...
+    def cell_state(self, role: str, channel: int | None) -> dict[str, Any] | None: ...
+    def restore_cell(self, role: str, channel: int | None, state: dict[str, Any]) -> None: ...
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Lab:
-    """The lab's roles, the one clock they share, and (once opened) their instruments."""
+    """The lab's roles, the one clock they share, and (once opened) their instruments.
+
+    ``virtual``: the simulated lab the roles are served by when it lives in this process (the
+    embedded virtual lab); closing the lab stops it.
+    """
 
     name: str
     roles: dict[str, RoleSpec]
@@ -70,6 +86,7 @@ class Lab:
     clock: Clock = field(default_factory=wall_clock)
     instruments: dict[str, Any] = field(default_factory=dict)
     _connections: dict[tuple[str, str], Any] = field(default_factory=dict)
+    virtual: VirtualCells | None = None
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, clock: Clock | None = None) -> "Lab":
@@ -104,6 +121,11 @@ class Lab:
         if problems:
             raise LabFileError(f"{origin}: " + "".join(f"\n  {p}" for p in problems))
         return cls(str(data.get("name", Path(origin).stem)), roles, origin, clock or wall_clock())
+
+    @classmethod
+    def on(cls, virtual: VirtualCells) -> "Lab":
+        """The lab a running virtual lab of this process serves (closing it stops the virtual lab)."""
+        return dataclasses.replace(cls.from_dict(virtual.lab_dict(), "virtual lab", virtual.clock), virtual=virtual)
 
     def channel(self, role: str, channel: int | None) -> Any:
         """Another channel of a multi-channel instrument's role (same connection); the role itself if None."""
@@ -159,6 +181,8 @@ class Lab:
                 adapter.close()
         self._connections.clear()
         self.instruments.clear()
+        if self.virtual is not None:
+            self.virtual.stop()
 
     def __enter__(self) -> "Lab":
         return self

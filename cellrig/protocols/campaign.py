@@ -242,14 +242,29 @@ def resume(
         todo = paths  # one run named: let Runner.resume say why it cannot continue
     if not todo:
         raise ValueError(f"{folder}: no interrupted or stopped run to resume")
+    opened = lab is None
     if lab is None:
-        lab_file = manifest.get("lab") or open_run(todo[0]).meta["lab"]["file"]
-        lab = Lab.from_file(lab_file)
-    chambers = {k: ChamberEntry(**v) for k, v in manifest.get("chambers", {}).items()}
-    shared = _shared(lab, chambers, poll, interrupt)
-    runners = [Runner.resume(p, shared, progress=progress, ack_trip=ack_trip) for p in todo]
-    _set_leads(shared, chambers, runners)
+        lab = _lab_of(manifest, open_run(todo[0]).meta["lab"])
+    try:
+        chambers = {k: ChamberEntry(**v) for k, v in manifest.get("chambers", {}).items()}
+        shared = _shared(lab, chambers, poll, interrupt)
+        runners = [Runner.resume(p, shared, progress=progress, ack_trip=ack_trip) for p in todo]
+        _set_leads(shared, chambers, runners)
+    except BaseException:
+        if opened:  # nobody else will close what this call opened
+            lab.close()
+        raise
     return runners
+
+
+def _lab_of(manifest: dict[str, Any], recorded: dict[str, str]) -> Lab:
+    """The lab the runs ran on: the campaign's or the run's lab file, or a new embedded virtual lab
+    built with the recorded options (each run puts its own cell's state back as it resumes)."""
+    if manifest.get("lab") or "virtual" not in recorded:
+        return Lab.from_file(manifest.get("lab") or recorded["file"])
+    from ..instruments.sim.lab import VirtualLab  # the simulators load only for a virtual lab
+
+    return Lab.on(VirtualLab(**json.loads(recorded["virtual"])).start())
 
 
 def run_all(runners: list[Runner], *, on_wait: Callable[[], None] | None = None) -> dict[str, tuple[str, str | None]]:

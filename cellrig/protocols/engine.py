@@ -123,6 +123,17 @@ class State:
         return self.q_last[loop] / first if first else None
 
 
+#: The event that records, at each checkpoint of a run on the embedded virtual lab, its cell's state.
+VIRTUAL_CELL = "virtual_cell"
+
+
+def _lab_meta(lab: Lab) -> dict[str, str]:
+    """Where the run's lab comes from: its file, or the options that rebuild the embedded virtual lab."""
+    if lab.virtual is not None:
+        return {"name": lab.name, "virtual": json.dumps(lab.virtual.options())}
+    return {"name": lab.name, "file": str(Path(lab.origin).resolve())}
+
+
 @dataclass
 class Shared:
     """What the runs of a campaign share: the lab, DAQ hubs, chamber shares, the interrupt."""
@@ -277,7 +288,7 @@ class Runner:
             },
             "cell": protocol.cell.as_meta(),
             "binding": binding.as_meta(),
-            "lab": {"name": shared.lab.name, "file": str(Path(shared.lab.origin).resolve())},
+            "lab": _lab_meta(shared.lab),
             "clock": {"scale": clock.scale, "started": clock.now()},
             "started": dt.datetime.now(dt.UTC).isoformat(),
             "operator": getpass.getuser(),
@@ -314,6 +325,10 @@ class Runner:
         state = State.from_json(checkpoints["message"].iloc[-1]) if len(checkpoints) else State()
         started_clock = float(meta["clock"]["started"])
         last = max((run.last(s)["time"] for s in run.streams if run.rows(s)), default=0.0)
+        if shared.lab.virtual is not None:
+            cells = run.events[run.events["kind"] == VIRTUAL_CELL]["message"]
+            if len(cells) and binding.cycler:
+                shared.lab.virtual.restore_cell(binding.cycler, binding.channel, json.loads(cells.iloc[-1]))
         writer = RunWriter.resume(path)
         # a lab clock that restarted (a new virtual lab) must not send time backwards
         t0 = min(started_clock, shared.lab.clock.now() - last)
@@ -550,6 +565,9 @@ class Runner:
         self.writer.event(
             "checkpoint", self.state.to_json(), time=self.now(), step=self.leaf.number, cycle=self.state.cycle
         )
+        cell = self.lab.virtual.cell_state(self.binding.cycler, self.binding.channel) if self.lab.virtual else None
+        if cell is not None:  # what a resume in a new process puts back into the rebuilt virtual lab
+            self.event(VIRTUAL_CELL, json.dumps(cell))
         self.writer.flush()
         if self.progress:
             self.progress(self)

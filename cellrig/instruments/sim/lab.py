@@ -191,7 +191,7 @@ class VirtualLab:
         self.clock = ScaledClock(speed)
         self.world = World(self.clock, dt=dt)
         self.random = random.Random(seed)
-        self.ageing, self.specimen = ageing, specimen
+        self.seed, self.ageing, self.specimen = seed, ageing, specimen
         self.roles = dict(roles or ROLES)
         self.sims: dict[str, SimInstrument] = {}
         for name, role in self.roles.items():
@@ -240,6 +240,38 @@ class VirtualLab:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- carrying a run over a restart (an embedded lab's run resumed in a new process) --------
+
+    def options(self) -> dict[str, Any]:
+        """What rebuilds this lab's world: ``VirtualLab(**options)``."""
+        return {
+            "speed": self.clock.scale,
+            "seed": self.seed,
+            "dt": self.world.dt,
+            "ageing": self.ageing,
+            "specimen": self.specimen,
+        }
+
+    def _cell_on(self, role: str, channel: int | None) -> Cell | None:
+        driver = self.roles[role].driver if role in self.roles else None
+        name = {"keysight_bt2200": f"cycler-{channel or 101}", "keithley_2450": "smu-1"}.get(driver or "")
+        return self.world.cells.get(name) if name else None
+
+    def cell_state(self, role: str, channel: int | None) -> dict[str, Any] | None:
+        """The state of the cell a cycler role's channel drives (charge, heat, ageing …), or None."""
+        cell = self._cell_on(role, channel)
+        if cell is None:
+            return None
+        return {f.name: getattr(cell, f.name) for f in dataclasses.fields(cell) if f.name != "chemistry"}
+
+    def restore_cell(self, role: str, channel: int | None, state: dict[str, Any]) -> None:
+        """Put the cell of a cycler role's channel back in a state :meth:`cell_state` gave."""
+        cell = self._cell_on(role, channel)
+        if cell is None:
+            raise ValueError(f"the virtual lab has no cell on {role} channel {channel}")
+        for name, value in state.items():
+            setattr(cell, name, value)
 
     def resources(self) -> dict[str, str]:
         return {name: server.resource for name, server in self.servers.items()}
