@@ -21,8 +21,10 @@ from .instruments.registry import VISA_LIBRARY
 from .instruments.sim import DEFAULT_SPEED
 from .instruments.sim._scpi import FAULT_KINDS, Fault
 from .instruments.sim.lab import VirtualLab
+from .instruments.sim.process import orphaned
 from .lab import Lab, LabFileError
 from .protocols import control
+from .protocols.stopping import StopRequest, signals_ask_to_stop
 from .storage import RunFileError, open_campaign, open_run
 from .storage.imports import SourceFileError, import_file
 
@@ -416,6 +418,11 @@ def lab_list() -> None:
     help="Write a lab.toml pointing at the served instruments (for `cellrig lab check` …).",
 )
 @click.option(
+    "--with-parent",
+    is_flag=True,
+    help="Stop when the process that started this one ends, however it ends (kill -9 included).",
+)
+@click.option(
     "--fault",
     "faults",
     multiple=True,
@@ -432,9 +439,10 @@ def sim(
     specimen: str,
     port: int,
     write_lab: Path | None,
+    with_parent: bool,
     faults: tuple[str, ...],
 ) -> None:
-    """Serve the virtual lab in the foreground until Ctrl-C.
+    """Serve the virtual lab in the foreground until Ctrl-C (or SIGTERM).
 
     Every simulated instrument listens on its own localhost port and speaks its real
     command set; the table shows each role's VISA resource.  A control line on one more
@@ -470,10 +478,12 @@ def sim(
         if write_lab:
             console.print(f"lab file: {virtual.write_lab(write_lab)}")
         console.print("serving; Ctrl-C to stop", highlight=False)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            err.print("stopped")
+        done = threading.Event()
+        if with_parent:
+            orphaned(done.set)
+        with signals_ask_to_stop(StopRequest(done)):
+            done.wait()
+        err.print("stopped")
 
 
 def _progress() -> Progress:

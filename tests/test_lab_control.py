@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 from lab_state import ask
@@ -85,3 +86,36 @@ def test_cellrig_sim_refuses_a_planned_stall_on_an_instrument_that_does_not_scan
         [sys.executable, "-m", "cellrig", "sim", "--fault", "cycler:stall"], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 2 and "BT2200 has no scan to stall" in out.stderr
+
+
+PARENT = """
+import sys, threading
+from cellrig.instruments.sim.process import served_lab
+with served_lab(sys.argv[1]):
+    print("up", flush=True)
+    threading.Event().wait()
+"""
+
+
+def _servers(lab_file) -> list[int]:
+    """Pids of the ``cellrig sim`` processes serving ``lab_file`` (their command lines name it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"--with-parent" in argv and str(lab_file).encode() in argv:
+                found.append(int(proc.name))
+    return found
+
+
+def test_a_served_lab_ends_with_the_process_that_started_it_even_after_kill_9(tmp_path):
+    lab_file = tmp_path / "lab.toml"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(lab_file)], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout.readline().strip() == "up"
+    assert len(_servers(lab_file)) == 1
+    parent.kill()
+    parent.wait()
+    wait_for(lambda: not _servers(lab_file), "the orphaned virtual lab to stop", timeout=60)

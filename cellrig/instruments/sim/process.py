@@ -5,28 +5,48 @@ control line its lab file names (``[virtual] control``, see :class:`~.lab.LabCon
 """
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 STARTUP_S = 60.0
 CONTROL_TIMEOUT_S = 10.0
+PARENT_POLL_S = 0.5
+
+
+def orphaned(then: Callable[[], None]) -> threading.Thread:
+    """Call ``then`` once the process that started this one has ended (this one is re-parented)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        then()
+
+    watcher = threading.Thread(target=watch, name="cellrig-parent-watch", daemon=True)
+    watcher.start()
+    return watcher
 
 
 @contextlib.contextmanager
 def served_lab(lab_file: str | Path, **options: float | str) -> Iterator[Path]:
-    """Serve the virtual lab (``cellrig sim`` with ``options`` as flags) until the block ends; yield its lab file."""
+    """Serve the virtual lab (``cellrig sim`` with ``options`` as flags) until the block ends; yield its lab file.
+
+    The server ends with this process too, however it ends (``--with-parent``): no orphan outlives a kill -9.
+    """
     lab_file = Path(lab_file)
     lab_file.parent.mkdir(parents=True, exist_ok=True)
     lab_file.unlink(missing_ok=True)
     flags = [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
     sim = subprocess.Popen(
-        [sys.executable, "-m", "cellrig", "sim", *flags, "--write-lab", str(lab_file)],
+        [sys.executable, "-m", "cellrig", "sim", *flags, "--with-parent", "--write-lab", str(lab_file)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
