@@ -10,6 +10,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .cli import console, err, main, runs_folder
+from .demo import MARK as DEMO_MARK
+from .demo import run_demo
 from .instruments._connection import InstrumentError
 from .instruments.sim.lab import CYCLER_CELLS, VirtualLab, speed_for
 from .lab import Lab, LabFileError
@@ -270,7 +272,12 @@ def resume(target: Path, lab_file: Path | None, ack_trip: bool) -> None:
 
     The run goes on from its last checkpoint (after the last completed step); a step that was
     interrupted runs again.  A tripped run continues only with --ack-trip; abuse tests never resume.
+    A run of the embedded virtual lab gets that lab rebuilt, its cell as the last checkpoint left it;
+    a demo's folder goes on with the demo and ends with its report.
     """
+    if (target / DEMO_MARK).is_file() and lab_file is None:
+        _demo(target, resume=True)
+        return
     with _stopping() as stop:
         try:
             lab = Lab.from_file(lab_file) if lab_file else None
@@ -425,19 +432,25 @@ def demo(out_dir: Path) -> None:
     streams to run files, is analysed with dask and reported in OUT/report.html.  Needs no
     lab file and no network; takes a few minutes.
     """
-    from .analysis.report import render_report, write_tables
-    from .cli import _analyse_campaign
-    from .demo import run_demo
-
     if out_dir.exists() and any(out_dir.iterdir()):
         raise click.ClickException(f"{out_dir}: not empty; the demo never overwrites runs (choose another --out)")
+    _demo(out_dir)
+
+
+def _demo(out_dir: Path, resume: bool = False) -> None:
+    """Run (or go on with) the demo into OUT_DIR, then analyse and report it."""
+    from .analysis.report import render_report, write_tables
+    from .cli import _analyse_campaign
+
     with _stopping() as stop:
         try:
-            run_demo(out_dir, _execute, lambda text: err.print(f"\n[bold]{text}[/]"), stop)
+            run_demo(out_dir, _execute, lambda text: err.print(f"\n[bold]{text}[/]"), stop, resume=resume)
         except (RuntimeError, *REFUSED) as exc:  # e.g. the virtual lab could not start
             raise _fail(exc) from None
     if stop.is_set():
-        err.print("[red]interrupted[/]: every instrument made safe, every run file closed")
+        err.print(
+            f"[red]interrupted[/]: every instrument made safe, every run file closed; go on: cellrig resume {out_dir}"
+        )
         sys.exit(130)
     campaign, analysis = _analyse_campaign(out_dir, None)
     tables = write_tables(analysis, campaign, out_dir / "analysis")

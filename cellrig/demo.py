@@ -9,11 +9,13 @@ same engine, drivers and run files as a real lab; the campaign is then analysed 
 into ``report.html``.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .instruments.sim.lab import CYCLER_CELLS
 from .instruments.sim.process import served_lab
 from .lab import Lab
@@ -21,10 +23,12 @@ from .protocols import campaign as campaigns
 from .protocols import library
 from .protocols.campaign import Campaign, ChamberEntry, Plan
 from .protocols.cells import PRESET_TYPES, cell_spec
-from .protocols.engine import Runner
+from .protocols.engine import Runner, resumable
 from .protocols.preflight import Binding, Probe
 from .protocols.stopping import StopRequest
+from .storage import open_run
 
+MARK = "demo.json"  # what tells `cellrig resume` that a folder is a demo's
 AGEING = 120.0  # the demo's cells age this many times faster than rated
 LABELS = {"nmc811": "NMC", "lfp": "LFP", "sulfide": "SUL"}
 GAS = Probe(103, "volt", scale=100.0, units="ppm")
@@ -91,27 +95,61 @@ Execute = Callable[[list[Runner]], None]
 
 
 def run_demo(
-    out: Path, execute: Execute, announce: Callable[[str], None] = print, stop: StopRequest | None = None
+    out: Path,
+    execute: Execute,
+    announce: Callable[[str], None] = print,
+    stop: StopRequest | None = None,
+    *,
+    resume: bool = False,
+    plan: list[Phase] | None = None,
 ) -> list[Path]:
     """Run every phase into ``out/<phase>/``; ``execute`` runs a phase's runners (the CLI shows progress).
 
-    Once ``stop`` is set (a signal) the phase running ends safely and no other starts.
+    Once ``stop`` is set (a signal) the phase running ends safely and no other starts.  ``resume``:
+    go on with a demo that was interrupted — phases that ended are kept, interrupted runs continue
+    in their files (their cells put back as their last checkpoint left them), a phase cut short
+    (:func:`_phase_state`) runs again on fresh cells in ``<phase>-again/``, the rest start.
+    ``plan``: other phases than the demo's (:func:`phases`).
     """
     stop = stop or StopRequest()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARK).write_text(json.dumps({"demo": __version__}))
     folders = []
-    for phase in phases():
+    for phase in plan or phases():
         if stop.is_set():
             break
-        announce(f"{phase.folder}: {phase.title}")
         folder = out / phase.folder
-        with served_lab(out / f".{phase.folder}-lab.toml", **phase.lab) as lab_file:
-            lab = Lab.from_file(lab_file)
-            plans = [
-                Plan(library.protocol(protocol, cell_spec(cell_type, cell_id), params), binding)
-                for cell_id, cell_type, protocol, params, binding in phase.cells
-            ]
-            with lab:
-                runners = campaigns.start(Campaign(phase.folder, lab, plans, phase.chambers), folder, interrupt=stop)
+        state = _phase_state(folder, len(phase.cells)) if resume else "new"
+        if state == "cut short":
+            folder = out / f"{phase.folder}-again"
+            state = _phase_state(folder, len(phase.cells))
+        if state != "ended":
+            announce(f"{phase.folder}: {phase.title}" + (" (continued)" if state == "resumable" else ""))
+            with served_lab(out / f".{phase.folder}-lab.toml", **phase.lab) as lab_file, Lab.from_file(lab_file) as lab:
+                if state == "resumable":
+                    runners = campaigns.resume(folder, lab, interrupt=stop)
+                else:
+                    plans = [
+                        Plan(library.protocol(protocol, cell_spec(cell_type, cell_id), params), binding)
+                        for cell_id, cell_type, protocol, params, binding in phase.cells
+                    ]
+                    runners = campaigns.start(
+                        Campaign(phase.folder, lab, plans, phase.chambers), folder, interrupt=stop
+                    )
                 execute(runners)
         folders.append(folder)
     return folders
+
+
+def _phase_state(folder: Path, cells: int) -> str:
+    """new (nothing there), ended, resumable (a run to continue), or cut short: an abuse run that did not end
+    (abuse runs never resume), or the phase stopped while creating its files (fewer than its ``cells``)."""
+    runs = [open_run(p) for p in sorted(folder.glob("*.h5"))] if folder.is_dir() else []
+    if not runs:
+        return "new"
+    if len(runs) < cells:
+        return "cut short"
+    unfinished = [r for r in runs if r.status in resumable(False)]
+    if not unfinished:
+        return "ended"
+    return "cut short" if any(r.meta["protocol"]["kind"] == "abuse" for r in unfinished) else "resumable"

@@ -61,15 +61,21 @@ class RoleSpec:
 
 
 class VirtualCells(Protocol):
-    """A simulated lab a :class:`Lab` runs on: what rebuilds it, and its cells' state to carry over a resume."""
+    """A simulated lab a :class:`Lab` runs on: what rebuilds it (empty if another process serves it),
+    and its cells' state, carried over a resume."""
 
-    clock: Clock
-
-    def lab_dict(self) -> dict[str, Any]: ...
     def options(self) -> dict[str, Any]: ...
     def cell_state(self, role: str, channel: int | None) -> dict[str, Any] | None: ...
     def restore_cell(self, role: str, channel: int | None, state: dict[str, Any]) -> None: ...
     def stop(self) -> None: ...
+
+
+class EmbeddedLab(VirtualCells, Protocol):
+    """A virtual lab running in this process."""
+
+    clock: Clock
+
+    def lab_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -120,10 +126,16 @@ class Lab:
                 roles[name] = spec
         if problems:
             raise LabFileError(f"{origin}: " + "".join(f"\n  {p}" for p in problems))
-        return cls(str(data.get("name", Path(origin).stem)), roles, origin, clock or wall_clock())
+        lab = cls(str(data.get("name", Path(origin).stem)), roles, origin, clock or wall_clock())
+        control = data.get("virtual", {}).get("control") if isinstance(data.get("virtual"), dict) else None
+        if control:  # a virtual lab another process serves: its cells are reached through its control line
+            from .instruments.sim.process import ServedCells
+
+            lab.virtual = ServedCells(str(control))
+        return lab
 
     @classmethod
-    def on(cls, virtual: VirtualCells) -> "Lab":
+    def on(cls, virtual: EmbeddedLab) -> "Lab":
         """The lab a running virtual lab of this process serves (closing it stops the virtual lab)."""
         return dataclasses.replace(cls.from_dict(virtual.lab_dict(), "virtual lab", virtual.clock), virtual=virtual)
 

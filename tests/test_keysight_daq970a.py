@@ -264,14 +264,19 @@ def test_an_unwired_thermocouple_reads_as_open_and_a_full_memory_keeps_the_newes
         daq = KeysightDAQ970A(server.resource, visa_library="@py", timeout=2000)
         daq.configure_channels(CHANNELS)
         daq.start_scan(0.05)
-        clock.t = 1399.99  # 28,000 whole scans of 4: 112,000 readings for a 100,000-reading memory
+        # 28,000 whole scans of 4 and two readings of the next: 112,002 readings for a 100,000-reading
+        # memory, which then starts two readings into a scan
+        clock.t = 1400.0 + 1.5 / 80
         with caplog.at_level(logging.WARNING, logger="cellrig.instruments.keysight_daq970a"):
             samples = daq.fetch_samples()
+        clock.t = 1400.04  # the rest of that scan
+        rest = daq.fetch_samples()
         daq.adapter.close()
-    assert "reading memory full" in caplog.text
-    assert len(samples["time"]) == MEMORY // 4
-    assert samples["time"][0] == pytest.approx(150.0)  # the oldest 12,000 readings were overwritten
-    assert np.all(samples["t_top"] == math.inf) and np.all(samples["v_cell"] == 3.7)
+    assert "reading memory full, the oldest overwritten; 2 readings of a scan cut dropped" in caplog.text
+    assert len(samples["time"]) == MEMORY // 4 - 1  # the scan whose first readings were overwritten is dropped
+    assert samples["time"][0] == pytest.approx(150.05) and samples["time"][-1] == pytest.approx(1399.95)
+    assert rest["time"].tolist() == pytest.approx([1400.0])  # the scan in progress, whole, none lost after
+    assert np.all(samples["t_top"] == math.inf) and np.all(samples["v_cell"] == 3.7) and rest["v_cell"][0] == 3.7
 
 
 def test_the_simulator_follows_configure_and_scan_rules():

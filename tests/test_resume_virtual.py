@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +107,32 @@ def test_kill_9_at_random_moments_then_resume_ends_as_an_uninterrupted_run(tmp_p
     restored = run.events[run.events["kind"] == "virtual_cell"]["message"]
     assert all(json.loads(m)["capacity_ah"] == 5.0 for m in restored)
     assert list(out.iterdir()) == [path]  # one file, no sidecar left behind
+
+
+DEMO_PHASE = str(Path(__file__).with_name("_demo_phase.py"))
+
+
+def test_a_demo_phase_killed_9_goes_on_with_resume_and_each_cell_ends_as_planned(tmp_path):
+    """The served virtual lab is rebuilt by the resumed demo; each run's cell comes back through its control line."""
+    (tmp_path / "short.yaml").write_text(PROTOCOL)
+    out = tmp_path / "demo"
+    child = subprocess.Popen([sys.executable, DEMO_PHASE, str(out), str(tmp_path / "short.yaml"), "start"])
+
+    def halfway() -> bool:
+        try:
+            runs = [open_run(p) for p in (out / "life").glob("*.h5")]
+            return len(runs) == 2 and all((r.events["kind"] == "virtual_cell").sum() >= 4 for r in runs)
+        except (RunFileError, KeyError, OSError):
+            return False
+
+    wait_for(lambda: child.poll() is not None or halfway(), "both runs half way", timeout=300)
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait(timeout=60) == -signal.SIGKILL
+    resumed = subprocess.run([sys.executable, DEMO_PHASE, str(out), str(tmp_path / "short.yaml"), "resume"])
+    assert resumed.returncode == 0
+    paths = sorted((out / "life").glob("*.h5"))
+    assert len(paths) == 2 and not (out / "life-again").exists()
+    for path in paths:
+        steps, cycles = _outline(path)
+        assert steps == ["set"] + ["repeat/cc", "repeat/rest"] * 4 and cycles == 2
+        assert (open_run(path).events["kind"] == "resume").sum() == 1

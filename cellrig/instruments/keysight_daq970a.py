@@ -201,6 +201,7 @@ class KeysightDAQ970A(ScanLogger, ManagedConnection, SCPIMixin, Instrument):
         kwargs.setdefault("write_termination", "\n")
         super().__init__(adapter, name, **kwargs)
         self._install(modules)
+        self._carry: list[float] = []  # fields of a scan in progress, taken from memory after an overflow
 
     reading_channel_enabled = Instrument.setting(
         "FORM:READ:CHAN %s",
@@ -274,6 +275,7 @@ class KeysightDAQ970A(ScanLogger, ManagedConnection, SCPIMixin, Instrument):
     def initiate(self) -> None:
         """Start the scan; this clears the reading memory."""
         self.write("INIT")
+        self._carry = []
 
     def abort(self) -> None:
         """Stop the scan; readings stay in memory."""
@@ -325,14 +327,27 @@ class KeysightDAQ970A(ScanLogger, ManagedConnection, SCPIMixin, Instrument):
     def fetch_samples(self) -> Samples:
         """Take the whole scans waiting in memory: time (s since the scan started) and one column per name.
 
-        A scan still in progress stays in memory for the next call.
+        A scan still in progress stays in memory for the next call.  After the memory overflowed
+        (the instrument then overwrites its oldest readings, so memory may start mid-scan) every
+        reading is taken, the readings of the scan whose start was lost are dropped (and logged),
+        and the scan in progress is kept here until the rest of it is fetched.
         """
         plan = self._configured()
+        n, carried = len(plan.names), len(self._carry) // 3
         available = self.points
-        if available >= MEMORY:
-            log.warning("%s: reading memory full, the oldest readings may be lost", self.describe())
-        whole = available - available % len(plan.names)
-        return scan_samples(self.remove_readings(whole) if whole else [], plan, self.describe())
+        if available < MEMORY:
+            take = (carried + available) // n * n - carried
+            readings, self._carry = self._carry + (self.remove_readings(take) if take > 0 else []), []
+            return scan_samples(readings, plan, self.describe())
+        readings = self._carry + self.remove_readings(available)
+        channels = readings[2::3]
+        start = next((i for i, ch in enumerate(channels) if ch == plan.channels[0]), len(channels))
+        whole = start + (len(channels) - start) // n * n
+        log.warning(
+            "%s: reading memory full, the oldest overwritten; %d readings of a scan cut dropped", self.describe(), start
+        )
+        self._carry = readings[3 * whole :]
+        return scan_samples(readings[3 * start : 3 * whole], plan, self.describe())
 
     def stop(self) -> None:
         """Stop scanning, and wait for the instrument to confirm; a scan cut short is never fetched."""

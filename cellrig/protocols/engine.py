@@ -129,8 +129,9 @@ VIRTUAL_CELL = "virtual_cell"
 
 def _lab_meta(lab: Lab) -> dict[str, str]:
     """Where the run's lab comes from: its file, or the options that rebuild the embedded virtual lab."""
-    if lab.virtual is not None:
-        return {"name": lab.name, "virtual": json.dumps(lab.virtual.options())}
+    options = lab.virtual.options() if lab.virtual is not None else {}
+    if options:
+        return {"name": lab.name, "virtual": json.dumps(options)}
     return {"name": lab.name, "file": str(Path(lab.origin).resolve())}
 
 
@@ -565,7 +566,10 @@ class Runner:
         self.writer.event(
             "checkpoint", self.state.to_json(), time=self.now(), step=self.leaf.number, cycle=self.state.cycle
         )
-        cell = self.lab.virtual.cell_state(self.binding.cycler, self.binding.channel) if self.lab.virtual else None
+        try:
+            cell = self.lab.virtual.cell_state(self.binding.cycler, self.binding.channel) if self.lab.virtual else None
+        except (OSError, ValueError):  # a served lab that did not answer: a resume puts back an earlier state
+            cell = None
         if cell is not None:  # what a resume in a new process puts back into the rebuilt virtual lab
             self.event(VIRTUAL_CELL, json.dumps(cell))
         self.writer.flush()

@@ -10,6 +10,7 @@ names its port in ``[virtual] control = "127.0.0.1:<port>"``, a table cellrig it
 """
 
 import dataclasses
+import json
 import os
 import random
 from collections.abc import Callable, Iterable
@@ -138,23 +139,30 @@ def speed_for(roles: Iterable[str], sample_interval: float) -> tuple[float, str]
 
 
 class LabControl(SimInstrument):
-    """The virtual lab's control line: faults injected into its roles while it serves them.
+    """The virtual lab's control line: faults injected into its roles, and cells carried over a resume.
 
     One command a line, answered with one line, ``OK`` or ``ERR <reason>``::
 
         FAULT <role> <kind> [<count> [<match>]]
+        CELL? <role> <channel>
+        CELL <role> <channel> <state>
 
-    plays fault ``kind`` (:class:`Fault`) on the role's next ``count`` (default 1) commands that
-    start with ``match`` (default any; it runs to the end of the line, spaces included).
+    ``FAULT`` plays fault ``kind`` (:class:`Fault`) on the role's next ``count`` (default 1)
+    commands that start with ``match`` (default any; it runs to the end of the line, spaces
+    included).  ``CELL?`` answers the state of the cell a cycler role's channel drives, as JSON
+    (:meth:`VirtualLab.cell_state`); ``CELL`` puts such a state back.
     """
 
-    usage = "FAULT <role> <kind> [<count> [<match>]]"
+    usage = "FAULT <role> <kind> [<count> [<match>]] | CELL? <role> <channel> | CELL <role> <channel> <state>"
 
     def __init__(self, lab: "VirtualLab") -> None:
         super().__init__()
         self.lab = lab
 
     def handle(self, line: str, fault: FaultKind | None = None) -> Reply:
+        verb = line.split(None, 1)[0].upper() if line.strip() else ""
+        if verb in ("CELL?", "CELL"):
+            return self._cell(line)
         parts = line.split(None, 4)
         if len(parts) < 3 or parts[0].upper() != "FAULT":
             return f"ERR expected {self.usage}, got {line!r}"
@@ -167,6 +175,20 @@ class LabControl(SimInstrument):
             self.lab.inject(role, kind, int(count), match)
         except ValueError as exc:
             return f"ERR {exc}".encode("ascii", "replace")  # whatever the message, a line the client can read
+        return "OK"
+
+    def _cell(self, line: str) -> Reply:
+        parts = line.split(None, 3)
+        if len(parts) < 3 or not parts[2].isdigit() or (parts[0].upper() == "CELL") != (len(parts) == 4):
+            return f"ERR expected {self.usage}, got {line!r}"
+        role, channel = parts[1], int(parts[2])
+        try:
+            if len(parts) == 3:
+                state = self.lab.cell_state(role, channel)
+                return "ERR no cell there" if state is None else json.dumps(state)
+            self.lab.restore_cell(role, channel, json.loads(parts[3]))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return f"ERR {exc}".encode("ascii", "replace")
         return "OK"
 
 
@@ -263,15 +285,17 @@ class VirtualLab:
         cell = self._cell_on(role, channel)
         if cell is None:
             return None
-        return {f.name: getattr(cell, f.name) for f in dataclasses.fields(cell) if f.name != "chemistry"}
+        with self.world.lock:
+            return {f.name: getattr(cell, f.name) for f in dataclasses.fields(cell) if f.name != "chemistry"}
 
     def restore_cell(self, role: str, channel: int | None, state: dict[str, Any]) -> None:
         """Put the cell of a cycler role's channel back in a state :meth:`cell_state` gave."""
         cell = self._cell_on(role, channel)
         if cell is None:
             raise ValueError(f"the virtual lab has no cell on {role} channel {channel}")
-        for name, value in state.items():
-            setattr(cell, name, value)
+        with self.world.lock:
+            for name, value in state.items():
+                setattr(cell, name, value)
 
     def resources(self) -> dict[str, str]:
         return {name: server.resource for name, server in self.servers.items()}
