@@ -145,6 +145,16 @@ def test_the_readme_tour_runs_line_by_line(tmp_path, background):
             if "hot-box" in line:
                 assert new[0].meta["cell"]["chemistry"].startswith("sulfide")
                 assert new[0]["chamber"]["temperature"].max() > 199.0
+        elif line == "cellrig resume runs":  # after the kill -9 its comment speaks of, mid-run
+            before = {r.path for r in runs_in(tmp_path / "runs")}
+            killed = background.start("cellrig run capacity --out runs", "killed.log")
+            runs = len(before) + 1
+            wait_for(lambda n=runs: steps_done(tmp_path / "runs", n) >= 1, "a checkpoint", timeout=120)
+            killed.kill()
+            killed.wait()
+            ok(line, tmp_path)
+            [again] = [r for r in runs_in(tmp_path / "runs") if r.path not in before]
+            assert again.status == "finished" and (again.events["kind"] == "resume").sum() == 1
         elif line.startswith("cellrig sim "):
             background.start(line, "sim.log")
             wait_for(lambda: all(listening(p) for p in LAB_PORTS), "the virtual lab's ports", timeout=60)
