@@ -473,3 +473,61 @@ def test_buffered_records_fetched_in_pieces_have_no_gaps_or_duplicates():
     assert np.all(np.diff(t) > 0) and np.allclose(np.diff(t), 1e-3)
     assert t[0] == pytest.approx(2.0 - 0.049) and t[-1] == pytest.approx(end)
     assert len(t) == 50 + round((end - 2.0) * 1000)
+
+
+# -- the vectorised moving ram against the tick-by-tick model ------------------------------------
+
+#: (setup, specimen, {lab time: command}, the stop reason it ends on): every stop condition and protection,
+#: a host stop and retract, an e-stop while retracting.  All recorded at 10 kHz: every sample is compared.
+SCRIPTS = {
+    "nail, voltage drop": ("PRES:SPE 25;PRES:STOP:DEPT 12;PRES:STOP:VDR 0.5", {}, {}, "VDROP"),
+    "nail, depth": ("PRES:SPE 25;PRES:STOP:DEPT 3", {}, {}, "DEPTH"),
+    "nail at 0.1 mm/s, depth": ("PRES:SPE 0.1;PRES:STOP:DEPT 0.1", {"gap_mm": 0.1}, {}, "DEPTH"),
+    "crush, force": ("PRES:MODE CRUSH;PRES:SPE 5;PRES:STOP:FORC 13;PRES:STOP:DEPT 5", {"gap_mm": 5.0}, {}, "FORCE"),
+    "crush, voltage drop": ("PRES:MODE CRUSH;PRES:SPE 15;PRES:STOP:VDR 0.1", {"gap_mm": 5.0}, {}, "VDROP"),
+    "crush, over-force": ("SOUR:LIM:FORC 20;PRES:MODE CRUSH;PRES:SPE 5", {"gap_mm": 5.0}, {}, "OVERFORCE"),
+    "nail, travel limit": ("SOUR:LIM:TRAV 22;PRES:SPE 30;PRES:STOP:DEPT 50", {}, {}, "TRAVEL"),
+    "nail, interlock": ("PRES:SPE 10;PRES:STOP:DEPT 20", {}, {500: "interlock"}, "INTERLOCK"),
+    "stop, retract, e-stop": ("PRES:SPE 20", {}, {700: "STOP", 900: "RETR 40", 1100: "ESTOP"}, "ESTOP"),
+    "retract to home": ("PRES:SPE 20;PRES:STOP:DEPT 2", {}, {1500: "RETR 30"}, "DEPTH"),
+}
+
+
+def scripted(name: str, vectorised: bool, every_ms: int) -> tuple[PressSim, np.ndarray]:
+    """Run a script on a fresh rig for 3 s: the host asks STAT? every ``every_ms`` (or sends the script's command)."""
+    setup, specimen, commands, _ = SCRIPTS[name]
+    clock = ManualClock()
+    sim = PressSim(clock, PouchCell(**specimen), vectorised=vectorised)
+    sim.handle(f"ACQ:RATE 10000;ACQ:PRET 0;{setup};ACQ:STAR;PRES:STAR")
+    blocks = []
+    for ms in range(every_ms, 3001, every_ms):
+        clock.t = ms / 1000
+        command = commands.get(ms, "STAT?")
+        if command == "interlock":
+            sim.set_interlock(False)
+        else:
+            sim.handle(command)
+        if ms % 500 == 0:
+            blocks.append(_records(sim.handle("ACQ:DATA? 100000")))
+    return sim, np.concatenate(blocks)
+
+
+def _records(reply: bytes) -> np.ndarray:
+    return np.frombuffer(reply[2 + int(reply[1:2]) :], RECORD)
+
+
+@pytest.mark.parametrize("every_ms", [10, 100])
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_the_vectorised_ram_records_what_the_tick_by_tick_model_does(name, every_ms):
+    ref, vec = (scripted(name, vectorised, every_ms) for vectorised in (False, True))
+    (a, ra), (b, rb) = ref, vec
+    assert b.reason == a.reason == SCRIPTS[name][3]
+    assert (b.state, b.tick, b.mode, list(b.errors)) == (a.state, a.tick, a.mode, list(a.errors))
+    assert len(rb) == len(ra) == 30_000  # every sample of the 3 s
+    np.testing.assert_array_equal(rb["time"], ra["time"])
+    for field in ("position", "force", "voltage"):
+        np.testing.assert_allclose(rb[field], ra[field], rtol=1e-6, atol=1e-6, err_msg=field)
+    assert (b.contact is None) == (a.contact is None)
+    if a.contact is not None:
+        assert b.contact == pytest.approx(a.contact, rel=1e-9, abs=1e-9)
+    assert (b.x, b.v, b.force, b.volts) == pytest.approx((a.x, a.v, a.force, a.volts), rel=1e-9, abs=1e-9)
