@@ -416,30 +416,40 @@ class PressSim(SimInstrument):
             ramp = np.cumsum(np.concatenate(([self.v], np.full(n, math.copysign(dv, v_cmd - self.v)))))[1:]
             v = np.minimum(ramp, v_cmd) if self.v < v_cmd else np.maximum(ramp, v_cmd)
         x = np.cumsum(np.concatenate(([self.x], v * TICK)))  # x[k]: after tick k, added as tick by tick
-        before, after = end - x[:-1], end - x[1:]
-        # speed-limited (not yet braking for the goal) and not there yet, at each tick
-        ok = (np.sqrt(2 * self.accel * np.abs(before)) >= speed) & (after * before > 0)
         depth = x[1:]
         forces = self.specimen.forces(depth, self.mode)
-        ok &= self.specimen.short_resistances(depth, self.mode) == self.short
+        ok = self.specimen.short_resistances(depth, self.mode) == self.short
         if self.state == "PRESSING":
             ok &= ~self._press_events(depth, forces)
+        # speed-limited (not yet braking for the goal) and not there yet: the ram's distance to the goal
+        # falls (after a reversal, first rises), so if the first and last ticks are and it is still on
+        # the same side, all ticks are
+        ends = self._speed_limited(end, speed, x[[0, -2]], x[[1, -1]])
+        if not (ends.all() and (end - x[-1]) * dist > 0):
+            ok &= self._speed_limited(end, speed, x[:-1], depth)
         m = n if ok.all() else int(np.argmin(ok))
         self.reach = min(2 * self.reach, MAX_GLIDE) if m == n else MIN_GLIDE
         if not m:
             return 0
-        ticks = np.arange(self.tick + 1, self.tick + m + 1)
+        first = self.tick + 1
         self.x, self.v, self.force = float(x[m]), float(v[m - 1]), float(forces[m - 1])
         self.tick += m
         self.specimen.advance(m * TICK, self.short)
         self.volts = self.specimen.voltage(self.tick * TICK)
-        kept = ticks % self.decimation == 0
-        if kept.any():
-            block = np.empty(int(kept.sum()), RECORD)
-            block["time"], block["position"], block["force"] = ticks[kept] * TICK, depth[:m][kept], forces[:m][kept]
+        kept = slice(-first % self.decimation, m, self.decimation)  # the ticks that are records
+        ticks = np.arange(first + kept.start, first + m, self.decimation)
+        if len(ticks):
+            block = np.empty(len(ticks), RECORD)
+            block["time"], block["position"], block["force"] = ticks * TICK, depth[kept], forces[kept]
             block["voltage"] = self.volts
             self._records(block)
         return m
+
+    def _speed_limited(self, end: float, speed: float, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Per tick from ``before`` to ``after`` (positions): the ram is driven at ``speed``, not braking
+        for ``end``, and does not reach it (as :meth:`_move` decides)."""
+        to_go = end - before
+        return (np.sqrt(2 * self.accel * np.abs(to_go)) >= speed) & ((end - after) * to_go > 0)
 
     def _press_events(self, depth: np.ndarray, forces: np.ndarray) -> np.ndarray:
         """Where :meth:`_check_press` would act at these samples (the voltage being what it is now)."""
