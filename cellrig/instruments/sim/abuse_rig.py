@@ -8,8 +8,9 @@ and every n-th sample is kept as a record (the acquisition rate).  A moving ram 
 in vectorised stretches of ticks between the ticks at which anything but its travel changes
 (contact, a stop condition or protection, arrival or braking, a short, the specimen's own
 steps), which are stepped one by one: the same samples as stepping every tick, to float
-rounding.  A still ram is stepped from record to record; with no acquisition running, idle
-time is skipped in one jump, keeping only the pre-trigger ring's worth.  The simulator
+rounding.  A still ram is stepped from record to record (while acquiring, in stretches that
+end where that stepping also stops); with no acquisition running, idle time is skipped in one
+jump, keeping only the pre-trigger ring's worth.  The simulator
 advances lazily to the lab clock's present whenever a command arrives, so what it records
 depends only on the commands and the clock, never on when the host asks.
 """
@@ -357,7 +358,7 @@ class PressSim(SimInstrument):
         """Run the rig forward to the lab clock's present."""
         target = math.floor(self.clock.now() / TICK + 1e-6)
         while self.tick < target:
-            if self.quiet() or not self.vectorised or not self._glide(target):
+            if not (self.vectorised and (self._stand(target) if self.quiet() else self._glide(target))):
                 self._step(self._ticks_to_step(target))
 
     def quiet(self) -> bool:
@@ -443,6 +444,30 @@ class PressSim(SimInstrument):
             block["time"], block["position"], block["force"] = ticks * TICK, depth[kept], forces[kept]
             block["voltage"] = self.volts
             self._records(block)
+        return m
+
+    def _stand(self, target: int) -> int:
+        """Advance a still ram, acquiring, at once to the last record (or the target) before the specimen's
+        next step or a hold's end: ticks record-to-record stepping visits too.  Return how many ticks."""
+        if not self.acquiring:
+            return 0  # idle time is skipped in jumps anyway
+        end = min(target, self.tick + math.ceil(self.specimen.steady_s() / TICK - 1e-6) - 1)
+        if self.state == "HOLDING":
+            end = min(end, self.hold_end - 1)
+        if end < target:
+            end -= end % self.decimation
+        m = end - self.tick
+        if m <= self.decimation:
+            return 0
+        first = self.tick + 1
+        ticks = np.arange(first + -first % self.decimation, end + 1, self.decimation)
+        self.tick = end
+        self.specimen.advance(m * TICK, self.short)
+        self.volts = self.specimen.voltage(end * TICK)
+        block = np.empty(len(ticks), RECORD)
+        block["time"], block["position"] = ticks * TICK, self.x
+        block["force"], block["voltage"] = self.force, self.volts
+        self._records(block)
         return m
 
     def _speed_limited(self, end: float, speed: float, before: np.ndarray, after: np.ndarray) -> np.ndarray:
