@@ -1,5 +1,6 @@
 """cellrig PRESS-100: every driver command (expected_protocol), validators, and the driver on the simulator."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,11 +11,14 @@ from pymeasure.test import expected_protocol
 
 from cellrig.clock import ManualClock
 from cellrig.instruments import roles
-from cellrig.instruments._connection import InstrumentError
+from cellrig.instruments._connection import ConnectionPolicy, InstrumentError
 from cellrig.instruments.abuse_rig import RECORD, Press100
 from cellrig.instruments.roles import Press, PressStop, RigLimits
 from cellrig.instruments.sim import SimServer
 from cellrig.instruments.sim.abuse_rig import PouchCell, PressSim
+from cellrig.instruments.sim.lab import ROLES
+from cellrig.protocols.activities import RIG_ACQUISITION_HZ
+from cellrig.protocols.engine import MAX_WALL_POLL
 
 NO_ERROR = ("SYST:ERR?", '+0,"No error"')
 
@@ -342,12 +346,14 @@ class Bench:
 
 
 @contextmanager
-def bench(specimen: PouchCell | None = None, start: float = 1.0) -> Iterator[Bench]:
+def bench(
+    specimen: PouchCell | None = None, start: float = 1.0, policy: ConnectionPolicy | None = None
+) -> Iterator[Bench]:
     clock = ManualClock()
     clock.t = start
     sim = PressSim(clock, specimen or PouchCell())
     with SimServer(sim) as server:
-        rig = Press100(server.resource, visa_library="@py", timeout=2000)
+        rig = Press100(server.resource, visa_library="@py", policy=policy or ConnectionPolicy(timeout_s=2.0))
         try:
             yield Bench(clock, sim, rig)
         finally:
@@ -454,6 +460,50 @@ def test_safe_state_retracts_home_from_a_stopped_nail():
         assert 0 < rig.position < 23.0
         b.run_until_not("retracting", 0.5)
         assert rig.status() == "idle" and rig.position == 0.0 and rig.contact is None
+
+
+def test_safe_state_retracts_when_the_error_query_after_the_stop_goes_unanswered():
+    with bench(policy=ConnectionPolicy(timeout_s=0.2, retries=1)) as b:
+        rig = b.rig
+        rig.press(Press("nail", 10.0, PressStop(depth=5.0)))
+        b.clock.t += 1.0
+        b.sim.inject("timeout", 2, "SYST:ERR?")  # the query after the stop, and its retry
+        rig.safe_state()
+        assert rig.status() == "retracting" and b.sim.reason == "HOST"
+
+
+#: The matrix's connection policy: an instrument that does not answer within a second is retried once.
+QUICK = ConnectionPolicy(timeout_s=1.0, retries=1)
+
+
+def test_a_rig_pressing_a_shorted_cell_answers_promptly_at_its_fastest_clock():
+    """The host polling as seldom as the engine may (MAX_WALL_POLL of real time) at the rig role's
+    max_speed: the first command after the gap catches the simulation up (a moving ram, a shorted cell,
+    1 kHz records) and it answers within the quick policy, stop and safe state included."""
+    lab_s = MAX_WALL_POLL * ROLES["rig"].max_speed  # lab seconds between two polls
+    with bench(PouchCell(gap_mm=2.0), start=0.0, policy=QUICK) as b:
+        rig = b.rig
+        rig.acquisition_rate = RIG_ACQUISITION_HZ
+        rig.pretrigger = 0.0
+        rig.press(Press("nail", 0.1, PressStop(depth=60.0)))
+        b.clock.t = 40.0  # 2 mm travelled into the cell, the short formed
+        rig.fetch_samples()
+        start = time.perf_counter()
+        b.clock.t += lab_s
+        position = rig.position
+        caught_up = time.perf_counter() - start
+        samples = rig.fetch_samples()
+        b.clock.t += lab_s
+        rig.stop()
+        assert rig.status() == "stopped" and rig.stop_reason == "host"
+        b.clock.t += lab_s
+        rig.safe_state()
+        assert rig.status() == "retracting"
+    print(f"\n{lab_s:g} s of a moving ram caught up in {caught_up * 1e3:.0f} ms ({lab_s / caught_up:,.0f}× its clock)")
+    assert position == pytest.approx(0.1 * (40.0 + lab_s), abs=1e-3)
+    t = samples["time"]
+    assert len(t) == round(lab_s * RIG_ACQUISITION_HZ) and np.allclose(np.diff(t), 1e-3)
+    assert samples["voltage"][-1] < samples["voltage"][0] < 4.2  # the short drains the cell
 
 
 def test_buffered_records_fetched_in_pieces_have_no_gaps_or_duplicates():

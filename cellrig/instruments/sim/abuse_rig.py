@@ -202,7 +202,10 @@ class PouchCell:
 
 
 class Records:
-    """Records (:data:`RECORD` rows) in arrival order, at most ``maxlen`` of them: the oldest are dropped."""
+    """Records (time, position, force, voltage) in arrival order, at most ``maxlen``: the oldest are dropped.
+
+    Held as float64 blocks of four columns (:func:`packed` makes :data:`RECORD` rows of them).
+    """
 
     def __init__(self, maxlen: int) -> None:
         self.maxlen = maxlen
@@ -243,7 +246,7 @@ class Records:
             out.append(block)
             self._held -= len(block)
             n -= len(block)
-        return np.concatenate(out) if out else np.empty(0, RECORD)
+        return np.concatenate(out) if out else np.empty((0, 4))
 
     def clear(self) -> None:
         self._blocks.clear()
@@ -252,7 +255,7 @@ class Records:
 
     def _seal(self) -> None:
         if self._rows:
-            self._blocks.append(np.array(self._rows, RECORD))
+            self._blocks.append(np.array(self._rows, float))
             self._held += len(self._rows)
             self._rows.clear()
         self._trim()
@@ -264,6 +267,14 @@ class Records:
             if len(block) > extra:
                 self._blocks.appendleft(block[extra:])
             self._held -= min(extra, len(block))
+
+
+def packed(rows: np.ndarray) -> np.ndarray:
+    """Rows of (time, position, force, voltage) as :data:`RECORD` records."""
+    records = np.empty(len(rows), RECORD)
+    for i, name in enumerate(RECORD.names):
+        records[name] = rows[:, i]
+    return records
 
 
 def _number(args: str, lo: float, hi: float) -> float:
@@ -425,9 +436,9 @@ class PressSim(SimInstrument):
         # speed-limited (not yet braking for the goal) and not there yet: the ram's distance to the goal
         # falls (after a reversal, first rises), so if the first and last ticks are and it is still on
         # the same side, all ticks are
-        ends = self._speed_limited(end, speed, x[[0, -2]], x[[1, -1]])
-        if not (ends.all() and (end - x[-1]) * dist > 0):
-            ok &= self._speed_limited(end, speed, x[:-1], depth)
+        first, last = self._speed_limited(end, speed, x[:2]), self._speed_limited(end, speed, x[-2:])
+        if not (first[0] and last[0] and (end - x[-1]) * dist > 0):
+            ok &= self._speed_limited(end, speed, x)
         m = n if ok.all() else int(np.argmin(ok))
         self.reach = min(2 * self.reach, MAX_GLIDE) if m == n else MIN_GLIDE
         if not m:
@@ -440,10 +451,7 @@ class PressSim(SimInstrument):
         kept = slice(-first % self.decimation, m, self.decimation)  # the ticks that are records
         ticks = np.arange(first + kept.start, first + m, self.decimation)
         if len(ticks):
-            block = np.empty(len(ticks), RECORD)
-            block["time"], block["position"], block["force"] = ticks * TICK, depth[kept], forces[kept]
-            block["voltage"] = self.volts
-            self._records(block)
+            self._records(np.column_stack((ticks * TICK, depth[kept], forces[kept], np.full(len(ticks), self.volts))))
         return m
 
     def _stand(self, target: int) -> int:
@@ -464,17 +472,16 @@ class PressSim(SimInstrument):
         self.tick = end
         self.specimen.advance(m * TICK, self.short)
         self.volts = self.specimen.voltage(end * TICK)
-        block = np.empty(len(ticks), RECORD)
-        block["time"], block["position"] = ticks * TICK, self.x
-        block["force"], block["voltage"] = self.force, self.volts
+        block = np.empty((len(ticks), 4))
+        block[:, 0], block[:, 1], block[:, 2], block[:, 3] = ticks * TICK, self.x, self.force, self.volts
         self._records(block)
         return m
 
-    def _speed_limited(self, end: float, speed: float, before: np.ndarray, after: np.ndarray) -> np.ndarray:
-        """Per tick from ``before`` to ``after`` (positions): the ram is driven at ``speed``, not braking
-        for ``end``, and does not reach it (as :meth:`_move` decides)."""
-        to_go = end - before
-        return (np.sqrt(2 * self.accel * np.abs(to_go)) >= speed) & ((end - after) * to_go > 0)
+    def _speed_limited(self, end: float, speed: float, x: np.ndarray) -> np.ndarray:
+        """Per tick from ``x[k]`` to ``x[k + 1]``: the ram is driven at ``speed``, not braking for ``end``,
+        and does not reach it (as :meth:`_move` decides)."""
+        to_go = end - x[:-1]
+        return (np.sqrt(2 * self.accel * np.abs(to_go)) >= speed) & ((end - x[1:]) * to_go > 0)
 
     def _press_events(self, depth: np.ndarray, forces: np.ndarray) -> np.ndarray:
         """Where :meth:`_check_press` would act at these samples (the voltage being what it is now)."""
@@ -802,7 +809,7 @@ class PressSim(SimInstrument):
             n = int(_number(args, 1, MAX_RECORDS_PER_QUERY))
         except (InstrumentError, ValueError) as err:
             raise InstrumentError(-222, "Data out of range", EMPTY_BLOCK) from err
-        payload = self.buffer.take(n).tobytes()
+        payload = packed(self.buffer.take(n)).tobytes()
         self.overrun = False
         size = str(len(payload))
         return f"#{len(size)}{size}".encode() + payload
