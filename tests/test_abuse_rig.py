@@ -1,5 +1,6 @@
 """cellrig PRESS-100: every driver command (expected_protocol), validators, and the driver on the simulator."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,11 +11,14 @@ from pymeasure.test import expected_protocol
 
 from cellrig.clock import ManualClock
 from cellrig.instruments import roles
-from cellrig.instruments._connection import InstrumentError
+from cellrig.instruments._connection import ConnectionPolicy, InstrumentError
 from cellrig.instruments.abuse_rig import RECORD, Press100
 from cellrig.instruments.roles import Press, PressStop, RigLimits
 from cellrig.instruments.sim import SimServer
 from cellrig.instruments.sim.abuse_rig import PouchCell, PressSim
+from cellrig.instruments.sim.lab import ROLES
+from cellrig.protocols.activities import RIG_ACQUISITION_HZ
+from cellrig.protocols.engine import MAX_WALL_POLL
 
 NO_ERROR = ("SYST:ERR?", '+0,"No error"')
 
@@ -342,12 +346,14 @@ class Bench:
 
 
 @contextmanager
-def bench(specimen: PouchCell | None = None, start: float = 1.0) -> Iterator[Bench]:
+def bench(
+    specimen: PouchCell | None = None, start: float = 1.0, policy: ConnectionPolicy | None = None
+) -> Iterator[Bench]:
     clock = ManualClock()
     clock.t = start
     sim = PressSim(clock, specimen or PouchCell())
     with SimServer(sim) as server:
-        rig = Press100(server.resource, visa_library="@py", timeout=2000)
+        rig = Press100(server.resource, visa_library="@py", policy=policy or ConnectionPolicy(timeout_s=2.0))
         try:
             yield Bench(clock, sim, rig)
         finally:
@@ -456,6 +462,50 @@ def test_safe_state_retracts_home_from_a_stopped_nail():
         assert rig.status() == "idle" and rig.position == 0.0 and rig.contact is None
 
 
+def test_safe_state_retracts_when_the_error_query_after_the_stop_goes_unanswered():
+    with bench(policy=ConnectionPolicy(timeout_s=0.2, retries=1)) as b:
+        rig = b.rig
+        rig.press(Press("nail", 10.0, PressStop(depth=5.0)))
+        b.clock.t += 1.0
+        b.sim.inject("timeout", 2, "SYST:ERR?")  # the query after the stop, and its retry
+        rig.safe_state()
+        assert rig.status() == "retracting" and b.sim.reason == "HOST"
+
+
+#: The matrix's connection policy: an instrument that does not answer within a second is retried once.
+QUICK = ConnectionPolicy(timeout_s=1.0, retries=1)
+
+
+def test_a_rig_pressing_a_shorted_cell_answers_promptly_at_its_fastest_clock():
+    """The host polling as seldom as the engine may (MAX_WALL_POLL of real time) at the rig role's
+    max_speed: the first command after the gap catches the simulation up (a moving ram, a shorted cell,
+    1 kHz records) and it answers within the quick policy, stop and safe state included."""
+    lab_s = MAX_WALL_POLL * ROLES["rig"].max_speed  # lab seconds between two polls
+    with bench(PouchCell(gap_mm=2.0), start=0.0, policy=QUICK) as b:
+        rig = b.rig
+        rig.acquisition_rate = RIG_ACQUISITION_HZ
+        rig.pretrigger = 0.0
+        rig.press(Press("nail", 0.1, PressStop(depth=60.0)))
+        b.clock.t = 40.0  # 2 mm travelled into the cell, the short formed
+        rig.fetch_samples()
+        start = time.perf_counter()
+        b.clock.t += lab_s
+        position = rig.position
+        caught_up = time.perf_counter() - start
+        samples = rig.fetch_samples()
+        b.clock.t += lab_s
+        rig.stop()
+        assert rig.status() == "stopped" and rig.stop_reason == "host"
+        b.clock.t += lab_s
+        rig.safe_state()
+        assert rig.status() == "retracting"
+    print(f"\n{lab_s:g} s of a moving ram caught up in {caught_up * 1e3:.0f} ms ({lab_s / caught_up:,.0f}× its clock)")
+    assert position == pytest.approx(0.1 * (40.0 + lab_s), abs=1e-3)
+    t = samples["time"]
+    assert len(t) == round(lab_s * RIG_ACQUISITION_HZ) and np.allclose(np.diff(t), 1e-3)
+    assert samples["voltage"][-1] < samples["voltage"][0] < 4.2  # the short drains the cell
+
+
 def test_buffered_records_fetched_in_pieces_have_no_gaps_or_duplicates():
     with bench(start=2.0) as b:
         rig = b.rig
@@ -473,3 +523,64 @@ def test_buffered_records_fetched_in_pieces_have_no_gaps_or_duplicates():
     assert np.all(np.diff(t) > 0) and np.allclose(np.diff(t), 1e-3)
     assert t[0] == pytest.approx(2.0 - 0.049) and t[-1] == pytest.approx(end)
     assert len(t) == 50 + round((end - 2.0) * 1000)
+
+
+# -- the vectorised moving ram against the tick-by-tick model ------------------------------------
+
+#: (setup, specimen, {lab time: command}, the stop reason it ends on): every stop condition and protection,
+#: a host stop and retract, an e-stop while retracting.  All recorded at 10 kHz: every sample is compared.
+SCRIPTS = {
+    "nail, voltage drop": ("PRES:SPE 25;PRES:STOP:DEPT 12;PRES:STOP:VDR 0.5", {}, {}, "VDROP"),
+    "nail, depth": ("PRES:SPE 25;PRES:STOP:DEPT 3", {}, {}, "DEPTH"),
+    "nail at 0.1 mm/s, depth": ("PRES:SPE 0.1;PRES:STOP:DEPT 0.1", {"gap_mm": 0.1}, {}, "DEPTH"),
+    "crush, force": ("PRES:MODE CRUSH;PRES:SPE 5;PRES:STOP:FORC 13;PRES:STOP:DEPT 5", {"gap_mm": 5.0}, {}, "FORCE"),
+    "crush, force, hold": ("PRES:MODE CRUSH;PRES:SPE 5;PRES:STOP:FORC 13", {"gap_mm": 5}, {2000: "HOLD 0.55"}, "FORCE"),
+    "crush, voltage drop": ("PRES:MODE CRUSH;PRES:SPE 15;PRES:STOP:VDR 0.1", {"gap_mm": 5.0}, {}, "VDROP"),
+    "crush, over-force": ("SOUR:LIM:FORC 20;PRES:MODE CRUSH;PRES:SPE 5", {"gap_mm": 5.0}, {}, "OVERFORCE"),
+    "nail, travel limit": ("SOUR:LIM:TRAV 22;PRES:SPE 30;PRES:STOP:DEPT 50", {}, {}, "TRAVEL"),
+    "nail, interlock": ("PRES:SPE 10;PRES:STOP:DEPT 20", {}, {500: "interlock"}, "INTERLOCK"),
+    "stop, retract, e-stop": ("PRES:SPE 20", {}, {700: "STOP", 900: "RETR 40", 1100: "ESTOP"}, "ESTOP"),
+    "retract to home": ("PRES:SPE 20;PRES:STOP:DEPT 2", {}, {1500: "RETR 30"}, "DEPTH"),
+}
+
+
+def scripted(name: str, vectorised: bool, every_ms: int, rate: int) -> tuple[PressSim, np.ndarray]:
+    """Run a script on a fresh rig for 3 s, recording at ``rate`` Hz throughout: the host asks STAT? every
+    ``every_ms`` (or sends the script's command)."""
+    setup, specimen, commands, _ = SCRIPTS[name]
+    clock = ManualClock()
+    sim = PressSim(clock, PouchCell(**specimen), vectorised=vectorised)
+    sim.handle(f"ACQ:RATE {rate};ACQ:PRET 0;{setup};ACQ:STAR;PRES:STAR")
+    blocks = []
+    for ms in range(every_ms, 3001, every_ms):
+        clock.t = ms / 1000
+        command = commands.get(ms, "STAT?")
+        if command == "interlock":
+            sim.set_interlock(False)
+        else:
+            sim.handle(command)
+        if ms % 500 == 0:
+            blocks.append(_records(sim.handle("ACQ:DATA? 100000")))
+    return sim, np.concatenate(blocks)
+
+
+def _records(reply: bytes) -> np.ndarray:
+    return np.frombuffer(reply[2 + int(reply[1:2]) :], RECORD)
+
+
+@pytest.mark.parametrize(("every_ms", "rate"), [(10, 10_000), (100, 1000)])
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_the_vectorised_ram_records_what_the_tick_by_tick_model_does(name, every_ms, rate):
+    """Moving, every tick against the stretches; standing still (acquiring), record by record against them."""
+    ref, vec = (scripted(name, vectorised, every_ms, rate) for vectorised in (False, True))
+    (a, ra), (b, rb) = ref, vec
+    assert b.reason == a.reason == SCRIPTS[name][3]
+    assert (b.state, b.tick, b.mode, list(b.errors)) == (a.state, a.tick, a.mode, list(a.errors))
+    assert len(rb) == len(ra) == 3 * rate  # every record of the 3 s
+    np.testing.assert_array_equal(rb["time"], ra["time"])
+    for field in ("position", "force", "voltage"):
+        np.testing.assert_allclose(rb[field], ra[field], rtol=1e-6, atol=1e-6, err_msg=field)
+    assert (b.contact is None) == (a.contact is None)
+    if a.contact is not None:
+        assert b.contact == pytest.approx(a.contact, rel=1e-9, abs=1e-9)
+    assert (b.x, b.v, b.force, b.volts) == pytest.approx((a.x, a.v, a.force, a.volts), rel=1e-9, abs=1e-9)

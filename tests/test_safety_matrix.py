@@ -50,8 +50,21 @@ steps:
   - set: 25 °C
   - ramp: {temperature: 55 °C, rate: 0.5 K/min}
 """
+# a slow nail: about 2 s of real time to the cell at the lab clock, 0.3 s 3 mm into it, observed, retracted
+PRESS = """
+name: press
+kind: abuse
+sample_interval: 1 s
+limits: {force_max: 90 kN}
+steps:
+  - press: {mode: nail, speed: 0.1 mm/s, depth: 3 mm}
+  - observe: 30 s
+  - retract: 5 mm/s
+"""
 
 CYCLER_ROLES = ["--cycler", "cycler", "--chamber", "chamber", "--daq", "daq", "--probe", "temperature=101"]
+# the DAQ6510's thermocouple on the rig's cell
+RIG_ROLES = ["--rig", "rig", "--daq", "daq2", "--probe", "temperature=101"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,7 @@ PHASES = {
     "chamber ramp": Phase(
         RAMP, ["--chamber", "chamber", "--daq", "daq", "--probe", "temperature=101"], ["chamber"], "ramp"
     ),
+    "rig press": Phase(PRESS, RIG_ROLES, ["rig"], "press"),
     # a cycling run that trips at once (its cell sits above 3.0 V) and is then observed for 2 h
     "post-trip observation": Phase(
         CYCLING.format(name="observed", extra="observe_after_trip: 2 h\nlimits: {voltage_max: 3.0 V}"),
@@ -93,7 +107,11 @@ SIGNALLED = {
     "SIGHUP": Expect("stopped", r"interrupted \(SIGHUP\)", 130),
 }
 CASES: list[tuple[str, str, Expect]] = [
-    *((phase, fault, e) for phase in ("charging", "rest", "chamber ramp") for fault, e in SIGNALLED.items()),
+    *(
+        (phase, fault, e)
+        for phase in ("charging", "rest", "chamber ramp", "rig press")
+        for fault, e in SIGNALLED.items()
+    ),
     ("charging", "SIGKILL of the lab", Expect("failed", r"safe state NOT confirmed", 1, ("cycler", "chamber"))),
     ("charging", "dead cycler", Expect("failed", r"safe state NOT confirmed: cycler", 1, ("cycler",))),
     ("charging", "garbled cycler", Expect("failed", r"invalid literal|failed after 2 attempts", 1)),
@@ -103,6 +121,7 @@ CASES: list[tuple[str, str, Expect]] = [
     ("charging", "stuck cycler", Expect("tripped", r"stale data: the cycler stream", 0)),
     ("rest", "dead cycler", Expect("failed", r"safe state NOT confirmed: cycler", 1, ("cycler",))),
     ("chamber ramp", "garbled chamber", Expect("failed", r"failed after 2 attempts", 1)),
+    ("rig press", "dead rig", Expect("failed", r"safe state NOT confirmed: rig", 1, ("rig",))),
     ("post-trip observation", "SIGTERM", Expect("tripped", r"voltage .* above the 3 V limit", 130)),
     ("post-trip observation", "SIGINT ×3", Expect("tripped", r"voltage .* above the 3 V limit", 130)),
     ("post-trip observation", "dead logger", Expect("tripped", r"voltage .* above the 3 V limit", 0)),

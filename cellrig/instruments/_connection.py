@@ -9,10 +9,11 @@
 A dead instrument therefore raises within ``(retries + 1) × timeout + backoff`` seconds.
 """
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -112,19 +113,36 @@ class ManagedConnection:
 
     def _read_block(self, command: str) -> bytes:
         self.write(command)
-        head = self.read_bytes(2)
-        try:
-            if head[:1] != b"#":
-                raise ValueError(f"the reply does not start a binary block: {head!r}")
-            size = int(self.read_bytes(int(head[1:2])))
-            payload = self.read_bytes(size) if size else b""
-            self.read_bytes(1)  # the terminator after the block
-        except TRANSIENT as exc:
-            self._start_clean()
-            raise InstrumentError(
-                f"{self.describe()}: the reply to {command!r} broke off; what it held is lost: {exc}"
-            ) from exc
+        with self._termination_off():
+            head = self.read_bytes(2)
+            try:
+                if head[:1] != b"#":
+                    raise ValueError(f"the reply does not start a binary block: {head!r}")
+                size = int(self.read_bytes(int(head[1:2])))
+                payload = self.read_bytes(size) if size else b""
+                self.read_bytes(1)  # the terminator after the block
+            except TRANSIENT as exc:
+                self._start_clean()
+                raise InstrumentError(
+                    f"{self.describe()}: the reply to {command!r} broke off; what it held is lost: {exc}"
+                ) from exc
         return payload
+
+    @contextlib.contextmanager
+    def _termination_off(self) -> Iterator[None]:
+        """Read with the termination character off: a block's bytes may hold it, and pyvisa-py hands a
+        read over up to each one (a 2 MB block of floats in thousands of pieces, seconds on a busy process)."""
+        conn = getattr(self.adapter, "connection", None)
+        termination = getattr(conn, "read_termination", None)
+        if not termination:
+            yield
+            return
+        conn.read_termination = None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # a connection replaced after a fault has its own
+                conn.read_termination = termination
 
     def raise_errors(self) -> None:
         """Raise :class:`InstrumentError` if the instrument's SCPI error queue holds errors (emptying it)."""

@@ -332,13 +332,20 @@ class Press100(ManagedConnection, SCPIMixin, Instrument):
         return {name: np.ascontiguousarray(records[name]) for name in RECORD.names}
 
     def safe_state(self) -> None:
-        """Stop, then retract home at a slow speed; e-stop if the rig refuses to retract."""
+        """Stop, then retract home at a slow speed; e-stop if the rig refuses the retract or does not confirm it.
+
+        A rig slow to answer the error query after the stop still gets the retract: the stop
+        alone would leave the ram in the specimen.
+        """
         self.stop()
-        self.check_errors()  # faults that led here are logged, not mistaken for a refused retract
+        try:
+            self.check_errors()  # faults that led here are logged, not mistaken for a refused retract
+        except InstrumentError as err:
+            log.warning("%s: error queue unread after the stop (%s); retracting anyway", self.describe(), err)
         try:
             self.retract(min(SAFE_RETRACT_SPEED, self.limits.max_speed))
         except InstrumentError as err:
-            log.error("%s: retract refused (%s); e-stop", self.describe(), err)
+            log.error("%s: retract refused or unconfirmed (%s); e-stop", self.describe(), err)
             self.estop()
 
     # -- helpers -------------------------------------------------------------------------

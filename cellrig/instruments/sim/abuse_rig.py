@@ -3,12 +3,16 @@
 The ram is velocity-controlled with an acceleration limit; it presses a :class:`Specimen` on
 the anvil (force from the ram's travel, an internal short past a nail depth or crush strain,
 the cell's terminal voltage).  Like the real rig's controller, everything runs on one 10 kHz
-sample clock: while the ram moves, the simulator steps every tick, evaluates the stop
-conditions and protections at each, and keeps every n-th sample as a record (the
-acquisition rate).  A still ram is stepped from record to record; with no acquisition
-running, idle time is skipped in one jump, keeping only the pre-trigger ring's worth.
-The simulator advances lazily to the lab clock's present whenever a command arrives, so
-what it records depends only on the commands and the clock, never on when the host asks.
+sample clock: every tick the ram moves, the stop conditions and protections are evaluated,
+and every n-th sample is kept as a record (the acquisition rate).  A moving ram is advanced
+in vectorised stretches of ticks between the ticks at which anything but its travel changes
+(contact, a stop condition or protection, arrival or braking, a short, the specimen's own
+steps), which are stepped one by one: the same samples as stepping every tick, to float
+rounding.  A still ram is stepped from record to record (while acquiring, in stretches that
+end where that stepping also stops); with no acquisition running, idle time is skipped in one
+jump, keeping only the pre-trigger ring's worth.  The simulator
+advances lazily to the lab clock's present whenever a command arrives, so what it records
+depends only on the commands and the clock, never on when the host asks.
 """
 
 import math
@@ -42,6 +46,9 @@ ACCEL = 5000.0  # mm/s²: the servo's acceleration and braking limit
 MOVING = ("PRESSING", "RETRACTING")
 EMPTY_BLOCK = b"#10"
 SHORTED_STEP_S = 0.05  # a shorted cell is stepped at most this finely once its short has formed (slow by then)
+EPS_S = 1e-9  # s: sums of ticks are compared within this (n ticks added one by one or at once differ by far less)
+MAX_GLIDE = 10_000  # most ticks a moving ram is advanced at once (1 s of rig time)
+MIN_GLIDE = 64  # ticks first tried at once after a stretch ended on an event
 
 #: Device-specific errors (positive codes; see docs/abuse-rig.md).
 INTERLOCK_OPEN = (301, "Interlock open")
@@ -56,15 +63,30 @@ class Specimen(Protocol):
 
     The rig calls, at every step: ``force``, ``short_resistance``, then ``advance`` by the step
     with that short, then ``voltage`` at the rig time ``t`` the step reached (t counts from 0,
-    as the rig's does; a specimen may use it to replay a recorded trace).
+    as the rig's does; a specimen may use it to replay a recorded trace).  A moving ram's
+    stretch of ticks asks ``forces`` and ``short_resistances`` for all its depths at once, and
+    calls ``advance`` once for ticks that ``steady_s`` says change nothing but the time.
     """
 
     def force(self, depth_mm: float, mode: str) -> float:
         """kN the specimen pushes back with (``mode`` "NAIL" or "CRUSH")."""
         ...
 
+    def forces(self, depths_mm: np.ndarray, mode: str) -> np.ndarray:
+        """``force`` at each of ``depths_mm``."""
+        ...
+
     def short_resistance(self, depth_mm: float, mode: str) -> float:
         """Ω of the internal short the tool makes (``mode`` "NAIL" or "CRUSH"), ``math.inf`` if none."""
+        ...
+
+    def short_resistances(self, depths_mm: np.ndarray, mode: str) -> np.ndarray:
+        """``short_resistance`` at each of ``depths_mm``."""
+        ...
+
+    def steady_s(self) -> float:
+        """Seconds ahead within which, the short staying what it was, ``advance`` changes nothing
+        ``voltage`` shows (0: it may change at the next sample, e.g. a replayed trace)."""
         ...
 
     def voltage(self, t: float) -> float:
@@ -121,11 +143,34 @@ class PouchCell:
         f = self.stiffness_kn_mm * d + self.stiffening_kn_mm3 * d**3
         return f * self.residual if d >= self.failure_strain * self.thickness_mm else f
 
+    def forces(self, depths_mm: np.ndarray, mode: str = "CRUSH") -> np.ndarray:
+        d = np.asarray(depths_mm, float) - self.gap_mm
+        if mode == "NAIL":
+            f = np.minimum(self.stiffness_kn_mm * d, self.nail_force_kn)
+        else:
+            f = self.stiffness_kn_mm * d + self.stiffening_kn_mm3 * d**3
+            f = np.where(d >= self.failure_strain * self.thickness_mm, f * self.residual, f)
+        return np.where(d <= 0, 0.0, f)
+
     def short_resistance(self, depth_mm: float, mode: str) -> float:
         d = depth_mm - self.gap_mm
         if mode == "NAIL":
             return self.through_ohm if d >= self.nail_short_depth_mm else math.inf
         return self.through_ohm * self.crush_short_factor if d >= self.failure_strain * self.thickness_mm else math.inf
+
+    def short_resistances(self, depths_mm: np.ndarray, mode: str) -> np.ndarray:
+        d = np.asarray(depths_mm, float) - self.gap_mm
+        if mode == "NAIL":
+            return np.where(d >= self.nail_short_depth_mm, self.through_ohm, math.inf)
+        failed = d >= self.failure_strain * self.thickness_mm
+        return np.where(failed, self.through_ohm * self.crush_short_factor, math.inf)
+
+    def steady_s(self) -> float:
+        if self.shorted_at is None:
+            return self.max_cell_step_s - self.resting_s
+        if self.t - self.shorted_at < 10 * self.tau_s - EPS_S:  # the contact forms: every sample
+            return 0.0
+        return SHORTED_STEP_S - self.resting_s
 
     def voltage(self, t: float) -> float:
         if self._volts is None:  # the state advance() reached at t holds the voltage: computed once per cell step
@@ -140,20 +185,96 @@ class PouchCell:
                 self.shorted_at = self.t
         self.resting_s += dt
         if self.shorted_at is None:  # intact: rest time is gathered into steps of max_cell_step_s
-            if self.resting_s >= self.max_cell_step_s:
+            if self.resting_s >= self.max_cell_step_s - EPS_S:
                 self._step_cell()
             return
-        forming = self.t - self.shorted_at < 10 * self.tau_s  # while the contact forms, every sample
-        if forming or self.resting_s >= SHORTED_STEP_S:
+        forming = self.t - self.shorted_at < 10 * self.tau_s - EPS_S  # while the contact forms, every sample
+        if forming or self.resting_s >= SHORTED_STEP_S - EPS_S:
             formed = -math.expm1(-(self.t - self.shorted_at) / self.tau_s)  # 0 → 1 as the contact forms
             self.cell.short_ohm = self.short_ohm / formed if formed > 0 else math.inf
             self._step_cell()
 
     def _step_cell(self) -> None:
-        n = math.ceil(self.resting_s / self.max_cell_step_s)
+        n = max(1, math.ceil(self.resting_s / self.max_cell_step_s - 1e-6))
         for _ in range(n):
             self.cell.step(0.0, self.resting_s / n)
         self.resting_s, self._volts = 0.0, None
+
+
+class Records:
+    """Records (time, position, force, voltage) in arrival order, at most ``maxlen``: the oldest are dropped.
+
+    Held as float64 blocks of four columns (:func:`packed` makes :data:`RECORD` rows of them).
+    """
+
+    def __init__(self, maxlen: int) -> None:
+        self.maxlen = maxlen
+        self._blocks: deque[np.ndarray] = deque()
+        self._held = 0  # rows in _blocks
+        self._rows: list[tuple[float, float, float, float]] = []  # single rows not yet in a block
+
+    def __len__(self) -> int:
+        return min(self._held + len(self._rows), self.maxlen)
+
+    def append(self, row: tuple[float, float, float, float]) -> int:
+        """Add one row; return how many rows that dropped (0 or 1)."""
+        full = len(self) == self.maxlen
+        self._rows.append(row)
+        if len(self._rows) >= 1024:
+            self._seal()
+        return int(full)
+
+    def extend(self, block: np.ndarray) -> int:
+        """Add rows; return how many rows that dropped."""
+        dropped = max(0, len(self) + len(block) - self.maxlen)
+        self._seal()
+        if len(block):
+            self._blocks.append(block)
+            self._held += len(block)
+        self._trim()
+        return dropped
+
+    def take(self, n: int) -> np.ndarray:
+        """Remove and return the oldest ``n`` rows (fewer if there are fewer)."""
+        self._seal()
+        out = []
+        while n > 0 and self._blocks:
+            block = self._blocks.popleft()
+            if len(block) > n:
+                block, rest = block[:n], block[n:]
+                self._blocks.appendleft(rest)
+            out.append(block)
+            self._held -= len(block)
+            n -= len(block)
+        return np.concatenate(out) if out else np.empty((0, 4))
+
+    def clear(self) -> None:
+        self._blocks.clear()
+        self._rows.clear()
+        self._held = 0
+
+    def _seal(self) -> None:
+        if self._rows:
+            self._blocks.append(np.array(self._rows, float))
+            self._held += len(self._rows)
+            self._rows.clear()
+        self._trim()
+
+    def _trim(self) -> None:
+        while self._held > self.maxlen:
+            extra = self._held - self.maxlen
+            block = self._blocks.popleft()
+            if len(block) > extra:
+                self._blocks.appendleft(block[extra:])
+            self._held -= min(extra, len(block))
+
+
+def packed(rows: np.ndarray) -> np.ndarray:
+    """Rows of (time, position, force, voltage) as :data:`RECORD` records."""
+    records = np.empty(len(rows), RECORD)
+    for i, name in enumerate(RECORD.names):
+        records[name] = rows[:, i]
+    return records
 
 
 def _number(args: str, lo: float, hi: float) -> float:
@@ -182,7 +303,9 @@ class PressSim(SimInstrument):
         serial: str = "SIM0001",
         accel: float = ACCEL,
         buffer_records: int = 2_000_000,
+        vectorised: bool = True,
     ) -> None:
+        """``vectorised=False`` steps a moving ram tick by tick (the reference for the vectorised stretches)."""
         super().__init__()
         self.clock = clock
         self.specimen: Specimen = specimen or PouchCell()
@@ -199,7 +322,10 @@ class PressSim(SimInstrument):
         self.contact: tuple[float, float] | None = None  # (position, voltage) at contact
         self.hold_end = 0
         self.retract_speed = MIN_SPEED
-        self.buffer: deque[tuple[float, float, float, float]] = deque(maxlen=buffer_records)
+        self.short = math.nan  # the short the specimen was last advanced with (nan: not yet)
+        self.vectorised = vectorised
+        self.reach = MIN_GLIDE  # ticks the next stretch tries
+        self.buffer = Records(buffer_records)
         self.overrun = False
         self.reset()
 
@@ -217,7 +343,7 @@ class PressSim(SimInstrument):
         self.ring_stale = False  # the ram stood still while the ring was not kept up to date
         self.rate = 1000
         self.pretrigger = 0.1
-        self.ring: deque[tuple[float, float, float, float]] = deque(maxlen=self._ring_size())
+        self.ring = Records(self._ring_size())
         self.buffer.clear()
 
     def set_interlock(self, closed: bool) -> None:
@@ -243,7 +369,8 @@ class PressSim(SimInstrument):
         """Run the rig forward to the lab clock's present."""
         target = math.floor(self.clock.now() / TICK + 1e-6)
         while self.tick < target:
-            self._step(self._ticks_to_step(target))
+            if not (self.vectorised and (self._stand(target) if self.quiet() else self._glide(target))):
+                self._step(self._ticks_to_step(target))
 
     def quiet(self) -> bool:
         """True while the ram stands still."""
@@ -271,7 +398,8 @@ class PressSim(SimInstrument):
         self.tick += n
         t = self.tick * TICK
         self.force = self.specimen.force(self.x, self.mode)
-        self.specimen.advance(dt, self.specimen.short_resistance(self.x, self.mode))
+        self.short = self.specimen.short_resistance(self.x, self.mode)
+        self.specimen.advance(dt, self.short)
         self.volts = self.specimen.voltage(t)
         if self.state == "PRESSING":
             self._check_press()
@@ -280,9 +408,102 @@ class PressSim(SimInstrument):
         if self.tick % self.decimation == 0:
             self._record((t, self.x, self.force, self.volts))
 
+    def _glide(self, target: int) -> int:
+        """Advance a moving ram at once over the ticks before the next at which anything but its travel
+        changes: contact, a stop condition or protection, arrival or braking for it, a change of
+        short, a step of the specimen.  Return how many ticks that was (0: the next tick is one)."""
+        goal = self._goal()
+        if goal is None or (self.state == "PRESSING" and not self.interlock_closed):
+            return 0  # braking to rest (a few ms), or a protection trips at the next tick
+        steady = math.ceil(self.specimen.steady_s() / TICK - 1e-6) - 1  # ticks before the specimen's next step
+        n = min(target - self.tick, self.reach, steady)
+        end, speed = goal
+        dist = end - self.x
+        if n < 1 or not dist:
+            return 0
+        v_cmd, dv = math.copysign(speed, dist), self.accel * TICK
+        if self.v == v_cmd:
+            v = np.full(n, v_cmd)
+        else:  # the ram accelerates or brakes towards the commanded speed, dv a tick
+            ramp = np.cumsum(np.concatenate(([self.v], np.full(n, math.copysign(dv, v_cmd - self.v)))))[1:]
+            v = np.minimum(ramp, v_cmd) if self.v < v_cmd else np.maximum(ramp, v_cmd)
+        x = np.cumsum(np.concatenate(([self.x], v * TICK)))  # x[k]: after tick k, added as tick by tick
+        depth = x[1:]
+        forces = self.specimen.forces(depth, self.mode)
+        ok = self.specimen.short_resistances(depth, self.mode) == self.short
+        if self.state == "PRESSING":
+            ok &= ~self._press_events(depth, forces)
+        # speed-limited (not yet braking for the goal) and not there yet: the ram's distance to the goal
+        # falls (after a reversal, first rises), so if the first and last ticks are and it is still on
+        # the same side, all ticks are
+        first, last = self._speed_limited(end, speed, x[:2]), self._speed_limited(end, speed, x[-2:])
+        if not (first[0] and last[0] and (end - x[-1]) * dist > 0):
+            ok &= self._speed_limited(end, speed, x)
+        m = n if ok.all() else int(np.argmin(ok))
+        self.reach = min(2 * self.reach, MAX_GLIDE) if m == n else MIN_GLIDE
+        if not m:
+            return 0
+        first = self.tick + 1
+        self.x, self.v, self.force = float(x[m]), float(v[m - 1]), float(forces[m - 1])
+        self.tick += m
+        self.specimen.advance(m * TICK, self.short)
+        self.volts = self.specimen.voltage(self.tick * TICK)
+        kept = slice(-first % self.decimation, m, self.decimation)  # the ticks that are records
+        ticks = np.arange(first + kept.start, first + m, self.decimation)
+        if len(ticks):
+            self._records(np.column_stack((ticks * TICK, depth[kept], forces[kept], np.full(len(ticks), self.volts))))
+        return m
+
+    def _stand(self, target: int) -> int:
+        """Advance a still ram, acquiring, at once to the last record (or the target) before the specimen's
+        next step or a hold's end: ticks record-to-record stepping visits too.  Return how many ticks."""
+        if not self.acquiring:
+            return 0  # idle time is skipped in jumps anyway
+        end = min(target, self.tick + math.ceil(self.specimen.steady_s() / TICK - 1e-6) - 1)
+        if self.state == "HOLDING":
+            end = min(end, self.hold_end - 1)
+        if end < target:
+            end -= end % self.decimation
+        m = end - self.tick
+        if m <= self.decimation:
+            return 0
+        first = self.tick + 1
+        ticks = np.arange(first + -first % self.decimation, end + 1, self.decimation)
+        self.tick = end
+        self.specimen.advance(m * TICK, self.short)
+        self.volts = self.specimen.voltage(end * TICK)
+        block = np.empty((len(ticks), 4))
+        block[:, 0], block[:, 1], block[:, 2], block[:, 3] = ticks * TICK, self.x, self.force, self.volts
+        self._records(block)
+        return m
+
+    def _speed_limited(self, end: float, speed: float, x: np.ndarray) -> np.ndarray:
+        """Per tick from ``x[k]`` to ``x[k + 1]``: the ram is driven at ``speed``, not braking for ``end``,
+        and does not reach it (as :meth:`_move` decides)."""
+        to_go = end - x[:-1]
+        return (np.sqrt(2 * self.accel * np.abs(to_go)) >= speed) & ((end - x[1:]) * to_go > 0)
+
+    def _press_events(self, depth: np.ndarray, forces: np.ndarray) -> np.ndarray:
+        """Where :meth:`_check_press` would act at these samples (the voltage being what it is now)."""
+        c = self.contact
+        hit = forces >= self.force_limit
+        if self.stop_force is not None:
+            hit |= forces >= self.stop_force
+        if c is None:
+            return hit | (forces >= CONTACT_FORCE)
+        if self.stop_depth is not None:
+            hit |= depth - c[0] >= self.stop_depth
+        if self.stop_vdrop is not None and self.volts <= c[1] - self.stop_vdrop:
+            hit[:] = True
+        return hit
+
+    def _goal(self) -> tuple[float, float] | None:
+        """(position, speed) the ram is driven to, or None (it comes to rest)."""
+        return {"PRESSING": (self.travel, self.speed), "RETRACTING": (0.0, self.retract_speed)}.get(self.state)
+
     def _move(self, dt: float) -> None:
         """Velocity control towards the goal, braking in time to stop on it (or to rest when halting)."""
-        goal = {"PRESSING": (self.travel, self.speed), "RETRACTING": (0.0, self.retract_speed)}.get(self.state)
+        goal = self._goal()
         v_cmd, dist = 0.0, 0.0
         if goal:
             dist = goal[0] - self.x
@@ -326,11 +547,19 @@ class PressSim(SimInstrument):
     def _record(self, record: tuple[float, float, float, float]) -> None:
         if not self.acquiring:
             self.ring.append(record)
-            return
-        if len(self.buffer) == self.buffer.maxlen and not self.overrun:
+        elif self.buffer.append(record):
+            self._overran()
+
+    def _records(self, block: np.ndarray) -> None:
+        if not self.acquiring:
+            self.ring.extend(block)
+        elif self.buffer.extend(block):
+            self._overran()
+
+    def _overran(self) -> None:
+        if not self.overrun:
             self.overrun = True
             self.errors.append(BUFFER_OVERRUN)
-        self.buffer.append(record)
 
     # -- guards ----------------------------------------------------------------------------
 
@@ -530,7 +759,7 @@ class PressSim(SimInstrument):
         if rate not in RATES:
             raise InstrumentError(-222, "Data out of range: not 10 kHz / n")
         self.rate = rate
-        self.ring = deque(maxlen=self._ring_size())  # the old rate's samples are dropped
+        self.ring = Records(self._ring_size())  # the old rate's samples are dropped
         return None
 
     @command("ACQuire:RATE?")
@@ -541,7 +770,8 @@ class PressSim(SimInstrument):
     def _pretrigger(self, args: str) -> Reply:
         self._not_acquiring()
         self.pretrigger = _number(args, *PRETRIGGER_RANGE)
-        self.ring = deque(self.ring, maxlen=self._ring_size())
+        ring, self.ring = self.ring.take(len(self.ring)), Records(self._ring_size())
+        self.ring.extend(ring)
         return None
 
     @command("ACQuire:PRETrigger?")
@@ -555,10 +785,12 @@ class PressSim(SimInstrument):
                 last = self.tick - self.tick % self.decimation
                 ticks = range(last - (self.ring.maxlen - 1) * self.decimation, last + 1, self.decimation)
                 self.ring.clear()
-                self.ring.extend((k * TICK, self.x, self.force, self.volts) for k in ticks if k >= 0)
+                for k in ticks:
+                    if k >= 0:
+                        self.ring.append((k * TICK, self.x, self.force, self.volts))
                 self.ring_stale = False
-            self.buffer.extend(self.ring)
-            self.ring.clear()
+            if self.buffer.extend(self.ring.take(len(self.ring))):
+                self._overran()
             self.acquiring = True
         return None
 
@@ -577,8 +809,7 @@ class PressSim(SimInstrument):
             n = int(_number(args, 1, MAX_RECORDS_PER_QUERY))
         except (InstrumentError, ValueError) as err:
             raise InstrumentError(-222, "Data out of range", EMPTY_BLOCK) from err
-        records = [self.buffer.popleft() for _ in range(min(n, len(self.buffer)))]
+        payload = packed(self.buffer.take(n)).tobytes()
         self.overrun = False
-        payload = np.array(records, RECORD).tobytes()
         size = str(len(payload))
         return f"#{len(size)}{size}".encode() + payload

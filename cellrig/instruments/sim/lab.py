@@ -124,7 +124,11 @@ ROLES: dict[str, Role] = {
     "smu": Role(
         "keithley_2450", _smu, {}, {"min_voltage": -1.0, "max_voltage": 10.0, "max_current": 1.0}, max_speed=1_000.0
     ),
-    # the press simulates its ram and load cell at 10 kHz of lab time
+    # the press simulates its ram and load cell at 10 kHz of lab time.  Measured on the 2-core VM, 1 kHz
+    # records: bench/rig.py has it follow ×366 in the world with the nail in a shorted cell (its slowest
+    # regime: the cell stepped every 50 ms), ×939 stopped and acquiring, ×3,000 before contact; an
+    # in-process `cellrig run` of a 0.1 mm/s nail (engine and lab sharing a process) keeps every record
+    # and notices the press's end 0.05–0.1 s of real time after the rig stops at ×200, 0.2–0.75 s at ×250–300
     "rig": Role("press_100", _rig, {}, {"max_force": 100.0}, max_speed=200.0),
     "daq2": Role("keithley_daq6510", _daq6510),
 }
