@@ -249,8 +249,6 @@ class BT2200(SimInstrument):
             ch.step_time = 0.0
         else:
             ch.status = DONE
-        if ch.status != RUNNING:
-            ch.current = 0.0  # the channel opens at once
         ch.ended = -number if action == "FAIL" else number
         return True
 
@@ -365,7 +363,7 @@ class BT2200(SimInstrument):
         for cid in self._cells(args):
             ch = self._channel_of(cid)
             if ch.status == RUNNING:
-                ch.status, ch.current = ABORTED, 0.0
+                ch.status = ABORTED
         return None
 
     @command("CELL:CLEar")
@@ -449,8 +447,8 @@ class BT2200(SimInstrument):
         step = ch.steps[ch.step][0] if ch.steps else 0
         test, measured = ch.failed if ch.status == FAILED and ch.failed else (None, 0.0)
         failed = f"{test.number},{test.kind},{test.value:g},{measured:.6f}" if test else "0,NONE,0,0"
-        volts = ch.cell.voltage(ch.current)
-        return f"{state},{ch.sequence},{step},{volts:.6f},{ch.current:.6f},{result},{failed}"
+        current = ch.current if ch.status == RUNNING else 0.0  # an ended sequence leaves the channel open
+        return f"{state},{ch.sequence},{step},{ch.cell.voltage(current):.6f},{current:.6f},{result},{failed}"
 
     @command("MEASure:CELL:VOLTage?")
     def _meas_volt(self, args: str) -> Reply:
