@@ -136,7 +136,7 @@ class CyclerDriven(Activity):
             return Trip("cycler limit test", f"the cycler's own limit test failed in step {step}{test}", now)
         units = "V" if g.signal == "voltage" else "A"
         at = f" at {g.level:g} {units}" if g.level != g.limit else ""
-        said = f"cycler {g.signal} {why.measured:.5g} {units} {g.word} the {g.limit:g} {units} limit"
+        said = f"cycler {g.signal} {why.measured:.6g} {units} {g.word} the {g.limit:g} {units} limit"
         return Trip(g.signal, f"{said} (the cycler's own test{at}, read at t = {now:.1f} s)", now)
 
     def pause(self, r: "Runner") -> None:
