@@ -13,7 +13,10 @@ What it measures
     crossing    the simulated time of the first state beyond the limit (the world's step, the rig's
                 tick, the chamber air's 1 s step): the cycler cell's terminal voltage and |current|,
                 the chamber air, the rig's load cell, the rig cell's temperature and the gas its
-                thermocouple and gas sensor read.  dT/dt: the supervisor's estimator (standards
+                thermocouple and gas sensor read.  The cycler's are also taken at every step the
+                BT2200 integrates, whoever advanced it (a hook on the simulator): a channel that
+                fails its own limit test opens within the step that crossed, so the state beyond the
+                limit may last less than the monitor's gap between looks.  dT/dt: the supervisor's estimator (standards
                 reference §7: a linear fit over the last 10 samples spanning ≥ 9 s) applied, at the
                 DAQ's own sample times, to the cell's true temperature (the monitor's trace, linearly
                 interpolated); the crossing is the first sample time whose fit exceeds the limit.
@@ -23,15 +26,18 @@ What it measures
                 on → off change): cycler channel not running, rig neither pressing nor holding,
                 chamber in standby.  Latency = off − crossing (at ×1 lab seconds are real seconds).
     →trip, →off the means of where the time goes: crossing → the trip event in the run file (the
-                wait for a sample, its delivery and the engine's poll), trip event → outputs off.
+                wait for a sample, its delivery and the engine's poll), trip event → outputs off
+                (negative where the instrument opened before the engine recorded the trip: the
+                BT2200's own limit tests, which the engine reads back after the fact).
 
     Set-ups (limits, waits and speeds randomised so crossings fall at random phases of the streams'
     sample grids and the engine's polls): voltage: a 1C charge on BT2200 channel 101, voltage_max
     between the voltages a copy of the cell reaches at whole seconds 2–12 s in; current: a 0.5C
-    charge, current_max 2 A; chamber temperature: the ESPEC set to 40 °C, chamber_temperature_max
-    3–13 s of full heating above the air (at n.n5 °C, so the 0.1 °C reading exceeds it when the air
-    does); cell temperature, dT/dt and gas: a nail (20–30 mm/s, 3 mm past contact, then a hold) into
-    the rig's fully charged NMC811 cell, temperature_max 35 °C, dTdt_max 1 K/s (after 10 s more of
+    charge, current_max 2 A (both reach the BT2200 as FAIL tests of its own, as any run's limits do);
+    chamber temperature: the ESPEC set to 40 °C, chamber_temperature_max 3–13 s of full heating
+    above the air (at n.n5 °C, so the 0.1 °C reading exceeds it when the air does); cell temperature,
+    dT/dt and gas: a nail (20–30 mm/s, 3 mm past contact, then a hold) into the rig's fully charged
+    NMC811 cell, temperature_max 35 °C, dTdt_max 1 K/s (after 10 s more of
     waiting, so the fit's window is full first), gas_max 100 ppm (the vent); force: a slow deep nail
     (4–6 mm/s, 10 mm: the ram still presses when the engine acts), force_max 1 kN; stale data: the
     DAQ scanning the cell during a charge stalls 3–4 s into the run.  Protocols sample every 1 s;
@@ -65,7 +71,7 @@ import numpy as np
 
 from cellrig import open_run
 from cellrig.instruments.sim.abuse_rig import TICK
-from cellrig.instruments.sim.bt2200 import RUNNING
+from cellrig.instruments.sim.bt2200 import BT2200, RUNNING
 from cellrig.instruments.sim.lab import VirtualLab
 from cellrig.lab import Lab
 from cellrig.protocols import Binding, Probe, cell_spec, parse
@@ -108,6 +114,7 @@ class Setup:
     limit: float = math.inf
     advance: Callable[[], None] = lambda: None  # bring the signal's simulator to the present
     stall_after: float | None = None  # s after the run starts: the DAQ stops scanning
+    stepped: Callable[[], float | None] | None = None  # the first crossing as the simulator stepped, if hooked
     daq: str | None = None  # the DAQ whose sample grid the dT/dt estimator uses
 
 
@@ -144,12 +151,33 @@ def _protocol(name: str, limits: str, steps: Sequence[str], *, abuse: bool = Fal
     )
 
 
+def _stepped(bt: BT2200, ch: object, value: Callable[[], float], limit: float) -> Callable[[], float | None]:
+    """Hook the BT2200's integration: the simulated time of the first step of ``ch`` that ends beyond ``limit``."""
+    first: list[float] = []
+    integrate = bt._integrate
+
+    def watched(channel: object, dt: float) -> bool:
+        ended = integrate(channel, dt)
+        if channel is ch and not first and value() > limit:
+            first.append(bt.t + dt)  # advance() moves bt.t on after the step
+        return ended
+
+    bt._integrate = watched  # type: ignore[method-assign]
+    return lambda: first[0] if first else None
+
+
 def _cycler(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
     bt = v.sims["cycler"]
     ch = bt.channels[101]
 
     def on() -> bool:
         return ch.status == RUNNING
+
+    def terminal() -> float:
+        return ch.cell.voltage(ch.current)
+
+    def amps() -> float:
+        return abs(ch.current)
 
     charge = "cc: {current: %s, until_voltage: 4.2 V, max_time: 1 h}"
     if signal == "current":
@@ -158,9 +186,10 @@ def _cycler(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
             Binding("cycler", 101),
             bt.log_period,
             on,
-            lambda: (bt.t, abs(ch.current)),
+            lambda: (bt.t, amps()),
             2.0,
             bt.advance,
+            stepped=_stepped(bt, ch, amps, 2.0),
         )
     if signal == "stale data":
         logged = Binding("cycler", 101, daq="daq", probes={"temperature": Probe(101)})
@@ -185,9 +214,10 @@ def _cycler(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
         Binding("cycler", 101),
         bt.log_period,
         on,
-        lambda: (bt.t, ch.cell.voltage(ch.current)),
+        lambda: (bt.t, terminal()),
         limit,
         bt.advance,
+        stepped=_stepped(bt, ch, terminal, limit),
     )
 
 
@@ -370,6 +400,8 @@ def trip(signal: str, seed: int, out: Path, dt: float = WORLD_DT) -> Outcome:
             time.sleep(0.05 if s.daq is None else 2 * SAMPLE_INTERVAL)
         result.status, result.reason = outcome[0] if outcome else ("hung", None)
         result.crossed = monitor.dtdt_crossing(RIG_LIMITS[signal][1]) if signal == "dT/dt" else monitor.crossed
+        if s.stepped is not None and (hooked := s.stepped()) is not None:
+            result.crossed = hooked if result.crossed is None else min(result.crossed, hooked)
         result.off = monitor.offs[-1] if monitor.offs else None
         result.gaps = monitor.gaps(result.crossed, result.off)
         with contextlib.suppress(Exception):  # when the engine tripped, as its run file records it
