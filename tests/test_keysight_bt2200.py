@@ -256,3 +256,17 @@ def test_every_limit_test_command_is_in_the_commands_table():
         "STAT:CELL:VERB? <cell>",
     ):
         assert text in said, text
+
+
+def test_limit_test_levels_go_to_the_microvolt_rounded_outwards():
+    """``:g`` would send 3.8039455 as 3.80395 and 2.4500004 as 2.45: a test just inside the limit."""
+    sent = [
+        ("SEQ:STEP:DEF 1,1,CHARGE,60,1,4.2", None),
+        ("SEQ:TEST:DEF 1,1,1,VOLT_GE,3.803946,AFTER,0,FAIL", None),
+        ("SEQ:TEST:DEF 1,1,2,VOLT_LE,2.45,AFTER,0,FAIL", None),
+        ("SEQ:TEST:DEF 1,1,3,CURR_GE,2.000001,AFTER,0,FAIL", None),
+    ]
+    with expected_protocol(KeysightBT2200, guarded(sent)) as bt:
+        ch = bt.channel(101, LIMITS)
+        ch.guard(voltage_min=2.4500004, voltage_max=3.8039455, current_max=2.0000001)
+        ch.start_step(CyclerStep("cc", 60, current=1.0))

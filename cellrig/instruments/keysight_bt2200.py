@@ -139,6 +139,11 @@ def _record_channels(record_bytes: int) -> int:
     return channels
 
 
+def _level(value: float) -> str:
+    """A test level to the µV / µA (``:g`` keeps 6 digits: 3.803945 would be sent as 3.80394)."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
 def cells_arg(cells: int | list[int] | tuple[int, ...]) -> str:
     """An SCPI cell list: ``0`` (all), ``(@1001)`` or ``(@1001,1002)``."""
     if isinstance(cells, int):
@@ -273,7 +278,7 @@ class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
         strict_discrete_set(timing, TIMINGS)
         strict_discrete_set(action, ACTIONS)
         strict_range(value, (0.0, max(CURRENT_RANGE[1], VOLTAGE_RANGE[1])))
-        self.write(f"SEQ:TEST:DEF {sequence},{step},{test},{kind},{value:g},{timing},{time:g},{action}")
+        self.write(f"SEQ:TEST:DEF {sequence},{step},{test},{kind},{_level(value)},{timing},{time:g},{action}")
 
     def enable(self, cells: int | list[int], sequence: int) -> None:
         """Assign a sequence to cells."""
@@ -455,7 +460,9 @@ class BT2200Channel:
             level, margin, step_level = limit, GUARD_MARGIN[signal], own[name]
             if step_level is not None and abs(step_level - limit) <= margin:
                 level = step_level + margin if word == "above" else step_level - margin
-            level = round(level, 6)
+            # to the µV / µA it is sent with, rounded outwards: never a test inside the limit
+            micro = level * 1e6
+            level = (math.ceil(micro - 1e-3) if word == "above" else math.floor(micro + 1e-3)) / 1e6
             if 0 < level <= top:  # else the channel cannot test it: the supervisor's alone
                 out.append(Guard(signal, word, limit, level))
         return out
