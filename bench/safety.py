@@ -66,6 +66,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ class Setup:
     limit: float = math.inf
     advance: Callable[[], None] = lambda: None  # bring the signal's simulator to the present
     stall_after: float | None = None  # s after the run starts: the DAQ stops scanning
-    stepped: Callable[[], float | None] | None = None  # the first crossing as the simulator stepped, if hooked
+    stepped: "Stepped | None" = None  # the crossing and the offs as the simulator stepped, if hooked
     daq: str | None = None  # the DAQ whose sample grid the dT/dt estimator uses
 
 
@@ -151,19 +152,32 @@ def _protocol(name: str, limits: str, steps: Sequence[str], *, abuse: bool = Fal
     )
 
 
-def _stepped(bt: BT2200, ch: object, value: Callable[[], float], limit: float) -> Callable[[], float | None]:
-    """Hook the BT2200's integration: the simulated time of the first step of ``ch`` that ends beyond ``limit``."""
-    first: list[float] = []
-    integrate = bt._integrate
+@dataclass
+class Stepped:
+    """A hook on the BT2200's integration of one channel: the simulated time of its first step that ends beyond
+    ``limit`` and of every step in which the channel stopped running by itself (a test, the end of its step)."""
 
-    def watched(channel: object, dt: float) -> bool:
-        ended = integrate(channel, dt)
-        if channel is ch and not first and value() > limit:
-            first.append(bt.t + dt)  # advance() moves bt.t on after the step
-        return ended
+    bt: BT2200
+    ch: Any  # the simulator's channel
+    value: Callable[[], float]
+    limit: float
+    crossed: float | None = None
+    offs: list[float] = field(default_factory=list)
 
-    bt._integrate = watched  # type: ignore[method-assign]
-    return lambda: first[0] if first else None
+    def __post_init__(self) -> None:
+        integrate = self.bt._integrate
+
+        def watched(channel: Any, dt: float) -> bool:
+            ended = integrate(channel, dt)
+            if channel is self.ch:
+                t = self.bt.t + dt  # advance() moves bt.t on after the step
+                if self.crossed is None and self.value() > self.limit:
+                    self.crossed = t
+                if self.ch.status != RUNNING:
+                    self.offs.append(t)
+            return ended
+
+        self.bt._integrate = watched  # type: ignore[method-assign]
 
 
 def _cycler(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
@@ -189,7 +203,7 @@ def _cycler(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
             lambda: (bt.t, amps()),
             2.0,
             bt.advance,
-            stepped=_stepped(bt, ch, amps, 2.0),
+            stepped=Stepped(bt, ch, amps, 2.0),
         )
     if signal == "stale data":
         logged = Binding("cycler", 101, daq="daq", probes={"temperature": Probe(101)})
@@ -208,7 +222,7 @@ def _cycler(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
     for _ in range(k + 1):
         cell.step(current, 1.0)  # whole seconds, whatever the world step
         volts.append(cell.voltage(current))
-    limit = (volts[k - 1] + volts[k]) / 2
+    limit = round((volts[k - 1] + volts[k]) / 2, 6)  # as the protocol states it
     return Setup(
         _protocol("voltage", f"voltage_max: {limit:.6f} V", [charge % "1C"]),
         Binding("cycler", 101),
@@ -217,7 +231,7 @@ def _cycler(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
         lambda: (bt.t, terminal()),
         limit,
         bt.advance,
-        stepped=_stepped(bt, ch, terminal, limit),
+        stepped=Stepped(bt, ch, terminal, limit),
     )
 
 
@@ -400,9 +414,10 @@ def trip(signal: str, seed: int, out: Path, dt: float = WORLD_DT) -> Outcome:
             time.sleep(0.05 if s.daq is None else 2 * SAMPLE_INTERVAL)
         result.status, result.reason = outcome[0] if outcome else ("hung", None)
         result.crossed = monitor.dtdt_crossing(RIG_LIMITS[signal][1]) if signal == "dT/dt" else monitor.crossed
-        if s.stepped is not None and (hooked := s.stepped()) is not None:
+        if s.stepped is not None and (hooked := s.stepped.crossed) is not None:
             result.crossed = hooked if result.crossed is None else min(result.crossed, hooked)
-        result.off = monitor.offs[-1] if monitor.offs else None
+        offs = monitor.offs + (s.stepped.offs if s.stepped is not None else [])
+        result.off = max(offs) if offs else None  # the last on → off, seen by the monitor or as the sim stepped
         result.gaps = monitor.gaps(result.crossed, result.off)
         with contextlib.suppress(Exception):  # when the engine tripped, as its run file records it
             events = open_run(runner.writer.path).events
