@@ -13,7 +13,10 @@ What it measures
     crossing    the simulated time of the first state beyond the limit (the world's step, the rig's
                 tick, the chamber air's 1 s step): the cycler cell's terminal voltage and |current|,
                 the chamber air, the rig's load cell, the rig cell's temperature and the gas its
-                thermocouple and gas sensor read.  dT/dt: the supervisor's estimator (standards
+                thermocouple and gas sensor read.  The cycler's are also taken at every step the
+                BT2200 integrates, whoever advanced it (a hook on the simulator): a channel that
+                fails its own limit test opens within the step that crossed, so the state beyond the
+                limit may last less than the monitor's gap between looks.  dT/dt: the supervisor's estimator (standards
                 reference §7: a linear fit over the last 10 samples spanning ≥ 9 s) applied, at the
                 DAQ's own sample times, to the cell's true temperature (the monitor's trace, linearly
                 interpolated); the crossing is the first sample time whose fit exceeds the limit.
@@ -23,15 +26,18 @@ What it measures
                 on → off change): cycler channel not running, rig neither pressing nor holding,
                 chamber in standby.  Latency = off − crossing (at ×1 lab seconds are real seconds).
     →trip, →off the means of where the time goes: crossing → the trip event in the run file (the
-                wait for a sample, its delivery and the engine's poll), trip event → outputs off.
+                wait for a sample, its delivery and the engine's poll), trip event → outputs off
+                (negative where the instrument opened before the engine recorded the trip: the
+                BT2200's own limit tests, which the engine reads back after the fact).
 
     Set-ups (limits, waits and speeds randomised so crossings fall at random phases of the streams'
     sample grids and the engine's polls): voltage: a 1C charge on BT2200 channel 101, voltage_max
     between the voltages a copy of the cell reaches at whole seconds 2–12 s in; current: a 0.5C
-    charge, current_max 2 A; chamber temperature: the ESPEC set to 40 °C, chamber_temperature_max
-    3–13 s of full heating above the air (at n.n5 °C, so the 0.1 °C reading exceeds it when the air
-    does); cell temperature, dT/dt and gas: a nail (20–30 mm/s, 3 mm past contact, then a hold) into
-    the rig's fully charged NMC811 cell, temperature_max 35 °C, dTdt_max 1 K/s (after 10 s more of
+    charge, current_max 2 A (both reach the BT2200 as FAIL tests of its own, as any run's limits do);
+    chamber temperature: the ESPEC set to 40 °C, chamber_temperature_max 3–13 s of full heating
+    above the air (at n.n5 °C, so the 0.1 °C reading exceeds it when the air does); cell temperature,
+    dT/dt and gas: a nail (20–30 mm/s, 3 mm past contact, then a hold) into the rig's fully charged
+    NMC811 cell, temperature_max 35 °C, dTdt_max 1 K/s (after 10 s more of
     waiting, so the fit's window is full first), gas_max 100 ppm (the vent); force: a slow deep nail
     (4–6 mm/s, 10 mm: the ram still presses when the engine acts), force_max 1 kN; stale data: the
     DAQ scanning the cell during a charge stalls 3–4 s into the run.  Protocols sample every 1 s;
@@ -60,12 +66,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from cellrig import open_run
 from cellrig.instruments.sim.abuse_rig import TICK
-from cellrig.instruments.sim.bt2200 import RUNNING
+from cellrig.instruments.sim.bt2200 import BT2200, RUNNING
 from cellrig.instruments.sim.lab import VirtualLab
 from cellrig.lab import Lab
 from cellrig.protocols import Binding, Probe, cell_spec, parse
@@ -108,6 +115,7 @@ class Setup:
     limit: float = math.inf
     advance: Callable[[], None] = lambda: None  # bring the signal's simulator to the present
     stall_after: float | None = None  # s after the run starts: the DAQ stops scanning
+    stepped: "Stepped | None" = None  # the crossing and the offs as the simulator stepped, if hooked
     daq: str | None = None  # the DAQ whose sample grid the dT/dt estimator uses
 
 
@@ -144,12 +152,46 @@ def _protocol(name: str, limits: str, steps: Sequence[str], *, abuse: bool = Fal
     )
 
 
+@dataclass
+class Stepped:
+    """A hook on the BT2200's integration of one channel: the simulated time of its first step that ends beyond
+    ``limit`` and of every step in which the channel stopped running by itself (a test, the end of its step)."""
+
+    bt: BT2200
+    ch: Any  # the simulator's channel
+    value: Callable[[], float]
+    limit: float
+    crossed: float | None = None
+    offs: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        integrate = self.bt._integrate
+
+        def watched(channel: Any, dt: float) -> bool:
+            ended = integrate(channel, dt)
+            if channel is self.ch:
+                t = self.bt.t + dt  # advance() moves bt.t on after the step
+                if self.crossed is None and self.value() > self.limit:
+                    self.crossed = t
+                if self.ch.status != RUNNING:
+                    self.offs.append(t)
+            return ended
+
+        self.bt._integrate = watched  # type: ignore[method-assign]
+
+
 def _cycler(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
     bt = v.sims["cycler"]
     ch = bt.channels[101]
 
     def on() -> bool:
         return ch.status == RUNNING
+
+    def terminal() -> float:
+        return ch.cell.voltage(ch.current)
+
+    def amps() -> float:
+        return abs(ch.current)
 
     charge = "cc: {current: %s, until_voltage: 4.2 V, max_time: 1 h}"
     if signal == "current":
@@ -158,9 +200,10 @@ def _cycler(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
             Binding("cycler", 101),
             bt.log_period,
             on,
-            lambda: (bt.t, abs(ch.current)),
+            lambda: (bt.t, amps()),
             2.0,
             bt.advance,
+            stepped=Stepped(bt, ch, amps, 2.0),
         )
     if signal == "stale data":
         logged = Binding("cycler", 101, daq="daq", probes={"temperature": Probe(101)})
@@ -179,15 +222,16 @@ def _cycler(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
     for _ in range(k + 1):
         cell.step(current, 1.0)  # whole seconds, whatever the world step
         volts.append(cell.voltage(current))
-    limit = (volts[k - 1] + volts[k]) / 2
+    limit = round((volts[k - 1] + volts[k]) / 2, 6)  # as the protocol states it
     return Setup(
         _protocol("voltage", f"voltage_max: {limit:.6f} V", [charge % "1C"]),
         Binding("cycler", 101),
         bt.log_period,
         on,
-        lambda: (bt.t, ch.cell.voltage(ch.current)),
+        lambda: (bt.t, terminal()),
         limit,
         bt.advance,
+        stepped=Stepped(bt, ch, terminal, limit),
     )
 
 
@@ -370,7 +414,10 @@ def trip(signal: str, seed: int, out: Path, dt: float = WORLD_DT) -> Outcome:
             time.sleep(0.05 if s.daq is None else 2 * SAMPLE_INTERVAL)
         result.status, result.reason = outcome[0] if outcome else ("hung", None)
         result.crossed = monitor.dtdt_crossing(RIG_LIMITS[signal][1]) if signal == "dT/dt" else monitor.crossed
-        result.off = monitor.offs[-1] if monitor.offs else None
+        if s.stepped is not None and (hooked := s.stepped.crossed) is not None:
+            result.crossed = hooked if result.crossed is None else min(result.crossed, hooked)
+        offs = monitor.offs + (s.stepped.offs if s.stepped is not None else [])
+        result.off = max(offs) if offs else None  # the last on → off, seen by the monitor or as the sim stepped
         result.gaps = monitor.gaps(result.crossed, result.off)
         with contextlib.suppress(Exception):  # when the engine tripped, as its run file records it
             events = open_run(runner.writer.path).events

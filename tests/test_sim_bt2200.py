@@ -72,6 +72,7 @@ def test_driver_over_a_real_socket_reads_the_log_and_sees_errors():
         bt.define_cell(1001, 101)
         bt.define_step(1, 1, "CHARGE", 600, 5.0, 4.2)
         bt.enable(1001, 1)
+        bt.clear_log()  # the idle records since the server started (many, on a slow connect) are none of the step's
         bt.initiate(1001)
         bt.raise_errors()
         records = []
@@ -226,3 +227,108 @@ def test_the_cyclers_own_failed_test_reads_failed_not_done():
         bt = KeysightBT2200(server.resource, visa_library="@py", timeout=2000)
         assert bt.cell_status(1001) == ["fail"]
         bt.adapter.close()
+
+
+# -- limit tests of the instrument's own (FAIL) ---------------------------------------------------
+
+
+def test_a_fail_test_fires_at_the_instruments_own_measurement_not_at_a_log_record():
+    """Tests are evaluated every integration step (0.5 s here), on the instantaneous voltage; the log is every 10 s."""
+    import copy
+
+    from cellrig.instruments.sim.bt2200 import FAILED, RUNNING
+
+    clock = ManualClock()
+    sim = BT2200(clock, {101: Cell(NMC811, 5.0, soc=0.2)}, log_period=10, dt=0.5)
+    cell = copy.deepcopy(sim.channels[101].cell)
+    volts = []
+    for _ in range(48):  # the level between the voltages after 47 and 48 steps: crossed at 24.0 s
+        cell.step(5.0, 0.5)
+        volts.append(cell.voltage(5.0))
+    level = round((volts[-2] + volts[-1]) / 2, 6)
+    for cmd in (
+        "CELL:DEF 1001,(@101)",
+        "SEQ:STEP:DEF 1,1,CHARGE,14400,5,4.2",
+        f"SEQ:TEST:DEF 1,1,1,VOLT_GE,{level},AFTER,0,FAIL",
+        "CELL:ENABLE (@1001),1",
+        "CELL:INIT (@1001)",
+    ):
+        sim.handle(cmd)
+    clock.t = 23.5
+    sim.advance()
+    assert sim.channels[101].status == RUNNING
+    clock.t = 24.0
+    sim.advance()
+    assert sim.channels[101].status == FAILED and sim.t == 24.0  # 4 s after the last periodic record
+    state, seq, step, _v, current, result, test, kind, limit, measured = sim.handle("STAT:CELL:VERB? 1001").split(",")
+    assert (state, seq, step, result, test, kind) == ("IDLE", "1", "1", "FAIL", "1", "VOLT_GE")
+    assert float(current) == 0.0 and float(limit) == pytest.approx(level, abs=1e-5)
+    assert level <= float(measured) <= volts[-1] + 1e-6
+    assert sim.handle("STAT:CELL:VERB? 1001") == sim.handle("STATus:CELL:VERBose? (@1001)")
+
+
+@pytest.mark.parametrize(("signed", "fails"), [(False, True), (True, False)])
+def test_a_guarded_channel_fails_its_step_at_the_limit_and_reads_back_which(signed, fails):
+    """Over a real socket: the voltage guard of a charge; the current guard of a discharge, which an
+    instrument comparing signed current would never fire (the supervisor then trips on the log alone)."""
+    from cellrig.instruments.roles import CyclerLimits, CyclerStep
+    from cellrig.instruments.sim.bt2200 import RUNNING
+
+    clock = ManualClock()
+    sim = BT2200(clock, {101: Cell(NMC811, 5.0, soc=0.2)}, log_period=10, signed_current_tests=signed)
+    with SimServer(sim) as server:
+        bt = KeysightBT2200(server.resource, visa_library="@py", timeout=2000)
+        ch = bt.channel(101, CyclerLimits(2.5, 4.2, 5.0))
+        ch.guard(voltage_min=2.45, voltage_max=3.9, current_max=5.25)
+        ch.start_step(CyclerStep("cccv", 36_000, current=5.0, voltage=4.2, until_current_below=0.25))
+        clock.t = 20_000.0
+        assert ch.status() == "failed" and sim.channels[101].status != RUNNING
+        charged = ch.failure()
+        ch.guard(current_max=2.0)
+        ch.start_step(CyclerStep("cc", 600, current=-2.5, until_voltage_below=3.0))
+        clock.t += 700.0
+        state, discharged = ch.status(), ch.failure()
+        bt.adapter.close()
+    assert charged is not None and charged.guard is not None
+    assert (charged.guard.signal, charged.guard.word, charged.guard.limit) == ("voltage", "above", 3.9)
+    assert 3.9 <= charged.measured < 3.92
+    if fails:
+        assert state == "failed" and discharged.guard.signal == "current"
+        assert discharged.measured == pytest.approx(2.5)
+    else:
+        assert state == "done" and discharged is None
+
+
+def test_a_crossing_ends_the_run_tripped_by_the_cyclers_own_test_resumable_only_acknowledged(tmp_path):
+    """The engine on a virtual lab: the BT2200 fails the charge at voltage_max; the run ends as a trip does."""
+    from cellrig import open_run
+    from cellrig.instruments.sim.bt2200 import FAILED
+    from cellrig.instruments.sim.lab import VirtualLab
+    from cellrig.lab import Lab
+    from cellrig.protocols import Binding, parse
+    from cellrig.protocols.engine import Runner, Shared
+
+    with VirtualLab(speed=5_000, dt=2.0) as v:
+        lab = Lab.from_dict(v.lab_dict(), "virtual", v.clock)
+        with lab:
+            channel = v.sims["cycler"].channels[101]
+            limit = round(channel.cell.voltage(0.0) + 0.15, 3)
+            text = (
+                f"name: guarded\nlimits: {{voltage_max: {limit} V}}\nsteps:\n"
+                "  - cccv: {current: 1C, voltage: $v_max, until_current: C/20, max_time: 3 h}\n"
+            )
+            runner = Runner.start(parse(text), Binding("cycler", 101), tmp_path, Shared(lab))
+            status, reason = runner.run()
+            assert channel.status == FAILED and runner.cycler.status() != "running"  # read back over VISA
+            with pytest.raises(ValueError, match="--ack-trip"):
+                Runner.resume(runner.writer.path, Shared(lab))
+            again = Runner.resume(runner.writer.path, Shared(lab), ack_trip=True)
+            resumed = again.run()
+    assert status == "tripped" and reason.startswith("cycler voltage"), reason
+    assert f"above the {limit:g} V limit (the cycler's own test, read at t = " in reason
+    assert limit <= float(reason.split()[2]) < limit + 0.02  # the value the instrument measured
+    r = open_run(runner.writer.path)
+    kinds = r.events["kind"].tolist()
+    assert kinds.index("trip") < kinds.index("safe_state") and "trip_ack" in kinds
+    assert r.events[r.events["kind"] == "trip"]["message"].tolist()[0] == reason
+    assert resumed[0] == r.status == "tripped" and "the cycler's own test" in r.end_reason

@@ -19,7 +19,19 @@ Where the sources are silent or disagree the driver takes the reading that fails
 - The log's SequenceState and CellId fields read 0 on real units (the pre-charger's parser), so
   records are assigned to a step by the host: from the step's start until the first status
   read that finds it ended.  A record is never dropped for a 0 in those fields.
+
+A channel given the run's electrical limits (:meth:`BT2200Channel.guard`) adds them to every step
+as tests of its own with action ``FAIL`` (``VOLT_GE``, ``VOLT_LE``, ``CURR_GE`` after 0 s), so the
+instrument opens the circuit at a crossing however long its log period; which test failed is read
+back with ``STAT:CELL:VERB?`` (:meth:`BT2200Channel.failure`).  The instrument tests ≥ and ≤ where
+the supervisor trips on > and <, so a step that itself ends at or holds a level within
+:data:`GUARD_MARGIN` of a limit (a CC charge to 4.2 V under a 4.2 V ``voltage_max``) gets that
+test at its own level plus the margin; every other test sits at the limit.  A limit the channel
+cannot reach or measure (outside 0–5 V, above 6.25 A) is left to the supervisor.
 """
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 from pymeasure.instruments import Instrument
@@ -41,6 +53,9 @@ STATUS_CODES = {0: "none", 1: "running", 2: "fail", 3: "aborted", 4: "ok"}
 ROLE_STATUS = {"none": "idle", "running": "running", "fail": "failed", "aborted": "aborted", "ok": "done"}
 #: A discharge ending on its current test with |I| above this many times the end current ended early.
 EARLY_END_FACTOR = 2.0
+#: How far beyond a step's own end or hold level (V, A) its limit test sits when that level is within this of
+#: the limit: more than the level's regulation error and a CC end's overshoot at the instrument's test rate.
+GUARD_MARGIN = {"voltage": 0.01, "current": 0.02}
 CURRENT_RANGE = (0.0, 6.25)  # A per channel, BT2203A class
 VOLTAGE_RANGE = (0.0, 5.0)  # V
 CELL_IDS = (1001, 8032)
@@ -54,6 +69,22 @@ COMMANDS = (
     Command("SEQ:STEP:DEF <seq>,<step>,REST,<s>", "inferred", "the one public example is REST,300"),
     Command("SEQ:TEST:DEF <seq>,<step>,<n>,VOLT_GE|VOLT_LE,<V>,AFTER,0,NEXT", "verified", _PRECHARGER),
     Command(
+        "SEQ:TEST:DEF <seq>,<step>,<n>,VOLT_LE,<V>,AFTER,0,FAIL",
+        "verified",
+        _PRECHARGER + " (VOLT_LE and CURR_LE with FAIL, e.g. VOLT_LE,0.1,BEFORE,90,FAIL)",
+    ),
+    Command(
+        "SEQ:TEST:DEF <seq>,<step>,<n>,VOLT_GE,<V>,AFTER,0,FAIL",
+        "inferred",
+        "ricardo1slas/BT2202A_Plugin builds VOLT|CURR _ GE|LE with FAIL|NEXT; FAIL seen only with _LE",
+    ),
+    Command(
+        "SEQ:TEST:DEF <seq>,<step>,<n>,CURR_GE,<A>,AFTER,0,FAIL",
+        "inferred",
+        "ricardo1slas/BT2202A_Plugin (CURR_GE composed, not seen sent); |I| assumed: a signed comparison would "
+        "never fail a discharge, whose over-current is then the supervisor's alone",
+    ),
+    Command(
         "SEQ:TEST:DEF <seq>,<step>,<n>,CURR_LE,<A>,AFTER,0,NEXT",
         "unverified",
         "whether a discharge compares |I| or signed I is unsettled; an early end raises",
@@ -61,6 +92,12 @@ COMMANDS = (
     Command("CELL:ENABLE (@<cell>),<seq>", "verified", _PRECHARGER),
     Command("CELL:INIT (@<cell>)", "verified", _PRECHARGER),
     Command("STAT:CELL:REP? (@<cell>)", "verified", _PRECHARGER + "; codes 0 none, 1 running, 2 fail, 3 aborted, 4 OK"),
+    Command(
+        "STAT:CELL:VERB? <cell>",
+        "inferred",
+        "dhsys21/PreCharger Equipment/KeysightBT2202.cs sends it and documents the reply IDLE|RUNNING,<seq>,<step>,"
+        "<Vsense>,<Imon>,NONE|OK|FAIL|ABORTED,<testId>,<testType>,<limit>,<measured> (reads fields 0-5 only)",
+    ),
     Command("CELL:ABORT (@<cell>)", "verified", _PRECHARGER),
     Command("OUTP 0|1, OUTP?", "verified", "reference C12 (OUTP ON)"),
     Command("DATA:LOG?", "verified", "dhsys21/PreCharger DataLogNameSpace.cs (record layout)"),
@@ -102,11 +139,43 @@ def _record_channels(record_bytes: int) -> int:
     return channels
 
 
+def _level(value: float) -> str:
+    """A test level to the µV / µA (``:g`` keeps 6 digits: 3.803945 would be sent as 3.80394)."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
 def cells_arg(cells: int | list[int] | tuple[int, ...]) -> str:
     """An SCPI cell list: ``0`` (all), ``(@1001)`` or ``(@1001,1002)``."""
     if isinstance(cells, int):
         return "0" if cells == 0 else f"(@{cells})"
     return "(@" + ",".join(str(int(c)) for c in cells) + ")"
+
+
+@dataclass(frozen=True)
+class Verbose:
+    """A cell's ``STAT:CELL:VERB?`` reply: its state, readings, and the test that ended its sequence."""
+
+    state: str  # IDLE | RUNNING
+    sequence: int
+    step: int
+    voltage: float  # V, Vsense
+    current: float  # A, Imon
+    result: str  # NONE | OK | FAIL | ABORTED
+    test: int  # the test that ended the step (0: none)
+    kind: str  # its kind (VOLT_GE, …; NONE)
+    limit: float  # its level
+    measured: float  # the value it measured
+
+    @classmethod
+    def parse(cls, reply: str) -> "Verbose":
+        """Parse a reply; the test fields may be missing (read as none)."""
+        f = [x.strip() for x in reply.strip().split(",")]
+        if len(f) < 6:
+            raise ValueError(f"STAT:CELL:VERB? answered {reply!r}: fewer than 6 fields")
+        f += ["0", "NONE", "nan", "nan"][len(f) - 6 :] if len(f) < 10 else []
+        state, result, kind = f[0].upper(), f[5].upper(), f[7].upper()
+        seq, step, test = int(f[1]), int(f[2]), int(float(f[6]))
+        return cls(state, seq, step, float(f[3]), float(f[4]), result, test, kind, float(f[8]), float(f[9]))
 
 
 class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
@@ -209,7 +278,7 @@ class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
         strict_discrete_set(timing, TIMINGS)
         strict_discrete_set(action, ACTIONS)
         strict_range(value, (0.0, max(CURRENT_RANGE[1], VOLTAGE_RANGE[1])))
-        self.write(f"SEQ:TEST:DEF {sequence},{step},{test},{kind},{value:g},{timing},{time:g},{action}")
+        self.write(f"SEQ:TEST:DEF {sequence},{step},{test},{kind},{_level(value)},{timing},{time:g},{action}")
 
     def enable(self, cells: int | list[int], sequence: int) -> None:
         """Assign a sequence to cells."""
@@ -244,6 +313,14 @@ class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
             )
         return [STATUS_CODES[code] for code in codes]
 
+    def cell_verbose(self, cell: int) -> Verbose:
+        """Get one cell's verbose status (state, readings, the test that ended its step)."""
+        reply = self.ask(f"STAT:CELL:VERB? {int(cell)}")
+        try:
+            return Verbose.parse(reply)
+        except ValueError as exc:
+            raise InstrumentError(f"{self.describe()}: {exc}") from exc
+
     def fetch_log(self) -> np.ndarray:
         """Fetch the next records of the data log (the instrument returns at most a few)."""
         payload = self.query_block("DATA:LOG?")
@@ -259,6 +336,32 @@ class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
 
 
 RATING = CyclerLimits(min_voltage=VOLTAGE_RANGE[0], max_voltage=VOLTAGE_RANGE[1], max_current=CURRENT_RANGE[1])
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A limit test a channel added to a step: which signal, which way, the run's limit and the test's level."""
+
+    signal: str  # voltage | current
+    word: str  # above | below
+    limit: float  # the run's limit
+    level: float  # where the test fires (the limit, or the step's own level plus the margin)
+
+    @property
+    def kind(self) -> str:
+        return ("VOLT" if self.signal == "voltage" else "CURR") + ("_GE" if self.word == "above" else "_LE")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a channel's step failed: the test (one of its guards, or ``guard`` None) and what it measured."""
+
+    step: int
+    test: int
+    kind: str
+    level: float
+    measured: float
+    guard: Guard | None
 
 
 class BT2200Channel:
@@ -282,6 +385,8 @@ class BT2200Channel:
         self._step: CyclerStep | None = None
         self._step_start: float | None = None  # instrument time (s) of the step's first record
         self._step_last: tuple[float, float] | None = None  # (time, current) of its last record with current
+        self._limits: dict[str, float | None] = {}  # the run's electrical limits, tested by the instrument
+        self._guards: dict[int, Guard] = {}  # the running step's limit tests by number
         mainframe.define_cell(self.cell_id, channel)
         mainframe.raise_errors()
         mainframe.watch(channel)
@@ -301,9 +406,24 @@ class BT2200Channel:
             raise ValueError(f"limits {limits} exceed the BT2200 channel rating {RATING}")
         self.limits = limits
 
+    def guard(
+        self, voltage_min: float | None = None, voltage_max: float | None = None, current_max: float | None = None
+    ) -> None:
+        """Have the instrument itself fail every step started from now on at these limits (None: not tested).
+
+        No I/O: the tests go with each step (see the module docstring for where each sits).
+        """
+        for name, value in (("voltage_min", voltage_min), ("voltage_max", voltage_max), ("current_max", current_max)):
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{self!r}: {name} {value} is no number")
+        if voltage_min is not None and voltage_max is not None and voltage_min >= voltage_max:
+            raise ValueError(f"{self!r}: voltage_min {voltage_min} V is not below voltage_max {voltage_max} V")
+        self._limits = {"voltage_min": voltage_min, "voltage_max": voltage_max, "current_max": current_max}
+
     def start_step(self, step: CyclerStep) -> None:
         """Load ``step`` into the instrument and start it; checked against the limits first."""
         mode, current, voltage, tests = self._translate(step)
+        guards = self._guard_tests(mode, current, voltage)
         seq, bt = self.sequence, self.mainframe
         self._take()  # what the log holds from before the start belongs to no new step
         bt.write(f"SEQ:CLEAR {seq}")
@@ -313,10 +433,49 @@ class BT2200Channel:
             bt.define_step(seq, 1, mode, step.max_time, current, voltage)
         for number, (kind, value) in enumerate(tests, start=1):
             bt.define_test(seq, 1, number, kind, value, "AFTER", 0, "NEXT")
+        self._guards = {len(tests) + n: g for n, g in enumerate(guards, start=1)}
+        for number, g in self._guards.items():
+            bt.define_test(seq, 1, number, g.kind, g.level, "AFTER", 0, "FAIL")
         bt.enable(self.cell_id, seq)
         bt.initiate(self.cell_id)
         self._running, self._step, self._step_start, self._step_last = True, step, None, None
         bt.raise_errors()
+
+    def _guard_tests(self, mode: str, current: float, voltage: float) -> list[Guard]:
+        """The limit tests of a step of ``mode`` at ``current`` (A, magnitude) and ``voltage`` (V, its end or hold)."""
+        lim, out = self._limits, []
+        own = {  # the step's own levels that may sit at a limit
+            "voltage_max": voltage if mode in ("CHARGE", "PRECHARGE") else None,
+            "voltage_min": voltage if mode == "DISCHARGE" else None,
+            "current_max": current if mode != "REST" else None,
+        }
+        for name, signal, word, top in (
+            ("voltage_max", "voltage", "above", VOLTAGE_RANGE[1]),
+            ("voltage_min", "voltage", "below", VOLTAGE_RANGE[1]),
+            ("current_max", "current", "above", CURRENT_RANGE[1]),
+        ):
+            limit = lim.get(name)
+            if limit is None or (signal == "current" and mode == "REST"):
+                continue
+            level, margin, step_level = limit, GUARD_MARGIN[signal], own[name]
+            if step_level is not None and abs(step_level - limit) <= margin:
+                level = step_level + margin if word == "above" else step_level - margin
+            # to the µV / µA it is sent with, rounded outwards: never a test inside the limit
+            micro = level * 1e6
+            level = (math.ceil(micro - 1e-3) if word == "above" else math.floor(micro + 1e-3)) / 1e6
+            if 0 < level <= top:  # else the channel cannot test it: the supervisor's alone
+                out.append(Guard(signal, word, limit, level))
+        return out
+
+    def failure(self) -> Failure | None:
+        """Why the last step failed, read back from the instrument (None if it did not fail)."""
+        v = self.mainframe.cell_verbose(self.cell_id)
+        if v.result != "FAIL":
+            return None
+        guard = self._guards.get(v.test)
+        if guard is not None and guard.kind != v.kind:
+            guard = None  # not the test this channel defined under that number
+        return Failure(v.step, v.test, v.kind, v.limit, v.measured, guard)
 
     def _translate(self, step: CyclerStep) -> tuple[str, float, float, list[tuple[str, float]]]:
         lim = self.limits

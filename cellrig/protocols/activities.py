@@ -97,16 +97,48 @@ def charging(leaf: L.Leaf) -> bool:
 
 
 class CyclerDriven(Activity):
-    """A step the cycler channel runs: the channel's own end states end the run; pausing stops it, confirmed."""
+    """A step the cycler channel runs: the channel's own end states end the run; pausing stops it, confirmed.
+
+    A channel that can test limits itself (``guard``, the BT2200's ``FAIL`` tests) is given the run's
+    voltage and current limits before every step, so the instrument opens the circuit at a crossing;
+    a step it fails ends the run as a supervisor's :class:`~.supervisor.Trip` does.
+    """
+
+    def arm(self, r: "Runner") -> None:
+        """The run's electrical limits into the channel, where the channel can test them itself."""
+        guard = getattr(r.cycler, "guard", None)
+        if guard is not None:
+            lim = r.supervisor.limits
+            guard(voltage_min=lim.voltage_min, voltage_max=lim.voltage_max, current_max=lim.current_max)
 
     def cycler_status(self, r: "Runner") -> str:
         status = r.cycler.status()
         if status == "failed":
-            raise RunEnded("tripped", f"the cycler's own limit test failed in step {self.leaf.number}")
+            raise self.limit_trip(r)
         if status == "aborted":
             raise RunEnded("failed", f"the cycler channel was aborted outside cellrig in step {self.leaf.number}")
         r.cycler_running(status == "running")
         return status
+
+    def limit_trip(self, r: "Runner") -> RunEnded:
+        """The trip for a step the channel failed itself, naming signal, value and limit when it was a guard."""
+        from .supervisor import Trip  # the supervisor builds on this module
+
+        now, step = r.now(), self.leaf.number
+        try:
+            why = getattr(r.cycler, "failure", lambda: None)()
+        except Exception as exc:  # the step failed all the same: trip, saying what could not be read
+            why, unread = None, f" (which test could not be read: {type(exc).__name__}: {exc})"
+        else:
+            unread = ""
+        g = why.guard if why is not None else None
+        if g is None:
+            test = f" ({why.kind} {why.level:g}, measured {why.measured:.4g})" if why is not None else unread
+            return Trip("cycler limit test", f"the cycler's own limit test failed in step {step}{test}", now)
+        units = "V" if g.signal == "voltage" else "A"
+        at = f" at {g.level:g} {units}" if g.level != g.limit else ""
+        said = f"cycler {g.signal} {why.measured:.6g} {units} {g.word} the {g.limit:g} {units} limit"
+        return Trip(g.signal, f"{said} (the cycler's own test{at}, read at t = {now:.1f} s)", now)
 
     def pause(self, r: "Runner") -> None:
         """Stop the channel and read back that it stopped (a command alone can vanish into a dead connection)."""
@@ -124,6 +156,7 @@ class CyclerActivity(CyclerDriven):
 
     def begin(self, r: "Runner") -> None:
         remaining = max(self.step.max_time - self.elapsed, 1.0)
+        self.arm(r)
         r.cycler.start_step(replace(self.step, max_time=remaining))
 
     def done(self, r: "Runner") -> bool:
@@ -135,6 +168,7 @@ class PowerActivity(CyclerDriven):
 
     def begin(self, r: "Runner") -> None:
         self.segment_end = -math.inf
+        self.arm(r)
         self._segment(r)
 
     def _segment(self, r: "Runner") -> None:

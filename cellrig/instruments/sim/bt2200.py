@@ -14,6 +14,12 @@ end of every step; IMon and VSense are means over the interval since the previou
 record carries the 32 channels of each installed card (the real one always 256), and the
 log period is a property of the virtual instrument (the real one logs every second).
 
+Step tests are evaluated at every integration step on the cell's instantaneous voltage and
+current (the instrument's own measurement), never on the averaged log records: a ``FAIL`` test
+opens the channel within one step ``dt`` of its crossing, whatever the log period.  Which test
+failed, its level and the value measured are answered by ``STATus:CELL:VERBose?`` in the
+layout a public pre-charger documents.
+
 Where public sources leave the real instrument's behaviour open, the simulator can take
 either reading, so the driver is tested against both: ``log_states`` (CellId and
 SequenceState filled in, or 0 as a public parser says real units return; default 0),
@@ -62,6 +68,7 @@ class Test:
     timing: str
     time: float
     action: str
+    number: int = 0  # the test's number in its step (SEQ:TEST:DEF's third field)
 
 
 @dataclass
@@ -81,6 +88,7 @@ class _Channel:
     idle_v: float | None = None  # open-circuit voltage while idle, updated when the cell is stepped
     ended: int | None = None  # SequenceState of a step that ended since the last record
     resting: float = 0.0  # idle time not yet applied to the cell
+    failed: tuple[Test, float] | None = None  # the FAIL test that ended the sequence, and the value it measured
     steps: list[tuple[int, Step, list[Test]]] = field(default_factory=list)
 
 
@@ -226,8 +234,12 @@ class BT2200(SimInstrument):
         ch.step_time += dt
         action = "NEXT" if ch.step_time >= step.duration - 1e-9 else None
         for test in tests:
-            if self._test_fires(test, ch.step_time, volts, current):
-                action = test.action if action is None or test.action == "FAIL" else action
+            measured = self._test_fires(test, ch.step_time, volts, current)
+            if measured is None:
+                continue
+            if test.action == "FAIL" and ch.failed is None:
+                ch.failed = (test, measured)
+            action = test.action if action is None or test.action == "FAIL" else action
         if action is None:
             return False
         if action == "FAIL":
@@ -240,13 +252,15 @@ class BT2200(SimInstrument):
         ch.ended = -number if action == "FAIL" else number
         return True
 
-    def _test_fires(self, test: Test, t: float, volts: float, current: float) -> bool:
+    def _test_fires(self, test: Test, t: float, volts: float, current: float) -> float | None:
+        """The value ``test`` measured if it fires at step time ``t``, else None."""
         if (test.timing == "BEFORE" and t > test.time) or (test.timing == "AFTER" and t < test.time):
-            return False
+            return None
         if test.timing == "AT" and not math.isclose(t, test.time):
-            return False
+            return None
         x = volts if test.kind.startswith("VOLT") else current if self.signed_current_tests else abs(current)
-        return x >= test.value if test.kind.endswith("GE") else x <= test.value
+        fires = x >= test.value if test.kind.endswith("GE") else x <= test.value
+        return x if fires else None
 
     def _log(self) -> None:
         rec = np.zeros(1, self.record)
@@ -338,7 +352,7 @@ class BT2200(SimInstrument):
                 raise InstrumentError(-221, f"Settings conflict: cell {cid} has no sequence enabled")
             ch.steps = [(n, steps[n], list(self.tests.get((ch.sequence, n), {}).values())) for n in sorted(steps)]
             ch.cell.step(0.0, ch.resting)  # the rest not yet applied, before the cell carries current
-            ch.resting, ch.idle_v = 0.0, None
+            ch.resting, ch.idle_v, ch.failed = 0.0, None, None
             ch.step, ch.step_time, ch.status = 0, 0.0, RUNNING
         self.output = True
         self._start_record()
@@ -402,7 +416,7 @@ class BT2200(SimInstrument):
         if (int(seq), int(step)) not in {(s, n) for s, steps in self.sequences.items() for n in steps}:
             raise InstrumentError(-222, f"Step {seq},{step} not defined")
         self.tests.setdefault((int(seq), int(step)), {})[int(number)] = Test(
-            kind, float(value), timing, float(time), action
+            kind, float(value), timing, float(time), action, int(number)
         )
         return None
 
@@ -422,6 +436,19 @@ class BT2200(SimInstrument):
     @command("STATus:CELL:REPort?")
     def _report(self, args: str) -> Reply:
         return ",".join(str(self._channel_of(cid).status) for cid in self._cells(args))
+
+    @command("STATus:CELL:VERBose?")
+    def _verbose(self, args: str) -> Reply:
+        """``IDLE|RUNNING,<seq>,<step>,<Vsense>,<Imon>,NONE|OK|FAIL|ABORTED,<testId>,<testType>,<limit>,<measured>``."""
+        (cid,) = cell_list(args)
+        ch = self._channel_of(cid)
+        state = "RUNNING" if ch.status == RUNNING else "IDLE"
+        result = {DONE: "OK", FAILED: "FAIL", ABORTED: "ABORTED"}.get(ch.status, "NONE")
+        step = ch.steps[ch.step][0] if ch.steps else 0
+        test, measured = ch.failed if ch.status == FAILED and ch.failed else (None, 0.0)
+        failed = f"{test.number},{test.kind},{test.value:g},{measured:.6f}" if test else "0,NONE,0,0"
+        current = ch.current if ch.status == RUNNING else 0.0  # an ended sequence leaves the channel open
+        return f"{state},{ch.sequence},{step},{ch.cell.voltage(current):.6f},{current:.6f},{result},{failed}"
 
     @command("MEASure:CELL:VOLTage?")
     def _meas_volt(self, args: str) -> Reply:
