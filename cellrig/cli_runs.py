@@ -15,6 +15,7 @@ from .demo import run_demo
 from .instruments._connection import InstrumentError
 from .instruments.sim.lab import CYCLER_CELLS, VirtualLab, speed_for
 from .lab import Lab, LabFileError
+from .lab_locks import InstrumentHeldError
 from .protocols import campaign as campaigns
 from .protocols import control, library
 from .protocols.cells import PRESET_TYPES, cell_spec
@@ -28,7 +29,7 @@ from .storage import RunFileError, open_run
 GAS_PPM_PER_V = 100.0  # the virtual rig enclosure's gas transmitter: 0.01 V per ppm
 BAD_INPUT = (ProtocolError, PreflightError, LabFileError, RunFileError, ValueError, FileExistsError, KeyError)
 #: What ends a command with one line and exit 1: bad input, or an instrument or folder that cannot be had.
-REFUSED = (*BAD_INPUT, InstrumentError, OSError)
+REFUSED = (*BAD_INPUT, InstrumentError, InstrumentHeldError, OSError)
 
 
 def _parameters(values: tuple[str, ...]) -> dict[str, str]:
@@ -317,7 +318,7 @@ def _operator(command: str, doc: str) -> None:
             paths = _addressees(target, command)
             answered = {p: control.replies(open_run(p)) for p in paths}
             for path in paths:
-                control.send(path, command)
+                control.send(path, command, expires=timeout)  # unanswered by then, it is withdrawn or void
             deadline = time.monotonic() + timeout
             unanswered = [p for p in paths if not _answer(p, answered[p], deadline)]
         except RunFileError as exc:

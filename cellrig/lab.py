@@ -17,7 +17,8 @@ Every entry is checked (known driver, well-formed VISA resource, known options, 
 within the instrument's rating, a safe state the driver knows) and every problem is
 reported at once, with the file, the key and the reason, before any connection is made.
 A virtual lab's file also has ``[clock]`` (its scaled clock) and ``[virtual]`` (its control
-port, for tests that inject faults; cellrig ignores it).
+port, for tests that inject faults; cellrig ignores it).  ``locks = "DIR"`` names the lab-wide
+lock directory (:mod:`cellrig.lab_locks`; default ``<lab file stem>.locks`` beside the file).
 """
 
 import dataclasses
@@ -35,6 +36,7 @@ from .inputs import InputError, read_text
 from .instruments._connection import ConnectionPolicy
 from .instruments.registry import DRIVERS, DriverInfo
 from .instruments.roles import Identity
+from .lab_locks import LabLocks
 
 _ENTRY_KEYS = {"driver", "resource", "options", "limits", "safe_state", "timeout_s", "retries"}
 
@@ -91,6 +93,7 @@ class Lab:
     origin: str = "<lab>"
     clock: Clock = field(default_factory=wall_clock)
     instruments: dict[str, Any] = field(default_factory=dict)
+    locks: LabLocks = field(default_factory=lambda: LabLocks(None))  # none: the lab is this process's alone
     _connections: dict[tuple[str, str], Any] = field(default_factory=dict)
     virtual: VirtualCells | None = None
 
@@ -106,14 +109,20 @@ class Lab:
             raise LabFileError(f"{path}: not valid TOML ({exc})") from None
         except RecursionError:
             raise LabFileError(f"{path}: not valid TOML (nested too deeply)") from None
-        return cls.from_dict(data, str(path), clock)
+        lab = cls.from_dict(data, str(path), clock)
+        if lab.locks.directory is None:
+            lab.locks = LabLocks(path.with_name(f"{path.stem}.locks"))
+        return lab
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "<lab>", clock: Clock | None = None) -> "Lab":
         problems: list[str] = []
-        unknown = sorted(set(data) - {"name", "roles", "clock", "virtual"})
+        unknown = sorted(set(data) - {"name", "roles", "clock", "virtual", "locks"})
         if unknown:
-            problems.append(f"{', '.join(unknown)}: unknown key(s) (known: name, roles, clock, virtual)")
+            problems.append(f"{', '.join(unknown)}: unknown key(s) (known: name, roles, clock, virtual, locks)")
+        locks = data.get("locks")
+        if locks is not None and (not isinstance(locks, str) or not locks.strip()):
+            problems.append(f"locks: expected the lock directory's path, got {locks!r}")
         clock = clock or _clock(data.get("clock"), problems)
         roles_data = data.get("roles")
         if not isinstance(roles_data, dict) or not roles_data:
@@ -132,6 +141,8 @@ class Lab:
             from .instruments.sim.process import ServedCells
 
             lab.virtual = ServedCells(str(control))
+        if locks:
+            lab.locks = LabLocks(Path(origin).parent / locks)
         return lab
 
     @classmethod
@@ -148,6 +159,13 @@ class Lab:
             spec = self.roles[role]
             self.instruments[key] = self._open(dataclasses.replace(spec, options={**spec.options, "channel": channel}))
         return self.instruments[key]
+
+    def lock_key(self, role: str, channel: int | None = None) -> tuple[str, str]:
+        """A role's instrument (its channel, if it has channels) as a lab-wide lock: key and words for messages."""
+        spec = self.roles[role]
+        channel = channel if channel is not None else spec.options.get("channel")
+        key = spec.resource + (f" channel {channel}" if channel is not None else "")
+        return key, f"{role} ({key})"
 
     # -- connecting -------------------------------------------------------------------------
 

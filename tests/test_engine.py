@@ -1,7 +1,11 @@
 """The run engine on the virtual lab: real VISA sockets, real run files, every way out made safe."""
 
 import dataclasses
+import datetime as dt
 import threading
+import time
+import types
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,7 +21,7 @@ from cellrig.cli import main
 from cellrig.instruments.sim.bt2200 import RUNNING
 from cellrig.instruments.sim.lab import VirtualLab
 from cellrig.lab import Lab
-from cellrig.protocols import Binding, Probe, cell_spec, control, library, parse
+from cellrig.protocols import Binding, Probe, cell_spec, control, engine, library, parse
 from cellrig.protocols.engine import PreflightError, Runner, Shared
 
 CYCLING = Binding("cycler", 101, "chamber", None, "daq", {"temperature": Probe(101)})
@@ -169,6 +173,69 @@ def test_pause_holds_the_cell_safe_and_continue_finishes_with_every_cycle(tmp_pa
     kinds = r.events["kind"].tolist()
     assert kinds.index("pause") < kinds.index("continue")
     assert cycle_summary(r)["cycle"].tolist() == [1, 2, 3]
+
+
+def _discarded(path) -> list[str]:
+    events = open_run(path).events
+    return events[events["kind"] == "command_discarded"]["message"].tolist()
+
+
+def test_a_stale_abort_is_discarded_on_resume_and_recorded(tmp_path):
+    """An abort sent to a stopped run (its sender killed before withdrawing it) never reaches the resumed run."""
+
+    def stop_after_first_step(r: Runner) -> None:
+        if r.state.steps_done == 1:
+            control.send(r.writer.path, "stop")
+
+    with virtual() as (_v, lab):
+        runner, outcome = run(lab, parse(cccv_cycles("two", 2)), CYCLING, tmp_path, progress=stop_after_first_step)
+        assert outcome[0] == "stopped"
+        path = runner.writer.path
+        control.send(path, "abort")  # for this very run, not yet expired: but sent before the resume
+        resumed = Runner.resume(path, Shared(lab))
+        assert not control.control_path(path).exists()
+        assert resumed.run() == ("finished", None)
+    (why,) = _discarded(path)
+    assert why.startswith("'abort' sent ") and why.endswith("before this start or resume")
+    assert open_run(path).status == "finished"
+    assert cycle_summary(open_run(path))["cycle"].tolist() == [1, 2]
+
+
+def test_commands_for_another_run_or_expired_are_never_acted_on(tmp_path):
+    """A leftover command at a new run's name, one for another run and an expired one: each dropped and said."""
+    path = tmp_path / "run.h5"
+    control.control_path(path).write_text("abort\n")  # beside a run file of this name, deleted long ago
+
+    def stale(r: Runner) -> None:
+        now = time.time()
+        if r.state.steps_done == 1:
+            control.control_path(path).write_text(f"abort {uuid.uuid4()} {now} {now + 30}\n")
+        elif r.state.steps_done == 2:
+            control.control_path(path).write_text(f"stop {r.writer.run_id} {now - 60} {now - 30}\n")
+
+    with virtual() as (_v, lab):
+        _runner, outcome = run(lab, parse(cccv_cycles("one", 1)), CYCLING, path, progress=stale)
+    assert outcome == ("finished", None)
+    leftover, other, expired = _discarded(path)
+    assert leftover.startswith("'abort': not a command for any run")
+    assert "'abort' sent " in other and "for another run" in other
+    assert "'stop' sent " in expired and " expired at " in expired
+
+
+def test_two_runs_started_in_one_second_in_one_folder_get_a_name_each(tmp_path, monkeypatch):
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime(2026, 5, 1, 12, 0, 0, tzinfo=tz)
+
+    monkeypatch.setattr(engine, "dt", types.SimpleNamespace(datetime=Frozen, UTC=dt.UTC))
+    with virtual() as (_v, lab):
+        runners = [Runner.start(parse(THREE_CYCLES), CYCLING, tmp_path, Shared(lab)) for _ in range(2)]
+        for r in runners:
+            r.writer.close("stopped")
+    names = [r.writer.path.name for r in runners]
+    assert names == ["cell-1_three_20260501T120000Z.h5", "cell-1_three_20260501T120000Z-2.h5"]
+    assert all(open_run(tmp_path / n).status == "stopped" for n in names)
 
 
 @pytest.mark.parametrize(("command", "status"), [("stop", "stopped"), ("abort", "aborted")])

@@ -111,7 +111,7 @@ def test_events_and_end_status(tmp_path):
     assert (ev.loc[0, "step"], ev.loc[0, "cycle"]) == (1, 1)
     assert run.status == "tripped"
     assert run.end_reason == "cell temperature 61.2 degC > 60 degC"
-    assert not (tmp_path / "run.h5.lock").exists()
+    assert not (tmp_path / "run.h5.writer").exists()
 
 
 @pytest.mark.parametrize(
@@ -232,6 +232,45 @@ def test_a_live_writer_blocks_a_second_writer(tmp_path):
     with pytest.raises(WriterAliveError, match="another process is writing"):
         RunWriter.resume(tmp_path / "run.h5")
     w.close()
+
+
+HOLD_WRITER = """
+import sys
+from cellrig.storage import Column, RunWriter
+w = RunWriter.create(sys.argv[1], {"daq": {"v": Column("V")}})
+w.append("daq", time=0.0, v=1.0)
+w.flush()
+print("writing", flush=True)
+sys.stdin.read()  # until the test closes stdin
+w.close()
+"""
+
+
+def test_a_deleted_writer_note_does_not_let_a_second_writer_in(tmp_path):
+    """The lock is on the run file itself: deleting the ``.writer`` note beside it changes nothing."""
+    path = tmp_path / "run.h5"
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline() == "writing\n"
+        note = tmp_path / "run.h5.writer"
+        assert f"pid {child.pid}" in note.read_text()
+        with pytest.raises(WriterAliveError, match=f"pid {child.pid}"):
+            RunWriter.resume(path)
+        note.unlink()
+        assert writer_alive(path) and open_run(path).status == "running"
+        with pytest.raises(WriterAliveError, match="another process is writing"):
+            RunWriter.resume(path)
+        with pytest.raises(RunExistsError):
+            RunWriter.create(path, {"daq": {"v": Column("V")}})
+        with h5py.File(path, "r", swmr=True) as f:  # a reader with HDF5's own file locking still reads it
+            assert f["streams/daq/v"].shape == (1,)
+    finally:
+        child.stdin.close()
+        assert child.wait(timeout=30) == 0
+    assert not writer_alive(path) and open_run(path).status == "finished"
+    RunWriter.resume(path).close()  # the writer is gone: the run may be continued
 
 
 def test_resume_after_a_clean_close_continues_the_same_file(tmp_path):

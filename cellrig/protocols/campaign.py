@@ -35,7 +35,7 @@ from ..storage import open_run
 from . import language as L
 from . import library
 from .cells import cell_spec
-from .engine import POLL, PreflightError, Runner, Shared, new_run_path, resumable
+from .engine import POLL, PreflightError, Runner, Shared, resumable
 from .preflight import Binding, Probe, check
 from .stopping import StopRequest, signals_ask_to_stop
 
@@ -167,6 +167,14 @@ def preflight(campaign: Campaign) -> list[str]:
     problems = []
     for plan in campaign.plans:
         problems += [f"{plan.protocol.cell.id}: {p}" for p in check(plan.protocol, campaign.lab, plan.binding)]
+    if problems:
+        return problems
+    drivers: dict[str, str] = {}  # a cycler channel or rig -> the cell it drives (chambers are shared)
+    for plan in campaign.plans:
+        cell = plan.protocol.cell.id
+        for kind, (key, what) in Runner.owned(plan.protocol, plan.binding, campaign.lab).items():
+            if kind != "chamber" and drivers.setdefault(key, cell) != cell:
+                problems.append(f"{cell}: {what} is already {drivers[key]}'s (one run per channel or rig)")
     return problems
 
 
@@ -202,12 +210,12 @@ def start(
         raise PreflightError(problems)
     if (out / MANIFEST).exists():
         raise FileExistsError(f"{out}: already holds a campaign (continue it with: cellrig resume {out})")
-    out.mkdir(parents=True, exist_ok=True)
-    shared = _shared(campaign.lab, campaign.chambers, poll, interrupt)
-    runners = []
-    for plan in campaign.plans:
-        path = new_run_path(out, plan.protocol.name, plan.protocol.cell.id)
-        runners.append(Runner.start(plan.protocol, plan.binding, path, shared, progress=progress))
+    owned = [Runner.owned(p.protocol, p.binding, campaign.lab) for p in campaign.plans]
+    wanted = {key: what for kinds in owned for key, what in kinds.values()}
+    with campaign.lab.locks.holding(wanted, f"campaign {campaign.name} starting in {out}"):  # all or none
+        out.mkdir(parents=True, exist_ok=True)
+        shared = _shared(campaign.lab, campaign.chambers, poll, interrupt)
+        runners = [Runner.start(p.protocol, p.binding, out, shared, progress=progress) for p in campaign.plans]
     _set_leads(shared, campaign.chambers, runners)
     manifest = {
         "name": campaign.name,

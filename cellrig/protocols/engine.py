@@ -19,11 +19,12 @@ import contextlib
 import dataclasses
 import datetime as dt
 import getpass
+import itertools
 import json
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ import numpy as np
 
 from ..inputs import path_in
 from ..lab import Lab
-from ..storage import Column, RunWriter, open_run
+from ..lab_locks import Claim
+from ..storage import Column, RunExistsError, RunWriter, open_run
 from . import control
 from . import language as L
 from .activities import Activity, RunEnded, activity, charging
@@ -163,15 +165,14 @@ def _set_temperature(protocol: L.Protocol) -> dict[str, float]:
     return {"temperature_degC": sets.pop()} if len(sets) == 1 else {}
 
 
-def new_run_path(out_dir: str | Path, protocol_name: str, cell_id: str) -> Path:
-    """``<cell>_<protocol>_<UTC time>.h5`` in ``out_dir``, never the name of an existing file."""
+def run_paths(out_dir: str | Path, protocol_name: str, cell_id: str) -> Iterator[Path]:
+    """``<cell>_<protocol>_<UTC time>.h5`` in ``out_dir``, then ``…-2.h5``, ``…-3.h5`` …: the names a new run
+    tries in turn (creating the file takes one atomically, so two runs started in one second get one each)."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     base = path_in(out_dir, f"{cell_id}_{protocol_name}_{stamp}", "", "run name")
-    path, n = base.with_name(f"{base.name}.h5"), 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}.h5")
-    return path
+    yield base.with_name(f"{base.name}.h5")
+    for n in itertools.count(2):
+        yield base.with_name(f"{base.name}-{n}.h5")
 
 
 Progress = Callable[["Runner"], None]
@@ -190,8 +191,10 @@ class Runner:
         t0: float,
         state: State,
         progress: Progress | None = None,
+        claim: Claim | None = None,
     ) -> None:
         self.protocol, self.binding, self.writer, self.shared = protocol, binding, writer, shared
+        self.claim = claim  # the run's instruments, lab-wide: released once the run has ended
         self.lab = shared.lab
         self.key = writer.path.name
         self.t0, self.state, self.progress = t0, state, progress
@@ -242,6 +245,23 @@ class Runner:
         return out
 
     @staticmethod
+    def owned(protocol: L.Protocol, binding: Binding, lab: Lab) -> dict[str, tuple[str, str]]:
+        """What the run drives, by kind (cycler channel or SMU, chamber, rig): each one's lab-wide lock key and name."""
+        roles, out = protocol.roles(), {}
+        if "cycler" in roles:
+            out["cycler"] = lab.lock_key(binding.cycler, binding.channel)
+        if binding.chamber:
+            out["chamber"] = lab.lock_key(binding.chamber)
+        if "rig" in roles:
+            out["rig"] = lab.lock_key(binding.rig)
+        return out
+
+    @classmethod
+    def _claim(cls, protocol: L.Protocol, binding: Binding, lab: Lab, holder: str) -> Claim:
+        """Lock what the run drives lab-wide (InstrumentHeldError, naming the holder, if another process has it)."""
+        return lab.locks.claim(dict(cls.owned(protocol, binding, lab).values()), holder)
+
+    @staticmethod
     def streams(protocol: L.Protocol, binding: Binding) -> dict[str, dict[str, Column]]:
         roles = protocol.roles()
         streams: dict[str, dict[str, Column]] = {}
@@ -271,9 +291,19 @@ class Runner:
         problems = check(protocol, shared.lab, binding)
         if problems:
             raise PreflightError(problems)
-        cls.instruments(protocol, binding, shared.lab)
         out = Path(out)
-        path = out if out.suffix == ".h5" else new_run_path(out, protocol.name, protocol.cell.id)
+        claim = cls._claim(protocol, binding, shared.lab, f"{protocol.name} on {protocol.cell.id} starting in {out}")
+        try:
+            return cls._start(protocol, binding, out, shared, claim, progress)
+        except BaseException:
+            claim.release()
+            raise
+
+    @classmethod
+    def _start(
+        cls, protocol: L.Protocol, binding: Binding, out: Path, shared: Shared, claim: Claim, progress: Progress | None
+    ) -> "Runner":
+        cls.instruments(protocol, binding, shared.lab)
         clock = shared.lab.clock
         meta = {
             "protocol": {
@@ -296,8 +326,18 @@ class Runner:
             "host": socket.gethostname(),
         }
         streams = cls.streams(protocol, binding)
-        writer = RunWriter.create(path, streams, meta, cycle_stream="cycler" if "cycler" in streams else None)
-        return cls(protocol, binding, writer, shared, t0=clock.now(), state=State(), progress=progress)
+        since = time.time()
+        for path in [out] if out.suffix == ".h5" else run_paths(out, protocol.name, protocol.cell.id):
+            try:
+                writer = RunWriter.create(path, streams, meta, cycle_stream="cycler" if "cycler" in streams else None)
+                break
+            except RunExistsError:
+                if path == out:
+                    raise
+        claim.holder(f"run {writer.path.resolve()}")
+        runner = cls(protocol, binding, writer, shared, t0=clock.now(), state=State(), progress=progress, claim=claim)
+        runner._discard_stale(since)
+        return runner
 
     @classmethod
     def resume(
@@ -326,18 +366,35 @@ class Runner:
         state = State.from_json(checkpoints["message"].iloc[-1]) if len(checkpoints) else State()
         started_clock = float(meta["clock"]["started"])
         last = max((run.last(s)["time"] for s in run.streams if run.rows(s)), default=0.0)
-        if shared.lab.virtual is not None:
-            cells = run.events[run.events["kind"] == VIRTUAL_CELL]["message"]
-            if len(cells) and binding.cycler:
-                shared.lab.virtual.restore_cell(binding.cycler, binding.channel, json.loads(cells.iloc[-1]))
-        writer = RunWriter.resume(path)
-        # a lab clock that restarted (a new virtual lab) must not send time backwards
-        t0 = min(started_clock, shared.lab.clock.now() - last)
-        runner = cls(protocol, binding, writer, shared, t0=t0, state=state, progress=progress)
+        claim = cls._claim(protocol, binding, shared.lab, f"run {Path(path).resolve()}")
+        try:
+            if shared.lab.virtual is not None:
+                cells = run.events[run.events["kind"] == VIRTUAL_CELL]["message"]
+                if len(cells) and binding.cycler:
+                    shared.lab.virtual.restore_cell(binding.cycler, binding.channel, json.loads(cells.iloc[-1]))
+            since = time.time()
+            writer = RunWriter.resume(path)
+            # a lab clock that restarted (a new virtual lab) must not send time backwards
+            t0 = min(started_clock, shared.lab.clock.now() - last)
+            runner = cls(protocol, binding, writer, shared, t0=t0, state=state, progress=progress, claim=claim)
+        except BaseException:
+            claim.release()
+            raise
         if tripped is not None:
             runner.event("trip_ack", f"trip acknowledged by {getpass.getuser()}: {tripped}")
         writer.event("note", f"resumed from step {state.steps_done + 1} (cycle {state.cycle})", time=runner.now())
+        runner._discard_stale(since)
         return runner
+
+    def _discard_stale(self, since: float) -> None:
+        """A command waiting from before this start or resume (a dead run's, a killed sender's) is dropped, said."""
+        why = control.discard_stale(self.writer.path, self.writer.run_id, since)
+        if why is not None:
+            self.event("command_discarded", why)
+
+    def _command(self) -> str | None:
+        """The operator's command for this run, if one waits (one for another run, or expired, is dropped, said)."""
+        return control.take(self.writer.path, self.writer.run_id, lambda why: self._record("command_discarded", why))
 
     # -- time and recording -----------------------------------------------------------------------
 
@@ -587,14 +644,14 @@ class Runner:
     def _control(self, act: Activity) -> None:
         """Act on the operator's commands, a signal, and a shared chamber made safe."""
         self._stop_asked()
-        command = control.take(self.writer.path)
+        command = self._command()
         if command == "pause" and not act.pausable:
             self.event("pause_refused", f"step {self.leaf.label} cannot pause")
         elif command == "pause":
             act.pause(self)
             self.status = "paused"
             self.event("pause", "paused by the operator")
-            while (command := control.take(self.writer.path)) != "continue":
+            while (command := self._command()) != "continue":
                 if command in ("stop", "abort"):
                     break
                 self._stop_asked()
@@ -646,6 +703,8 @@ class Runner:
             said = f"{type(exc).__name__}: {exc}"
             if said not in (reason or ""):  # not the write error that ended the run, said again
                 reason = f"{reason or status}; the run file could not record the end: {said}"
+        if self.claim is not None:  # outputs safe, file closed: the instruments may go to another run
+            self.claim.release()
         return reason
 
     def _leave_chamber(self, thermal: bool, trip: Trip | None) -> None:
@@ -678,7 +737,7 @@ class Runner:
                 if self.shared.interrupt.is_set():
                     why = f"observation cut short ({self.shared.interrupt.reason})"
                     break
-                if control.take(self.writer.path) in ("stop", "abort"):
+                if self._command() in ("stop", "abort"):
                     why = "observation cut short by the operator"
                     break
                 self.wait()

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import __version__
 from . import _layout as L
-from ._errors import ColumnError, RunClosedError, RunExistsError, RunWriteError, UnknownStreamError
+from ._errors import ColumnError, RunClosedError, RunWriteError, UnknownStreamError
 from ._lock import WriterLock
 from ._superblock import clear_write_flags
 
@@ -140,6 +140,7 @@ class RunWriter:
     ) -> None:
         self.path = path
         self._file = file
+        self.run_id = str(file.attrs["run_id"])
         self._lock = lock
         self._fsync = fsync
         self.flush_interval = flush_interval
@@ -183,19 +184,15 @@ class RunWriter:
         for name, columns in streams.items():
             if L.TIME in columns:
                 raise ColumnError(f"stream {name!r}: 'time' is implicit (float64 s since start); do not declare it")
-        if path.exists():
-            raise RunExistsError(f"{path}: a run file is never overwritten")
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = WriterLock(path)
-        lock.acquire()
+        lock.acquire(create=True)  # the name is taken here, atomically: RunExistsError if it was
         try:
-            try:
-                f = h5py.File(path, "x", libver="latest", locking=False)
-            except FileExistsError:
-                raise RunExistsError(f"{path}: a run file is never overwritten") from None
+            f = h5py.File(path, "w", libver="latest", locking=False)  # the empty file just made, locked
             _declare(f, streams, meta or {}, cycle_stream)
             f.swmr_mode = True
         except BaseException:
+            path.unlink(missing_ok=True)  # this call's own half-made file, still locked
             lock.release()
             raise
         return cls(path, f, lock, cycle_stream=cycle_stream, flush_interval=flush_interval, fsync=fsync)
@@ -225,7 +222,7 @@ class RunWriter:
             _trim(f[L.CYCLE_INDEX])
             f.swmr_mode = True
         except BaseException:
-            lock.release(remove=False)
+            lock.release()
             raise
         writer = cls(path, f, lock, cycle_stream=cycle_stream, flush_interval=flush_interval, fsync=fsync)
         writer.event("resume", "writer resumed", time=writer.last_time())

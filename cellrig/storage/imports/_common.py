@@ -264,5 +264,5 @@ def write_run(table: Table, target: Path, meta: Mapping[str, Any], current: np.n
         raise RunExistsError(f"{target}: a run file is never overwritten") from None
     finally:
         partial.unlink(missing_ok=True)
-        Path(f"{partial}.lock").unlink(missing_ok=True)
+        Path(f"{partial}.writer").unlink(missing_ok=True)
     return target
