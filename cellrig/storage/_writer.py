@@ -21,6 +21,12 @@ from ._errors import ColumnError, RunClosedError, RunWriteError, UnknownStreamEr
 from ._lock import WriterLock
 from ._superblock import clear_write_flags
 
+# No chunk cache: the writer hands HDF5 whole chunks, which then reach the disk within the append that
+# wrote them, before any flush writes the larger extent. With a cache, a full disk could fail the
+# chunks at a later flush after the object headers (in place, early in the file) took the new extent:
+# rows of zeros the run never recorded.
+_OPEN = {"libver": "latest", "locking": False, "rdcc_nbytes": 0}
+
 _SCALARS = (int, float, np.number, np.bool_, bool)
 _FAST_TYPES = {  # exact Python/numpy scalar types a column of each kind takes as they are
     "f": {float, int, np.float64, np.float32, np.int64, np.int32},
@@ -188,7 +194,7 @@ class RunWriter:
         lock = WriterLock(path)
         lock.acquire(create=True)  # the name is taken here, atomically: RunExistsError if it was
         try:
-            f = h5py.File(path, "w", libver="latest", locking=False)  # the empty file just made, locked
+            f = h5py.File(path, "w", **_OPEN)  # the empty file just made, locked
             _declare(f, streams, meta or {}, cycle_stream)
             f.swmr_mode = True
         except BaseException:
@@ -212,7 +218,7 @@ class RunWriter:
         lock.acquire()
         try:
             clear_write_flags(path)
-            f = h5py.File(path, "a", libver="latest", locking=False)
+            f = h5py.File(path, "a", **_OPEN)
             cycle_stream = f.attrs.get("cycle_stream") or None
             for group in f[L.STREAMS].values():
                 rows = min(d.shape[0] for d in group.values())
