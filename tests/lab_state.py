@@ -81,3 +81,17 @@ def safe_states(lab_file: str | Path, roles: list[str]) -> dict[str, bool | str]
         except (OSError, LookupError, ValueError) as exc:
             out[role] = f"unreadable: {type(exc).__name__}: {exc}"
     return out
+
+
+def sim_pids(lab_file: Path) -> list[int]:
+    """Pids of the ``cellrig sim`` processes serving ``lab_file`` (their command lines name it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"sim" in argv and str(lab_file).encode() in argv:
+                found.append(int(proc.name))
+    return found

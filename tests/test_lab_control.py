@@ -5,10 +5,9 @@ import re
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
-from lab_state import ask
+from lab_state import ask, sim_pids
 from waiting import wait_for
 
 from cellrig.instruments.sim.lab import ROLES
@@ -97,25 +96,11 @@ with served_lab(sys.argv[1]):
 """
 
 
-def _servers(lab_file) -> list[int]:
-    """Pids of the ``cellrig sim`` processes serving ``lab_file`` (their command lines name it)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                argv = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"--with-parent" in argv and str(lab_file).encode() in argv:
-                found.append(int(proc.name))
-    return found
-
-
 def test_a_served_lab_ends_with_the_process_that_started_it_even_after_kill_9(tmp_path):
     lab_file = tmp_path / "lab.toml"
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(lab_file)], stdout=subprocess.PIPE, text=True)
     assert parent.stdout.readline().strip() == "up"
-    assert len(_servers(lab_file)) == 1
+    assert len(sim_pids(lab_file)) == 1
     parent.kill()
     parent.wait()
-    wait_for(lambda: not _servers(lab_file), "the orphaned virtual lab to stop", timeout=60)
+    wait_for(lambda: not sim_pids(lab_file), "the orphaned virtual lab to stop", timeout=60)

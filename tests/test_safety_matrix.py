@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from lab_state import safe_states
+from lab_state import safe_states, sim_pids
 from waiting import wait_for
 
 from cellrig import open_run
@@ -177,7 +177,7 @@ def test_a_fault_in_any_phase_leaves_the_instruments_safe_and_the_file_saying_wh
     protocol.write_text(spec.protocol)
     out = tmp_path / "runs"
     with served_lab(tmp_path / "lab.toml", speed=SPEED, specimen="sulfide") as lab_file:
-        sim_pid = _sim_pid(lab_file)
+        [sim_pid] = sim_pids(lab_file)
         quick = _quick_policy(lab_file)
         command = [sys.executable, "-m", "cellrig", "run", str(protocol), "--lab", str(quick), "--out", str(out)]
         run = subprocess.Popen(
@@ -212,19 +212,6 @@ def test_a_fault_in_any_phase_leaves_the_instruments_safe_and_the_file_saying_wh
     if phase == "post-trip observation":
         observed = r.events[r.events["kind"].isin(["observe", "observe_end"])]
         assert len(observed) == 2 and kinds.index("safe_state") < kinds.index("observe"), kinds
-
-
-def _sim_pid(lab_file: Path) -> int:
-    """The pid of the ``cellrig sim`` process serving ``lab_file`` (its command line names the file)."""
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if str(lab_file).encode() in cmdline and b"sim" in cmdline:
-                return int(proc.name)
-    raise LookupError(f"no cellrig sim serving {lab_file}")
 
 
 def _inject(fault: str, run: subprocess.Popen, lab_file: Path, sim_pid: int) -> None:
