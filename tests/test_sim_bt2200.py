@@ -267,6 +267,40 @@ def test_a_fail_test_fires_at_the_instruments_own_measurement_not_at_a_log_recor
     assert sim.handle("STAT:CELL:VERB? 1001") == sim.handle("STATus:CELL:VERBose? (@1001)")
 
 
+@pytest.mark.parametrize(("end_at", "fail_at", "status"), [(0.25, 0.75, "DONE"), (0.75, 0.25, "FAILED")])
+def test_of_two_levels_crossed_in_one_integration_step_the_first_crossed_acts(end_at, fail_at, status):
+    """A discharge ending at its voltage is not failed by a lower FAIL level its last step overshoots
+    (the real instrument checks far more often than ``dt``); a FAIL level crossed first still fails it."""
+    import copy
+
+    from cellrig.instruments.sim import bt2200
+
+    clock = ManualClock()
+    sim = bt2200.BT2200(clock, {101: Cell(NMC811, 5.0, soc=0.1)}, log_period=10, dt=30)
+    cell = copy.deepcopy(sim.channels[101].cell)
+    volts = []
+    for _ in range(4):
+        cell.step(-5.0, 30)
+        volts.append(cell.voltage(-5.0))
+    before, after = volts[-2], volts[-1]  # the 4th step crosses both levels, between these voltages
+    level = {share: round(before - share * (before - after), 6) for share in (end_at, fail_at)}
+    for cmd in (
+        "CELL:DEF 1001,(@101)",
+        "SEQ:STEP:DEF 1,1,DISCHARGE,3600,5,2.0",
+        f"SEQ:TEST:DEF 1,1,1,VOLT_LE,{level[end_at]},AFTER,0,NEXT",
+        f"SEQ:TEST:DEF 1,1,2,VOLT_LE,{level[fail_at]},AFTER,0,FAIL",
+        "SEQ:STEP:DEF 1,2,REST,600",
+        "CELL:ENABLE (@1001),1",
+        "CELL:INIT (@1001)",
+    ):
+        sim.handle(cmd)
+    clock.t = 120.0
+    sim.advance()
+    channel = sim.channels[101]
+    assert channel.status == getattr(bt2200, "RUNNING" if status == "DONE" else "FAILED")
+    assert channel.step == (1 if status == "DONE" else 0) and (channel.failed is None) == (status == "DONE")
+
+
 @pytest.mark.parametrize(("signed", "fails"), [(False, True), (True, False)])
 def test_a_guarded_channel_fails_its_step_at_the_limit_and_reads_back_which(signed, fails):
     """Over a real socket: the voltage guard of a charge; the current guard of a discharge, which an

@@ -16,7 +16,8 @@ log period is a property of the virtual instrument (the real one logs every seco
 
 Step tests are evaluated at every integration step on the cell's instantaneous voltage and
 current (the instrument's own measurement), never on the averaged log records: a ``FAIL`` test
-opens the channel within one step ``dt`` of its crossing, whatever the log period.  Which test
+opens the channel within one step ``dt`` of its crossing, whatever the log period; of levels crossed
+in the same step, the one crossed first (interpolated within the step) acts.  Which test
 failed, its level and the value measured are answered by ``STATus:CELL:VERBose?`` in the
 layout a public pre-charger documents.
 
@@ -89,6 +90,7 @@ class _Channel:
     ended: int | None = None  # SequenceState of a step that ended since the last record
     resting: float = 0.0  # idle time not yet applied to the cell
     failed: tuple[Test, float] | None = None  # the FAIL test that ended the sequence, and the value it measured
+    last: tuple[float, float] | None = None  # voltage and current at the end of the step's previous tick
     steps: list[tuple[int, Step, list[Test]]] = field(default_factory=list)
 
 
@@ -232,25 +234,36 @@ class BT2200(SimInstrument):
         ch.e += volts * dt
         ch.dt += dt
         ch.step_time += dt
-        action = "NEXT" if ch.step_time >= step.duration - 1e-9 else None
+        # the test whose level was crossed first within the tick acts (the instrument checks far
+        # more often than every dt): a step ending at its voltage is not failed by a lower FAIL level
+        firing = [(1.0, "NEXT", None)] if ch.step_time >= step.duration - 1e-9 else []
         for test in tests:
             measured = self._test_fires(test, ch.step_time, volts, current)
-            if measured is None:
-                continue
-            if test.action == "FAIL" and ch.failed is None:
-                ch.failed = (test, measured)
-            action = test.action if action is None or test.action == "FAIL" else action
-        if action is None:
+            if measured is not None:
+                firing.append((self._crossed_at(test, ch.last, measured), test.action, (test, measured)))
+        ch.last = (volts, current)
+        if not firing:
             return False
+        _, action, failed = min(firing, key=lambda f: (f[0], f[1] != "FAIL"))
         if action == "FAIL":
+            ch.failed = failed
             ch.status = FAILED
         elif ch.step + 1 < len(ch.steps):
             ch.step += 1
-            ch.step_time = 0.0
+            ch.step_time, ch.last = 0.0, None
         else:
             ch.status = DONE
         ch.ended = -number if action == "FAIL" else number
         return True
+
+    def _crossed_at(self, test: Test, last: tuple[float, float] | None, measured: float) -> float:
+        """Where within the tick ``test``'s level was crossed (0 at its start, 1 at its end), interpolated."""
+        if last is None:  # the step's first tick: its tests fire at its start
+            return 0.0
+        before = last[0] if test.kind.startswith("VOLT") else last[1] if self.signed_current_tests else abs(last[1])
+        if before == measured:
+            return 0.0
+        return min(max((before - test.value) / (before - measured), 0.0), 1.0)
 
     def _test_fires(self, test: Test, t: float, volts: float, current: float) -> float | None:
         """The value ``test`` measured if it fires at step time ``t``, else None."""
@@ -352,7 +365,7 @@ class BT2200(SimInstrument):
                 raise InstrumentError(-221, f"Settings conflict: cell {cid} has no sequence enabled")
             ch.steps = [(n, steps[n], list(self.tests.get((ch.sequence, n), {}).values())) for n in sorted(steps)]
             ch.cell.step(0.0, ch.resting)  # the rest not yet applied, before the cell carries current
-            ch.resting, ch.idle_v, ch.failed = 0.0, None, None
+            ch.resting, ch.idle_v, ch.failed, ch.last = 0.0, None, None, None
             ch.step, ch.step_time, ch.status = 0, 0.0, RUNNING
         self.output = True
         self._start_record()
