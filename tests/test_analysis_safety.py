@@ -1,5 +1,7 @@
 """Safety metrics on traces from the virtual cell: nail, ARC, flat noise; EUCAR; pass/fail; a run file."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -126,8 +128,21 @@ def test_sulfide_nail_has_no_t2_eucar_at_most_2_with_the_adaptation_and_passes_t
     assert r.force_at_short is None  # its 1 Ω nail short pulls the voltage 100 mV down only after the rig log ends
     assert r.eucar_evidence["mass_loss_g"] == 0.0
     assert "50 % electrolyte-mass rule is not applicable" in r.eucar_evidence["adaptation"]
-    verdict = passes("GB/T 31485-2015 nail", r)
-    assert verdict.passed is True and len(verdict.criteria) == 3
+    verdict = passes("GB/T 31485-2015 nail", r)  # signals alone: fire and explosion are judged by observation
+    assert verdict.passed is None and verdict.state == "provisional" and len(verdict.criteria) == 3
+    assert ("no fire", None) in verdict.criteria and (
+        "observed 1 h with the nail in (§6.2.8)",
+        True,
+    ) in verdict.criteria
+    seen = passes("GB/T 31485-2015 nail", replace(r, observed=Observations()))  # the operator saw nothing happen
+    assert seen.passed is True and seen.state == "PASS"
+
+
+def test_a_runaway_nobody_observed_is_never_passed(nmc_nail):
+    verdict = passes("GB/T 31485-2015 nail", nmc_nail)
+    assert nmc_nail.eucar_level >= 3 and nmc_nail.observed is None
+    assert verdict.state == "provisional" and verdict.passed is None
+    assert passes("UN 38.3 T.6 crush", nmc_nail).state == "FAIL"  # its 170 °C limit is measured, not observed
 
 
 def test_a_noisy_flat_trace_gives_no_t1_because_of_the_smoothing():

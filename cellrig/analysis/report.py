@@ -419,24 +419,24 @@ def _abuse_signals(f: RunFile) -> dict[str, str]:
     return {k: v for k, v in found.items() if v}
 
 
-def _observations(f: RunFile) -> tuple[Observations, dict[str, float], bool]:
+def _observations(f: RunFile) -> tuple[Observations | None, dict[str, float]]:
     """What the operator recorded in the run's ``meta/observations`` (fire, venting, masses ...), if anything."""
     meta = f.file["meta"]
     if "observations" not in meta:
-        return Observations(), {}, False
+        return None, {}
     recorded = read_attrs(meta["observations"])
     flags = {k: bool(v) for k, v in recorded.items() if k in Observations.__dataclass_fields__}
     masses = {k: float(recorded[k]) for k in OBSERVATION_FIELDS if k in recorded}
-    return Observations(**flags), masses, True
+    return Observations(**flags), masses
 
 
 def abuse_result(path: str) -> tuple[dict[str, Any], SafetyResult, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Get an abuse run's description, safety metrics and the traces to draw (label → time, values)."""
     with run_file(path) as f:
         signals = _abuse_signals(f)
-        observed, masses, recorded = _observations(f)
+        observed, masses = _observations(f)
         protocol = read_attrs(f.file["meta"]["protocol"]) if "protocol" in f.file["meta"] else {}
-        info = {"cell_id": f.cell.get("id", ""), "protocol": protocol.get("name", ""), "recorded": recorded}
+        info = {"cell_id": f.cell.get("id", ""), "protocol": protocol.get("name", "")}
         traces = {}
         for key, label in (("temperature", "temperature (°C)"), ("voltage", "voltage (V)"), ("force", "force")):
             if key in signals:
@@ -466,12 +466,14 @@ def _at(value: float | None, when: float | None, unit: str = "°C") -> str:
 
 
 def _verdict_cell(verdict: Verdict) -> str:
-    state = "report only" if verdict.passed is None else "PASS" if verdict.passed else "FAIL"
-    criteria = "; ".join(f"{'✓' if met else '✗'} {html.escape(text)}" for text, met in verdict.criteria)
-    return f"<b>{state}</b><br><small>{criteria}</small>"
+    mark = {True: "✓", False: "✗", None: "?"}
+    criteria = "; ".join(f"{mark[met]} {html.escape(text)}" for text, met in verdict.criteria)
+    if verdict.state == "provisional":
+        criteria += " (? judged by observation, and no observation is recorded in the run)"
+    return f"<b>{verdict.state}</b><br><small>{criteria}</small>"
 
 
-def _evidence(result: SafetyResult, recorded: bool) -> str:
+def _evidence(result: SafetyResult) -> str:
     e = result.eucar_evidence
     items = [f"rule: {e.get('rule')}"]
     items.append(
@@ -489,7 +491,9 @@ def _evidence(result: SafetyResult, recorded: bool) -> str:
         k for k in ("protection_activated", "damaged", "leakage", "venting", "fire", "rupture", "explosion") if e.get(k)
     ]
     items.append(
-        "observed: " + (", ".join(seen) if seen else "none") if recorded else "no operator observations recorded"
+        "observed: " + (", ".join(seen) if seen else "none")
+        if result.observed is not None
+        else "no operator observations recorded"
     )
     return "<br>".join(html.escape(str(i)) for i in items)
 
@@ -532,7 +536,7 @@ def _abuse(d: ReportData) -> str:
                 "—" if result.short_time is None else f"{result.short_time:.1f} s",
                 "—" if result.force_at_short is None else f"{result.force_at_short:.3g}",
                 f"<b>{result.eucar_level}</b>",
-                _evidence(result, info["recorded"]),
+                _evidence(result),
                 html.escape(standard or "—"),
                 verdict,
             ]

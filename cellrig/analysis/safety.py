@@ -88,7 +88,7 @@ class SafetyResult:
     peak_force: float | None = None
     peak_gas: float | None = None
     mass_loss_g: float | None = None
-    observed: Observations = Observations()
+    observed: Observations | None = None  # None: nothing recorded, so a verdict resting on observation is open
     eucar_level: int = 0
     eucar_evidence: dict[str, Any] = field(default_factory=dict)
     end_time: float = 0.0
@@ -99,9 +99,16 @@ class Verdict:
     """Pass/fail against a named standard: each criterion's text and whether it was met."""
 
     standard: str
-    passed: bool | None  # None: the standard has no pass/fail (report the EUCAR level)
-    criteria: tuple[tuple[str, bool], ...]
+    passed: bool | None  # None: no pass/fail (the standard has none, or a criterion was not observed)
+    criteria: tuple[tuple[str, bool | None], ...]  # None: not known (an observation nobody recorded)
     eucar_level: int
+
+    @property
+    def state(self) -> str:
+        """PASS, FAIL, provisional (signals pass, observations missing) or report only (no criteria)."""
+        if self.passed is not None:
+            return "PASS" if self.passed else "FAIL"
+        return "provisional" if any(met is None for _, met in self.criteria) else "report only"
 
 
 def _uniform(time: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -169,7 +176,7 @@ def _since(start: float | None, end: float | None) -> float | None:
 
 
 def eucar_level(
-    observed: Observations = Observations(),
+    observed: Observations | None = None,
     *,
     mass_before_g: float | None = None,
     mass_after_g: float | None = None,
@@ -192,7 +199,7 @@ def eucar_level(
         "electrolyte_mass_g": electrolyte_mass_g,
         "thermal_runaway": thermal_runaway,
         "internal_short": shorted,
-        **vars(observed),
+        **vars(observed := observed or Observations()),
     }
     heavy_loss = light_loss = False
     if electrolyte_mass_g:
@@ -230,14 +237,15 @@ def safety_metrics(
     mass_before_g: float | None = None,
     mass_after_g: float | None = None,
     electrolyte_mass_g: float | None = None,
-    observed: Observations = Observations(),
+    observed: Observations | None = None,
     options: SafetyOptions = SafetyOptions(),
 ) -> SafetyResult:
     """Get the safety metrics of one abuse test from plain arrays.
 
     ``temperature`` is sampled on ``time``; the other signals either on ``time`` too or as
     ``(their_time, values)`` pairs.  The short is the first voltage sample ``short_drop_v`` below the
-    pre-test voltage; force and position are read there.
+    pre-test voltage; force and position are read there.  ``observed``: what the operator saw, None if
+    nothing was recorded (criteria judged by observation then stay open).
     """
     t_raw, temp_raw = np.asarray(time, float), np.asarray(temperature, float)
     grid, temp, dt = _uniform(t_raw, temp_raw)
@@ -325,8 +333,14 @@ def safety_from_run(
     )
 
 
-def _no_fire_no_explosion(result: SafetyResult) -> tuple[tuple[str, bool], ...]:
-    return (("no fire", not result.observed.fire), ("no explosion", not result.observed.explosion))
+def _seen(result: SafetyResult, *events: str) -> bool | None:
+    """Whether none of ``events`` was observed; None if no observation was recorded."""
+    o = result.observed
+    return None if o is None else not any(getattr(o, e) for e in events)
+
+
+def _no_fire_no_explosion(result: SafetyResult) -> tuple[tuple[str, bool | None], ...]:
+    return (("no fire", _seen(result, "fire")), ("no explosion", _seen(result, "explosion")))
 
 
 def _observed_for(result: SafetyResult, seconds: float, text: str) -> tuple[str, bool]:
@@ -334,21 +348,20 @@ def _observed_for(result: SafetyResult, seconds: float, text: str) -> tuple[str,
     return text, result.end_time - start >= seconds
 
 
-def _gbt31485_nail(r: SafetyResult) -> tuple[tuple[str, bool], ...]:
+def _gbt31485_nail(r: SafetyResult) -> tuple[tuple[str, bool | None], ...]:
     return (*_no_fire_no_explosion(r), _observed_for(r, 3600.0, "observed 1 h with the nail in (§6.2.8)"))
 
 
-def _gb38031_cell(r: SafetyResult) -> tuple[tuple[str, bool], ...]:
+def _gb38031_cell(r: SafetyResult) -> tuple[tuple[str, bool | None], ...]:
     return (*_no_fire_no_explosion(r), _observed_for(r, 3600.0, "observed 1 h after the test"))
 
 
-def _un383_t6(r: SafetyResult) -> tuple[tuple[str, bool], ...]:
-    o = r.observed
+def _un383_t6(r: SafetyResult) -> tuple[tuple[str, bool | None], ...]:
     return (
         ("external temperature ≤ 170 °C", r.t3 <= 170.0),
-        ("no disassembly", not (o.explosion or o.rupture)),
-        ("no rupture", not o.rupture),
-        ("no fire", not o.fire),
+        ("no disassembly", _seen(r, "explosion", "rupture")),
+        ("no rupture", _seen(r, "rupture")),
+        ("no fire", _seen(r, "fire")),
         _observed_for(r, 6 * 3600.0, "observed 6 h"),
     )
 
@@ -364,11 +377,17 @@ STANDARDS = {
 
 
 def passes(standard: str, result: SafetyResult) -> Verdict:
-    """Get the verdict of ``result`` against a standard of :data:`STANDARDS` (SAE J2464: report only)."""
+    """Get the verdict of ``result`` against a standard of :data:`STANDARDS` (SAE J2464: report only).
+
+    A criterion judged by observation (fire, explosion, rupture) is open while no observation is recorded:
+    the verdict is then FAIL if a measured criterion failed, else provisional, never PASS.
+    """
     if standard not in STANDARDS:
         raise ValueError(f"unknown standard {standard!r} (known: {', '.join(STANDARDS)})")
     check = STANDARDS[standard]
     if check is None:
         return Verdict(standard, None, (("no pass/fail criteria: report the EUCAR level", True),), result.eucar_level)
     criteria = check(result)
-    return Verdict(standard, all(met for _, met in criteria), criteria, result.eucar_level)
+    met = [m for _, m in criteria]
+    passed = False if False in met else None if None in met else True
+    return Verdict(standard, passed, criteria, result.eucar_level)
