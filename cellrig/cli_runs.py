@@ -21,7 +21,7 @@ from .protocols import control, library
 from .protocols.cells import PRESET_TYPES, cell_spec
 from .protocols.engine import PreflightError, Runner, Shared
 from .protocols.language import Check, Protocol, ProtocolError
-from .protocols.preflight import Binding, Probe, check
+from .protocols.preflight import Binding, Probe, check, sole_roles
 from .protocols.stopping import StopRequest, signals_ask_to_stop
 from .protocols.supervisor import chamber_setpoints
 from .storage import RunFileError, open_run
@@ -132,9 +132,9 @@ def _fail(exc: Exception) -> click.ClickException:
     help="Cycler channel (and thermocouple); default 101, or on the virtual lab the first whose cell is rated "
     "for the protocol's temperatures.",
 )
-@click.option("--cycler", help="Lab role of the cycler.")
-@click.option("--chamber", help="Lab role of the chamber.")
-@click.option("--rig", help="Lab role of the abuse rig.")
+@click.option("--cycler", help="Lab role of the cycler (default: the lab's only one, if it has one).")
+@click.option("--chamber", help="Lab role of the chamber (default: the lab's only one, if it has one).")
+@click.option("--rig", help="Lab role of the abuse rig (default: the lab's only one, if it has one).")
 @click.option("--daq", help="Lab role of the DAQ.")
 @click.option(
     "--probe", "probes", multiple=True, metavar="NAME=CHANNEL", help="A DAQ thermocouple, e.g. temperature=101."
@@ -202,8 +202,13 @@ def run(
                 return
             lab = Lab.from_file(lab_file)
             cell = cell_spec(cell_type or "nmc811-5Ah", cell_id)
-            binding = Binding(cycler, channel or 101, chamber, rig, daq, _probes(probes), cell_probe)
-            _run_one(library.protocol(protocol, cell, overrides), binding, lab, out_dir, stop)
+            p = library.protocol(protocol, cell, overrides)
+            binding, said = sole_roles(
+                p, lab, Binding(cycler, channel or 101, chamber, rig, daq, _probes(probes), cell_probe)
+            )
+            for line in said:
+                err.print(line, highlight=False)
+            _run_one(p, binding, lab, out_dir, stop)
         except REFUSED as exc:
             raise _fail(exc) from None
 
@@ -425,7 +430,7 @@ def protocols_check(
     help="Folder for the runs, the tables and report.html (must be new or empty).",
 )
 def demo(out_dir: Path) -> None:
-    """Run the seed's story on the virtual lab and write a report: would the sulfide cell pass, how long will it live?
+    """Test a sulfide all-solid-state cell's claims on the virtual lab and report: would it pass, how long will it live?
 
     A sulfide all-solid-state cell beside NMC811 and LFP cells: cycle life with RPTs at 25 °C
     and 45 °C to 80 % retention (cells age 120× faster than rated), a -20…85 °C temperature

@@ -4,10 +4,12 @@ import dataclasses
 import datetime as dt
 import threading
 import time
+import tomllib
 import types
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from cellrig.instruments.sim.lab import VirtualLab
 from cellrig.lab import Lab
 from cellrig.protocols import Binding, Probe, cell_spec, control, engine, library, parse
 from cellrig.protocols.engine import PreflightError, Runner, Shared
+from cellrig.protocols.preflight import check, sole_roles
 
 CYCLING = Binding("cycler", 101, "chamber", None, "daq", {"temperature": Probe(101)})
 GAS = Probe(103, "volt", scale=100.0, units="ppm")
@@ -389,6 +392,24 @@ steps:
     assert any("too-much.yaml:5" in p and "4 V is above the cell's 3.65 V maximum" in p for p in problems)
     assert any("too-much.yaml:6" in p and "20 A exceeds the cycler's 5 A" in p for p in problems)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_role_nobody_named_is_the_labs_only_one_of_its_kind_or_the_refusal_lists_the_choice():
+    lab_file = Path(__file__).parents[1] / "examples" / "lab-virtual.toml"
+    data = tomllib.loads(lab_file.read_text())
+    lab = Lab.from_dict(data, "lab-virtual.toml")  # two cyclers (the BT2200 and the SMU), three chambers
+    crush = library.protocol("crush-gb38031", cell_spec("nmc811-5Ah"))
+    binding, said = sole_roles(crush, lab, Binding(daq="daq2", probes={"temperature": Probe(101)}))
+    assert binding.rig == "rig" and said == ["rig: 'rig', the lab's only rig"] and lab.instruments == {}
+    cycling = library.protocol("capacity", cell_spec("nmc811-5Ah"))
+    unnamed, said = sole_roles(cycling, lab, Binding(daq="daq", probes={"temperature": Probe(101)}))
+    assert unnamed.cycler is None and said == []
+    assert any(
+        "needs a cycler, and none is assigned (--cycler: one of cycler, smu)" in p for p in check(cycling, lab, unnamed)
+    )
+    data["roles"] = {k: v for k, v in data["roles"].items() if k != "smu"}
+    binding, said = sole_roles(cycling, Lab.from_dict(data), unnamed)
+    assert binding.cycler == "cycler" and said == ["cycler: 'cycler', the lab's only cycler"]
 
 
 def test_a_crush_beyond_the_press_rating_is_refused(tmp_path):

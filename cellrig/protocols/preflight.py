@@ -95,6 +95,23 @@ def hardware_limits(lab: Lab, role: str) -> Any:
     return dataclasses.replace(spec.info.rating, **spec.limits)
 
 
+def _of_kind(lab: Lab, kind: str) -> list[str]:
+    return [name for name, spec in lab.roles.items() if spec.info.kind == kind]
+
+
+def sole_roles(protocol: Protocol, lab: Lab, binding: Binding) -> tuple[Binding, list[str]]:
+    """``binding`` with each role the protocol needs and none was named for taken from the lab where it
+    has exactly one of that kind, and a line saying so for each."""
+    given = binding.roles()
+    chosen, said = {}, []
+    for kind in sorted(protocol.roles() - given.keys()):
+        found = _of_kind(lab, kind)
+        if len(found) == 1:
+            chosen[kind] = found[0]
+            said.append(f"{kind}: {found[0]!r}, the lab's only {kind}")
+    return dataclasses.replace(binding, **chosen), said
+
+
 def check(protocol: Protocol, lab: Lab, binding: Binding) -> list[str]:
     """Every reason ``protocol`` must not run on this cell and these instruments (empty: go)."""
     problems: list[str] = []
@@ -102,7 +119,9 @@ def check(protocol: Protocol, lab: Lab, binding: Binding) -> list[str]:
     for kind in sorted(protocol.roles()):
         role = roles.get(kind)
         if role is None:
-            problems.append(f"{protocol.origin}: the protocol needs a {kind}, and none is assigned")
+            found = _of_kind(lab, kind)
+            choice = f" (--{kind}: one of {', '.join(found)})" if found else f" (the lab has no {kind})"
+            problems.append(f"{protocol.origin}: the protocol needs a {kind}, and none is assigned{choice}")
         elif role not in lab.roles:
             problems.append(f"{protocol.origin}: {kind} role {role!r} is not in the lab ({', '.join(lab.roles)})")
         elif lab.roles[role].info.kind != kind:
