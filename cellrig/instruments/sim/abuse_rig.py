@@ -38,7 +38,7 @@ from ..abuse_rig import (
     VOLTAGE_DROP_RANGE,
 )
 from ._scpi import InstrumentError, Reply, SimInstrument, command
-from .cell import NMC811, Cell
+from .cell import NMC811, REST_STEP_S, Cell
 
 TICK = 1e-4  # s: the 10 kHz sample clock (≥ 10 kHz resolves a short's first ms: standards reference §9)
 CONTACT_FORCE = 0.05  # kN: contact is the first sample at or above this
@@ -167,7 +167,7 @@ class PouchCell:
 
     def steady_s(self) -> float:
         if self.shorted_at is None:
-            return self.max_cell_step_s - self.resting_s
+            return REST_STEP_S - self.resting_s
         if self.t - self.shorted_at < 10 * self.tau_s - EPS_S:  # the contact forms: every sample
             return 0.0
         return SHORTED_STEP_S - self.resting_s
@@ -184,18 +184,19 @@ class PouchCell:
             if self.shorted_at is None:
                 self.shorted_at = self.t
         self.resting_s += dt
-        if self.shorted_at is None:  # intact: rest time is gathered into steps of max_cell_step_s
-            if self.resting_s >= self.max_cell_step_s - EPS_S:
-                self._step_cell()
+        if self.shorted_at is None:  # intact: rest time is gathered into one step of REST_STEP_S
+            if self.resting_s >= REST_STEP_S - EPS_S:
+                self._step_cell(REST_STEP_S)
             return
         forming = self.t - self.shorted_at < 10 * self.tau_s - EPS_S  # while the contact forms, every sample
         if forming or self.resting_s >= SHORTED_STEP_S - EPS_S:
             formed = -math.expm1(-(self.t - self.shorted_at) / self.tau_s)  # 0 → 1 as the contact forms
             self.cell.short_ohm = self.short_ohm / formed if formed > 0 else math.inf
-            self._step_cell()
+            self._step_cell(self.max_cell_step_s)
 
-    def _step_cell(self) -> None:
-        n = max(1, math.ceil(self.resting_s / self.max_cell_step_s - 1e-6))
+    def _step_cell(self, most_s: float) -> None:
+        """Apply the time gathered to the cell, in steps of at most ``most_s``."""
+        n = max(1, math.ceil(self.resting_s / most_s - 1e-6))
         for _ in range(n):
             self.cell.step(0.0, self.resting_s / n)
         self.resting_s, self._volts = 0.0, None

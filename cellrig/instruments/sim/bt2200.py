@@ -38,7 +38,7 @@ import numpy as np
 from ...clock import Clock
 from ..keysight_bt2200 import CHANNELS_PER_CARD, STATUS_CODES, channel_index, record_dtype
 from ._scpi import InstrumentError, Reply, SimInstrument, command
-from .cell import Cell
+from .cell import REST_STEP_S, Cell
 
 MODES = ("CHARGE", "DISCHARGE", "REST", "PRECHARGE")
 TESTS = ("VOLT_GE", "VOLT_LE", "CURR_GE", "CURR_LE")
@@ -46,8 +46,6 @@ TIMINGS = ("AT", "BEFORE", "AFTER")
 ACTIONS = ("NEXT", "FAIL")
 MAX_CURRENT = 6.25  # A per channel
 MAX_VOLTAGE = 5.0  # V
-
-IDLE_STEP = 10.0  # s: an idle channel's cell is stepped at most this often
 
 #: STATus:CELL:REPort? codes, as the driver's STATUS_CODES names them.
 _CODE = {meaning: code for code, meaning in STATUS_CODES.items()}
@@ -187,10 +185,10 @@ class BT2200(SimInstrument):
 
     @staticmethod
     def _idle(ch: _Channel, dt: float) -> None:
-        """An idle channel: its cell rests (stepped once a minute: relaxation is slow and stable)."""
+        """An idle channel: its cell rests (stepped every :data:`REST_STEP_S`)."""
         ch.current = 0.0
         ch.resting += dt
-        if ch.resting >= IDLE_STEP or ch.idle_v is None:
+        if ch.resting >= REST_STEP_S or ch.idle_v is None:
             ch.cell.step(0.0, ch.resting)
             ch.resting = 0.0
             ch.idle_v = ch.cell.voltage(0.0)

@@ -25,6 +25,7 @@ R_GAS = 8.314  # J/(mol K)
 T_REF = 298.15  # K (25 °C)
 ONSET_RATE = 0.02 / 60  # K/s self-heating at T1 (ARC seek threshold, standards reference §7)
 TRIGGER_RATE = 1.0  # K/s self-heating at T2 (the 1 °C/s criterion, standards reference §7)
+REST_STEP_S = 10.0  # s: a cell carrying no current is stepped at most this often (relaxation is slow)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from ...clock import Clock
 from ..keithley_2450 import RATINGS
 from ..keysight_daq970a import OVERLOAD
 from ._scpi import InstrumentError, Reply, SimInstrument, command
-from .cell import Cell
+from .cell import REST_STEP_S, Cell
 from .daq970a import ON_OFF, choice
 
 OFF_STATES = ("HIMP", "NORM", "ZERO", "GUAR")
@@ -39,6 +39,7 @@ class SMU2450(SimInstrument):
         self.rating = RATINGS[model].limits
         self.dt = dt
         self.t = clock.now()
+        self.resting = 0.0  # rest time not yet applied to the cell
         self.reset()
 
     def reset(self) -> None:
@@ -63,18 +64,29 @@ class SMU2450(SimInstrument):
         return not self.output
 
     def advance(self) -> None:
-        """Run the cell forward to the clock's present, in fixed steps."""
+        """Run the cell forward to the clock's present, in fixed steps (at rest, every :data:`REST_STEP_S`)."""
         now = self.clock.now()
         if not self.output and now - self.t >= self.dt:  # open circuit: the cell only rests
             span = (now - self.t) // self.dt * self.dt
-            self.cell.step(0.0, span)
+            self.resting += span
             self.t += span
+            if self.resting >= REST_STEP_S:
+                self._rest()
+        if self.t + self.dt <= now:
+            self._rest()
         while self.t + self.dt <= now:
             self.cell.step(self.current(), self.dt)
             self.t += self.dt
 
+    def _rest(self) -> None:
+        """Apply the rest not yet applied to the cell."""
+        if self.resting:
+            self.cell.step(0.0, self.resting)
+            self.resting = 0.0
+
     def _dispatch(self, cmd: str) -> Reply:
         self.advance()
+        self._rest()  # what is asked is answered from the cell as it is now
         return super()._dispatch(cmd)
 
     def _level(self, text: str, limit: float) -> float:
