@@ -10,8 +10,8 @@ from sent_commands import recording, untabled
 from cellrig.clock import ManualClock
 from cellrig.instruments import roles
 from cellrig.instruments._connection import InstrumentError
+from cellrig.instruments._scan import OVERLOAD
 from cellrig.instruments.keithley_daq6510 import COMMANDS, DAQ6510Logger, ManagedKeithleyDAQ6510
-from cellrig.instruments.keysight_daq970a import OVERLOAD
 from cellrig.instruments.roles import DAQChannel
 from cellrig.instruments.sim import SimServer
 from cellrig.instruments.sim.daq6510 import DAQ6510

@@ -10,7 +10,8 @@ from pymeasure.test import expected_protocol
 from cellrig.clock import ManualClock
 from cellrig.instruments import roles
 from cellrig.instruments._connection import InstrumentError
-from cellrig.instruments.keysight_daq970a import MEMORY, OVERLOAD, KeysightDAQ970A, channel_list
+from cellrig.instruments._scan import OVERLOAD, channel_list
+from cellrig.instruments.keysight_daq970a import MEMORY, KeysightDAQ970A
 from cellrig.instruments.roles import DAQChannel
 from cellrig.instruments.sim import SimServer
 from cellrig.instruments.sim.daq970a import DAQ970A

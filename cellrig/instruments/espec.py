@@ -12,8 +12,6 @@ The rated maximum temperature is the last field of ``TYPE?``, read when the driv
 The ``ALARM?`` codes of :data:`ALARMS` are ESPEC's own (ChamberConnectLibrary's controller
 interface); a code outside them is reported by number.  Unverified: the ``TIME<h>:<mm>`` zero
 padding and the ``ROM?`` reply format.
-
-The chamber helpers :func:`check_limits` and :func:`check_ramp` serve every chamber driver.
 """
 
 import math
@@ -22,11 +20,10 @@ from typing import Any
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
+from ._chamber import LimitedSetpoint, check_limits, check_ramp
 from ._connection import InstrumentError, ManagedConnection
 from .commands import Command
 from .roles import ChamberLimits, Identity
-
-MIN_RAMP_RATE = 0.1  # K/min: slower than this is a series of set points, not a ramp
 
 _CCL = "EspecNorthAmerica/ChamberConnectLibrary (p300.py, especinteract.py)"
 COMMANDS = (
@@ -54,20 +51,7 @@ ALARMS = {
 }
 
 
-def check_limits(limits: ChamberLimits, rating: ChamberLimits) -> None:
-    """Refuse (ValueError) run limits beyond a chamber's rating."""
-    strict_range(limits.min_temperature, (rating.min_temperature, limits.max_temperature))
-    strict_range(limits.max_temperature, (limits.min_temperature, rating.max_temperature))
-    strict_range(limits.max_ramp_rate, (MIN_RAMP_RATE, rating.max_ramp_rate))
-
-
-def check_ramp(celsius: float, rate_k_per_min: float, limits: ChamberLimits) -> None:
-    """Refuse (ValueError) a ramp whose target or rate exceeds the limits."""
-    strict_range(celsius, (limits.min_temperature, limits.max_temperature))
-    strict_range(rate_k_per_min, (MIN_RAMP_RATE, limits.max_ramp_rate))
-
-
-class EspecChamber(ManagedConnection, Instrument):
+class EspecChamber(LimitedSetpoint, ManagedConnection, Instrument):
     """An ESPEC chamber or oven (temperature loop only).
 
     >>> oven = EspecChamber("TCPIP0::192.168.100.11::57732::SOCKET", visa_library="@py")
@@ -93,16 +77,6 @@ class EspecChamber(ManagedConnection, Instrument):
         max_temperature = self.transaction("read TYPE?", lambda: float(self.chamber_type[-1]))
         self.rating = ChamberLimits(min_temperature, max_temperature, max_ramp_rate)
         self.limits = self.rating
-
-    @property
-    def limits(self) -> ChamberLimits:
-        """Get the limits set points and ramps are checked against (the rating until configured)."""
-        return self._limits
-
-    @limits.setter
-    def limits(self, limits: ChamberLimits) -> None:
-        self._limits = limits
-        self.setpoint_values = (limits.min_temperature, limits.max_temperature)
 
     # -- the exchange: every command answers --------------------------------------------------
 

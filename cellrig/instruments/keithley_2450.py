@@ -35,8 +35,8 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from ..clock import Clock, wall_clock
 from ._connection import InstrumentError, ManagedConnection
+from ._scan import raise_errors
 from .commands import Command
-from .keysight_daq970a import raise_errors
 from .roles import CyclerLimits, CyclerStep, Identity, Samples
 
 _MANUAL = "2450 manual 2450-901-01B"

@@ -21,8 +21,8 @@ from pymeasure.instruments.keithley import KeithleyDAQ6510
 from pymeasure.instruments.validators import strict_range
 
 from ._connection import ManagedConnection
+from ._scan import ScanLogger, channel_list, plan_scan, raise_errors, scan_samples
 from .commands import Command
-from .keysight_daq970a import ScanLogger, channel_list, plan_scan, raise_errors, scan_samples
 from .roles import DAQChannel, Identity, Samples
 
 _TC = "tektronix/keithley DAQ6510 thermocouple scan SCPI example"
@@ -73,6 +73,7 @@ COMMANDS = (
     ),
 )
 SLOTS = (1, 2)  # reference §4.2
+SCAN_RATE = 80.0  # channels per second, taken as the DAQ970A's armature multiplexer (unverified)
 TC_TYPES = ("B", "E", "J", "K", "N", "R", "S", "T")  # unverified
 VOLT_RANGES = (0.1, 1.0, 10.0, 100.0, 1000.0)  # V, the stock driver's DC voltage_range limits
 MAX_INTERVAL = 100_000.0  # s between scans, unverified
@@ -100,6 +101,7 @@ class DAQ6510Logger(ScanLogger):
     """
 
     slots = SLOTS
+    scan_rate = SCAN_RATE
 
     def __init__(self, daq: KeithleyDAQ6510, modules: dict[int, int] | None = None) -> None:
         self.daq = daq

@@ -13,17 +13,15 @@ the reading layout (reading, time since the scan started, channel) and CONFigure
 those fields off and replacing the scan list.  ``DATA:POIN?`` and the value sets marked
 *unverified* below are recalled from the 34970A manual, not checked in a source.
 
-The helpers at the top (channel lists, scan plans, scan-shaped samples, the error queue) are
-shared with the Keithley DAQ6510 wrapper.
+What it shares with the Keithley DAQ6510 wrapper (channel lists, scan plans, scan-shaped
+samples, the error queue) is in :mod:`._scan`.
 """
 
 import logging
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import partial
 
-import numpy as np
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import (
@@ -33,9 +31,10 @@ from pymeasure.instruments.validators import (
     strict_range,
 )
 
-from ._connection import InstrumentError, ManagedConnection
+from ._connection import ManagedConnection
+from ._scan import ScanLogger, channel_list, check_channels, plan_scan, raise_errors, scan_samples
 from .commands import Command
-from .roles import DAQChannel, DAQLimits, Identity, Samples
+from .roles import DAQChannel, Identity, Samples
 
 log = logging.getLogger(__name__)
 
@@ -64,120 +63,6 @@ COMMANDS = (
 )
 NPLC = (0.02, 0.2, 1, 2, 10, 20, 100, 200)  # unverified
 MAX_TIMER = 359_999.0  # s between scans, unverified
-#: What an overloaded input or an open thermocouple reads (unverified); the samples carry ±inf instead.
-OVERLOAD = 9.9e37
-
-
-# -- shared by the scanning loggers -------------------------------------------------------------
-
-
-def channel_list(channels: Iterable[int]) -> str:
-    """An SCPI channel list with runs joined: ``[101, 102, 103, 111]`` → ``(@101:103,111)``."""
-    runs: list[list[int]] = []
-    for ch in sorted(set(channels)):
-        if runs and ch == runs[-1][1] + 1:
-            runs[-1][1] = ch
-        else:
-            runs.append([ch, ch])
-    return "(@" + ",".join(f"{a}:{b}" if b > a else f"{a}" for a, b in runs) + ")"
-
-
-def check_channels(channels: Iterable[int], modules: dict[int, int]) -> list[int]:
-    """The channels in ascending order; raises ValueError for one not on an installed module.
-
-    ``modules`` maps slot → channels on the module in that slot (e.g. ``{1: 20}``).
-    """
-    out = sorted(channels)
-    for ch in out:
-        slot, n = divmod(ch, 100)
-        if not 1 <= n <= modules.get(slot, 0):
-            raise ValueError(f"channel {ch} is not on an installed module (slot → channels: {modules})")
-    return out
-
-
-@dataclass(frozen=True)
-class ScanPlan:
-    """A validated channel configuration: which channel is which name, grouped by setting."""
-
-    names: dict[int, str]  # channel → sample column name
-    thermocouples: dict[str, list[int]] = field(default_factory=dict)  # type → channels
-    voltages: dict[float, list[int]] = field(default_factory=dict)  # range → channels
-
-    @property
-    def channels(self) -> list[int]:
-        return sorted(self.names)
-
-
-def plan_scan(
-    channels: dict[str, DAQChannel], modules: dict[int, int], tc_types: Iterable[str], volt_ranges: Iterable[float]
-) -> ScanPlan:
-    """Check every channel against the modules and the instrument's settings, then group them."""
-    numbers = [c.channel for c in channels.values()]
-    if not numbers or len(set(numbers)) != len(numbers):
-        raise ValueError(f"need at least one channel and no channel twice: {numbers}")
-    check_channels(numbers, modules)
-    plan = ScanPlan({c.channel: name for name, c in channels.items()})
-    for c in channels.values():
-        strict_discrete_set(c.kind, ("tc", "volt"))
-        if c.kind == "tc":
-            plan.thermocouples.setdefault(strict_discrete_set(c.tc_type, tuple(tc_types)), []).append(c.channel)
-        else:
-            plan.voltages.setdefault(strict_discrete_set(c.range, tuple(volt_ranges)), []).append(c.channel)
-    return plan
-
-
-def scan_samples(readings: list[float], plan: ScanPlan, who: str) -> Samples:
-    """Arrange whole scans of flat ``reading, time, channel`` triples into samples.
-
-    ``time`` is the time of each scan's first reading (seconds since the scan started); the
-    channel fields must follow the scan list, or readings were lost (memory overflow).  An
-    overloaded input or open thermocouple (±:data:`OVERLOAD`) becomes ±inf: no value it could
-    be mistaken for, and above any limit.
-    """
-    channels = plan.channels
-    grid = np.asarray(readings, dtype=np.float64).reshape(-1, len(channels), 3)
-    if not np.array_equal(grid[:, :, 2], np.broadcast_to(channels, grid.shape[:2])):
-        raise InstrumentError(f"{who}: readings do not follow the scan list {channel_list(channels)}")
-    values = grid[:, :, 0]
-    values = np.where(np.abs(values) >= OVERLOAD, np.copysign(np.inf, values), values)
-    samples = {"time": grid[:, 0, 1]}
-    samples.update({plan.names[ch]: values[:, k] for k, ch in enumerate(channels)})
-    return samples
-
-
-class ScanLogger:
-    """What the scanning loggers share: the installed modules, the configured scan, its limits."""
-
-    slots: tuple[int, ...] = SLOTS
-    scan_rate: float = SCAN_RATE
-    name: str
-
-    def _install(self, modules: dict[int, int] | None) -> None:
-        self.modules = modules or {1: 20}
-        if not set(self.modules) <= set(self.slots):
-            raise ValueError(f"{self.name}: modules {self.modules} are not in slots {self.slots}")
-        self.plan = ScanPlan({})
-
-    @property
-    def limits(self) -> DAQLimits:
-        """Get the installed channel count and the shortest interval the present scan list allows."""
-        return DAQLimits(sum(self.modules.values()), max(len(self.plan.names), 1) / self.scan_rate)
-
-    def _configured(self) -> ScanPlan:
-        """The scan ``configure_channels`` set up (ValueError if none is)."""
-        if not self.plan.names:
-            raise ValueError(f"{self.name}: no channels configured")
-        return self.plan
-
-
-def raise_errors(instrument: SCPIMixin) -> None:
-    """Raise :class:`InstrumentError` if the SCPI error queue holds errors (and empty it)."""
-    errors = instrument.check_errors()
-    if errors:
-        text = "; ".join(f"{int(float(code))} {str(msg).strip(chr(34))}" for code, msg in errors)
-        raise InstrumentError(f"{instrument.name}: instrument reported {text}")
-
-
 # -- the driver -------------------------------------------------------------------------------
 
 
@@ -193,6 +78,8 @@ class KeysightDAQ970A(ScanLogger, ManagedConnection, SCPIMixin, Instrument):
     """
 
     model = "Keysight DAQ970A"
+    slots = SLOTS
+    scan_rate = SCAN_RATE
 
     def __init__(
         self, adapter, name: str = "Keysight DAQ970A", modules: dict[int, int] | None = None, **kwargs

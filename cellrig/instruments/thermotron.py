@@ -19,9 +19,9 @@ from typing import Any
 from pymeasure.instruments.thermotron import Thermotron3800
 from pymeasure.instruments.validators import strict_range
 
+from ._chamber import check_limits, check_ramp
 from ._connection import ManagedConnection
 from .commands import Command
-from .espec import check_limits, check_ramp
 from .roles import ChamberLimits, Identity
 
 _STOCK = "pymeasure thermotron3800.py (stock)"

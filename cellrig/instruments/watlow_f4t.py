@@ -26,9 +26,9 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.generic_types import SCPIMixin
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
+from ._chamber import MIN_RAMP_RATE, LimitedSetpoint, check_limits, check_ramp
 from ._connection import InstrumentError, ManagedConnection
 from .commands import Command
-from .espec import MIN_RAMP_RATE, check_limits, check_ramp
 from .roles import ChamberLimits, Identity
 
 #: A 200 °C chamber ramping at 5 K/min; pass the chamber's datasheet values as ``rating``.
@@ -52,7 +52,7 @@ COMMANDS = (
 )
 
 
-class WatlowF4T(ManagedConnection, SCPIMixin, Instrument):
+class WatlowF4T(LimitedSetpoint, ManagedConnection, SCPIMixin, Instrument):
     """A chamber run by a Watlow F4T (temperature loop 1).
 
     >>> chamber = WatlowF4T("TCPIP0::192.168.1.30::5025::SOCKET", visa_library="@py")
@@ -69,17 +69,6 @@ class WatlowF4T(ManagedConnection, SCPIMixin, Instrument):
         super().__init__(adapter, name, **kwargs)
         self.rating = rating
         self.limits = rating
-
-    @property
-    def limits(self) -> ChamberLimits:
-        """Get the limits set points and ramps are checked against (the rating until configured)."""
-        return self._limits
-
-    @limits.setter
-    def limits(self, limits: ChamberLimits) -> None:
-        self._limits = limits
-        self.setpoint_values = (limits.min_temperature, limits.max_temperature)
-        self.ramp_rate_values = (MIN_RAMP_RATE, limits.max_ramp_rate)
 
     # -- the command set ----------------------------------------------------------------------
 

@@ -159,7 +159,7 @@ class SimInstrument:
                 args = cmd[m.end() :].strip()
                 try:
                     return getattr(self, name)(args)
-                except InstrumentError as exc:
+                except SCPIError as exc:
                     self.errors.append((exc.code, exc.text))
                     return exc.reply
                 except (ValueError, IndexError):
@@ -197,7 +197,7 @@ class SimInstrument:
         """Return to the power-on state (``*RST``)."""
 
 
-class InstrumentError(Exception):
+class SCPIError(Exception):
     """Raised by a handler: queued as an SCPI error, optionally answered with ``reply``."""
 
     def __init__(self, code: int, text: str, reply: Reply = None) -> None:

@@ -37,7 +37,7 @@ from ..abuse_rig import (
     TRAVEL_LIMIT_RANGE,
     VOLTAGE_DROP_RANGE,
 )
-from ._scpi import InstrumentError, Reply, SimInstrument, command
+from ._scpi import Reply, SCPIError, SimInstrument, command
 from .cell import NMC811, REST_STEP_S, Cell
 
 TICK = 1e-4  # s: the 10 kHz sample clock (≥ 10 kHz resolves a short's first ms: standards reference §9)
@@ -281,7 +281,7 @@ def packed(rows: np.ndarray) -> np.ndarray:
 def _number(args: str, lo: float, hi: float) -> float:
     value = float(args)
     if not lo <= value <= hi:  # NaN fails too
-        raise InstrumentError(-222, "Data out of range")
+        raise SCPIError(-222, "Data out of range")
     return value
 
 
@@ -566,15 +566,15 @@ class PressSim(SimInstrument):
 
     def _not_pressing(self) -> None:
         if self.state == "PRESSING":
-            raise InstrumentError(-221, "Settings conflict: pressing")
+            raise SCPIError(-221, "Settings conflict: pressing")
 
     def _not_estop(self) -> None:
         if self.state == "ESTOP":
-            raise InstrumentError(*ESTOP_ACTIVE)
+            raise SCPIError(*ESTOP_ACTIVE)
 
     def _not_acquiring(self) -> None:
         if self.acquiring:
-            raise InstrumentError(-221, "Settings conflict: acquiring")
+            raise SCPIError(-221, "Settings conflict: acquiring")
 
     def _setpoints_within_limits(self) -> bool:
         return (
@@ -590,7 +590,7 @@ class PressSim(SimInstrument):
         self._not_pressing()
         mode = args.strip().upper()
         if mode not in ("NAIL", "CRUSH"):
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         self.mode = mode
         return None
 
@@ -674,15 +674,15 @@ class PressSim(SimInstrument):
     def _start(self, args: str) -> Reply:
         self._not_estop()
         if not self.interlock_closed:
-            raise InstrumentError(*INTERLOCK_OPEN)
+            raise SCPIError(*INTERLOCK_OPEN)
         if self.state in MOVING:
-            raise InstrumentError(-221, "Settings conflict: moving")
+            raise SCPIError(-221, "Settings conflict: moving")
         if not self._setpoints_within_limits():
-            raise InstrumentError(-221, "Settings conflict: set point beyond a limit")
+            raise SCPIError(-221, "Settings conflict: set point beyond a limit")
         if self.x >= self.travel:
-            raise InstrumentError(*TRAVEL_LIMIT)
+            raise SCPIError(*TRAVEL_LIMIT)
         if self.force >= self.force_limit:
-            raise InstrumentError(*OVER_FORCE)
+            raise SCPIError(*OVER_FORCE)
         self.state, self.reason = "PRESSING", "NONE"
         return None
 
@@ -690,7 +690,7 @@ class PressSim(SimInstrument):
     def _hold(self, args: str) -> Reply:
         self._not_estop()
         if self.state in MOVING:
-            raise InstrumentError(-221, "Settings conflict: moving")
+            raise SCPIError(-221, "Settings conflict: moving")
         seconds = _number(args, *HOLD_RANGE)
         self.state, self.hold_end = "HOLDING", self.tick + max(1, round(seconds / TICK))
         return None
@@ -758,7 +758,7 @@ class PressSim(SimInstrument):
         self._not_acquiring()
         rate = round(_number(args, 1, 10_000))
         if rate not in RATES:
-            raise InstrumentError(-222, "Data out of range: not 10 kHz / n")
+            raise SCPIError(-222, "Data out of range: not 10 kHz / n")
         self.rate = rate
         self.ring = Records(self._ring_size())  # the old rate's samples are dropped
         return None
@@ -808,8 +808,8 @@ class PressSim(SimInstrument):
     def _data(self, args: str) -> Reply:
         try:
             n = int(_number(args, 1, MAX_RECORDS_PER_QUERY))
-        except (InstrumentError, ValueError) as err:
-            raise InstrumentError(-222, "Data out of range", EMPTY_BLOCK) from err
+        except (SCPIError, ValueError) as err:
+            raise SCPIError(-222, "Data out of range", EMPTY_BLOCK) from err
         payload = packed(self.buffer.take(n)).tobytes()
         self.overrun = False
         size = str(len(payload))

@@ -37,7 +37,7 @@ import numpy as np
 
 from ...clock import Clock
 from ..keysight_bt2200 import CHANNELS_PER_CARD, STATUS_CODES, channel_index, record_dtype
-from ._scpi import InstrumentError, Reply, SimInstrument, command
+from ._scpi import Reply, SCPIError, SimInstrument, command
 from .cell import REST_STEP_S, Cell
 
 MODES = ("CHARGE", "DISCHARGE", "REST", "PRECHARGE")
@@ -96,7 +96,7 @@ def cell_list(text: str) -> list[int]:
     """Parse an SCPI channel list ``(@1001:1004,1007)`` (or a bare number) into numbers."""
     m = re.fullmatch(r"\s*\(@([\d:,\s]+)\)\s*|\s*(\d+)\s*", text)
     if not m:
-        raise InstrumentError(-224, "Illegal parameter value")
+        raise SCPIError(-224, "Illegal parameter value")
     if m.group(2):
         return [int(m.group(2))]
     out: list[int] = []
@@ -319,12 +319,12 @@ class BT2200(SimInstrument):
     def _slot(self, channel: int) -> tuple[int, int]:
         slot, ch = divmod(channel, 100)
         if not (1 <= slot <= self.cards and 1 <= ch <= CHANNELS_PER_CARD):
-            raise InstrumentError(-222, "Data out of range")
+            raise SCPIError(-222, "Data out of range")
         return slot, ch
 
     def _channel_of(self, cell_id: int) -> _Channel:
         if cell_id not in self.cells:
-            raise InstrumentError(-222, f"Cell {cell_id} not defined")
+            raise SCPIError(-222, f"Cell {cell_id} not defined")
         return self.channels[self.cells[cell_id]]
 
     def _cells(self, text: str) -> list[int]:
@@ -339,7 +339,7 @@ class BT2200(SimInstrument):
         cell_id, (channel,) = int(cell_text), cell_list(chan_text)
         if channel not in self.channels:
             self._slot(channel)
-            raise InstrumentError(-241, f"No cell connected to channel {channel}")
+            raise SCPIError(-241, f"No cell connected to channel {channel}")
         self.cells[cell_id] = channel
         self.channels[channel].cell_id = cell_id
         return None
@@ -349,7 +349,7 @@ class BT2200(SimInstrument):
         cells_text, _, seq_text = args.rpartition(",")
         seq = int(seq_text)
         if seq not in self.sequences:
-            raise InstrumentError(-222, f"Sequence {seq} not defined")
+            raise SCPIError(-222, f"Sequence {seq} not defined")
         for cid in self._cells(cells_text):
             self._channel_of(cid).sequence = seq
         return None
@@ -360,7 +360,7 @@ class BT2200(SimInstrument):
             ch = self._channel_of(cid)
             steps = self.sequences.get(ch.sequence)
             if not steps:
-                raise InstrumentError(-221, f"Settings conflict: cell {cid} has no sequence enabled")
+                raise SCPIError(-221, f"Settings conflict: cell {cid} has no sequence enabled")
             ch.steps = [(n, steps[n], list(self.tests.get((ch.sequence, n), {}).values())) for n in sorted(steps)]
             ch.cell.step(0.0, ch.resting)  # the rest not yet applied, before the cell carries current
             ch.resting, ch.idle_v, ch.failed, ch.last = 0.0, None, None, None
@@ -400,14 +400,14 @@ class BT2200(SimInstrument):
         if len(fields) == 4 and fields[2].upper() == "REST" and not self.rest_levels:
             fields += ["0", "0"]
         if len(fields) != 6:
-            raise InstrumentError(-109, "Missing parameter" if len(fields) < 6 else "Parameter not allowed")
+            raise SCPIError(-109, "Missing parameter" if len(fields) < 6 else "Parameter not allowed")
         seq, step, mode, duration, current, voltage = fields
         mode = mode.upper()
         if mode not in MODES:
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         cur, volts, dur = float(current), float(voltage), float(duration)
         if not (0 <= cur <= MAX_CURRENT and 0 <= volts <= MAX_VOLTAGE and dur > 0):
-            raise InstrumentError(-222, "Data out of range")
+            raise SCPIError(-222, "Data out of range")
         self.sequences.setdefault(int(seq), {})[int(step)] = Step(mode, dur, cur, volts)
         return None
 
@@ -423,9 +423,9 @@ class BT2200(SimInstrument):
     def _define_test(self, args: str) -> Reply:
         seq, step, number, kind, value, timing, time, action = (a.strip().upper() for a in args.split(","))
         if kind not in TESTS or timing not in TIMINGS or action not in ACTIONS:
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         if (int(seq), int(step)) not in {(s, n) for s, steps in self.sequences.items() for n in steps}:
-            raise InstrumentError(-222, f"Step {seq},{step} not defined")
+            raise SCPIError(-222, f"Step {seq},{step} not defined")
         self.tests.setdefault((int(seq), int(step)), {})[int(number)] = Test(
             kind, float(value), timing, float(time), action, int(number)
         )

@@ -24,7 +24,7 @@ from typing import Any
 
 from ...clock import Clock
 from ..keithley_daq6510 import BUFFER, TC_TYPES, VOLT_RANGES
-from ._scpi import InstrumentError, Reply, command
+from ._scpi import Reply, SCPIError, command
 from .daq970a import ON_OFF, Probe, Reading, Scanner, ScanningLogger, channels_on, choice, probe_reading
 
 FUNCTIONS = {"VOLT": "VOLT", "VOLT:DC": "VOLT", "TEMP": "TEMP"}
@@ -61,9 +61,9 @@ class DAQ6510(ScanningLogger):
         """Check ``<setting>,(@list)`` for thermocouple settings: a known value, on TEMP channels."""
         value, channels = (a.strip() for a in args.split(",", 1))
         if value.upper() not in allowed:
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         if any(self.scanner.functions.get(ch) != "TEMP" for ch in channels_on(channels, self.modules)):
-            raise InstrumentError(-221, "Settings conflict")
+            raise SCPIError(-221, "Settings conflict")
 
     # -- measurement functions -----------------------------------------------------------
 
@@ -72,7 +72,7 @@ class DAQ6510(ScanningLogger):
         m = FUNCTION_ARGS.fullmatch(args)
         function = FUNCTIONS.get(m.group(1).upper()) if m else None
         if function is None:
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         if m.group(2):
             self.scanner.functions.update(dict.fromkeys(channels_on(m.group(2), self.modules), function))
         else:
@@ -93,7 +93,7 @@ class DAQ6510(ScanningLogger):
     def _range(self, args: str) -> Reply:
         volt_range, _, channels = args.partition(",")
         if float(volt_range) not in VOLT_RANGES:
-            raise InstrumentError(-222, "Data out of range")
+            raise SCPIError(-222, "Data out of range")
         if channels:
             channels_on(channels, self.modules)
         return None
@@ -141,7 +141,7 @@ class DAQ6510(ScanningLogger):
     def _create(self, args: str) -> Reply:
         channels = channels_on(args, self.modules)
         if any(ch not in self.scanner.functions for ch in channels):
-            raise InstrumentError(-221, "Settings conflict")
+            raise SCPIError(-221, "Settings conflict")
         self.scanner.use(channels)
         return None
 
@@ -149,7 +149,7 @@ class DAQ6510(ScanningLogger):
     def _scan_count(self, args: str) -> Reply:
         count = int(args)
         if count < 0:
-            raise InstrumentError(-222, "Data out of range")
+            raise SCPIError(-222, "Data out of range")
         self.scan_count = count or math.inf
         return None
 
@@ -179,9 +179,9 @@ class DAQ6510(ScanningLogger):
         first, last, name, *elements = (a.strip() for a in args.split(","))
         start, end = int(first), int(last)
         if name.strip("\"'") != BUFFER or any(e.upper() not in ELEMENTS for e in elements):
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         if not 1 <= start <= end <= len(self.buffer):
-            raise InstrumentError(-222, "Data out of range")
+            raise SCPIError(-222, "Data out of range")
         fields = {"READ": "{0:+.6E}", "REL": "{1:.6f}", "CHAN": "{2}"}
         pattern = ",".join(fields[e.upper()] for e in elements)
         return ",".join(pattern.format(self.shown(value), t, ch) for value, t, ch in self.buffer[start - 1 : end])

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ...clock import Clock
-from ..keysight_daq970a import MEMORY, OVERLOAD, SCAN_RATE, TC_TYPES, VOLT_RANGES, check_channels
-from ._scpi import InstrumentError, Reply, SimInstrument, command
+from .._scan import OVERLOAD, check_channels
+from ..keysight_daq970a import MEMORY, SCAN_RATE, TC_TYPES, VOLT_RANGES
+from ._scpi import Reply, SCPIError, SimInstrument, command
 from .bt2200 import cell_list
 
 T = TypeVar("T")
@@ -38,7 +39,7 @@ def choice(text: str, options: dict[str, T]) -> T:
     """The meaning of an enumerated SCPI argument (``ON``, ``OFF`` …); SCPI error -224 if it has none."""
     key = text.strip().strip("\"'").upper()
     if key not in options:
-        raise InstrumentError(-224, "Illegal parameter value")
+        raise SCPIError(-224, "Illegal parameter value")
     return options[key]
 
 
@@ -60,7 +61,7 @@ class Scanner:
     def use(self, channels: list[int]) -> None:
         """Make ``channels`` the scan list (SCPI error -221 while a scan runs)."""
         if self.running:
-            raise InstrumentError(-221, "Settings conflict")
+            raise SCPIError(-221, "Settings conflict")
         self.channels = channels
 
     def start(self, now: float) -> None:
@@ -98,7 +99,7 @@ def channels_on(text: str, modules: dict[int, int]) -> list[int]:
     try:
         return check_channels(cell_list(text), modules)
     except ValueError:
-        raise InstrumentError(-222, "Data out of range") from None
+        raise SCPIError(-222, "Data out of range") from None
 
 
 class ScanningLogger(SimInstrument):
@@ -146,7 +147,7 @@ class ScanningLogger(SimInstrument):
     def start_scan(self, interval: float, count: float) -> None:
         """INITiate: sweep the scan list every ``interval`` s, ``count`` times (SCPI error -221 if empty)."""
         if not self.scanner.channels:
-            raise InstrumentError(-221, "Settings conflict")
+            raise SCPIError(-221, "Settings conflict")
         self.scanner.interval, self.scanner.count = interval, count
         self.scanner.start(self.clock.now())
 
@@ -202,7 +203,7 @@ class DAQ970A(ScanningLogger):
     def _conf_temp(self, args: str) -> Reply:
         transducer, tc_type, channels = (a.strip() for a in args.split(",", 2))
         if transducer.upper() != "TC" or tc_type.upper() not in TC_TYPES:
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         self._configure("TEMP", channels)
         return None
 
@@ -210,7 +211,7 @@ class DAQ970A(ScanningLogger):
     def _conf_volt(self, args: str) -> Reply:
         volt_range, channels = (a.strip() for a in args.split(",", 1))
         if float(volt_range) not in VOLT_RANGES:
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         self._configure("VOLT", channels)
         return None
 
@@ -219,7 +220,7 @@ class DAQ970A(ScanningLogger):
         unit, channels = (a.strip() for a in args.split(",", 1))
         channels_on(channels, self.modules)
         if unit.upper() != "C":
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         return None
 
     @command("[SENSe:]TEMPerature:NPLCycles")
@@ -231,7 +232,7 @@ class DAQ970A(ScanningLogger):
     def _scan(self, args: str) -> Reply:
         channels = channels_on(args, self.modules)
         if any(ch not in self.scanner.functions for ch in channels):
-            raise InstrumentError(-221, "Settings conflict")
+            raise SCPIError(-221, "Settings conflict")
         self.scanner.use(channels)
         return None
 
@@ -251,7 +252,7 @@ class DAQ970A(ScanningLogger):
     def _source(self, args: str) -> Reply:
         source = args.upper()[:3]
         if source not in ("TIM", "IMM"):
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         self.source = source
         return None
 
@@ -290,7 +291,7 @@ class DAQ970A(ScanningLogger):
     def _remove(self, args: str) -> Reply:
         count = int(args)
         if not 1 <= count <= len(self.memory):
-            raise InstrumentError(-222, "Data out of range")
+            raise SCPIError(-222, "Data out of range")
         return ",".join(self._format(self.memory.popleft()) for _ in range(count))
 
     @command("FETCh?")

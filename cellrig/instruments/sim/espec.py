@@ -20,14 +20,14 @@ from pymeasure.instruments.validators import strict_discrete_set
 
 from ...clock import Clock
 from ..espec import ABOVE_LIMIT, BELOW_LIMIT, OVERHEAT
-from ._scpi import InstrumentError, Reply, SimInstrument, command
+from ._scpi import Reply, SCPIError, SimInstrument, command
 from .chamber_air import ChamberAir, ChamberRating, air_for
 
 UNDEFINED_HEADER = -113  # what the base class queues for a command it does not know
 
 
-def _refused(text: str) -> InstrumentError:
-    return InstrumentError(-222, text, reply=f"NA:{text}")
+def _refused(text: str) -> SCPIError:
+    return SCPIError(-222, text, reply=f"NA:{text}")
 
 
 class Espec(SimInstrument):

@@ -18,9 +18,9 @@ its relay open is unverified).
 """
 
 from ...clock import Clock
+from .._scan import OVERLOAD
 from ..keithley_2450 import RATINGS
-from ..keysight_daq970a import OVERLOAD
-from ._scpi import InstrumentError, Reply, SimInstrument, command
+from ._scpi import Reply, SCPIError, SimInstrument, command
 from .cell import REST_STEP_S, Cell
 from .daq970a import ON_OFF, choice
 
@@ -92,7 +92,7 @@ class SMU2450(SimInstrument):
     def _level(self, text: str, limit: float) -> float:
         value = float(text)
         if abs(value) > limit:
-            raise InstrumentError(-222, "Data out of range")
+            raise SCPIError(-222, "Data out of range")
         return value
 
     # -- source ----------------------------------------------------------------------------
@@ -100,7 +100,7 @@ class SMU2450(SimInstrument):
     @command("[:SOURce]:FUNCtion[:MODE]")
     def _function(self, args: str) -> Reply:
         if args.upper() not in ("VOLT", "VOLTAGE"):
-            raise InstrumentError(-224, "Illegal parameter value")  # the current source is not simulated
+            raise SCPIError(-224, "Illegal parameter value")  # the current source is not simulated
         return None
 
     @command("[:SOURce]:FUNCtion[:MODE]?")
@@ -130,7 +130,7 @@ class SMU2450(SimInstrument):
     def _limit(self, args: str) -> Reply:
         limit = self._level(args, self.rating.max_current)
         if limit <= 0:
-            raise InstrumentError(-222, "Data out of range")
+            raise SCPIError(-222, "Data out of range")
         self.current_limit = limit
         return None
 
@@ -157,7 +157,7 @@ class SMU2450(SimInstrument):
     @command("OUTPut:VOLTage:SMODe")
     def _off_state(self, args: str) -> Reply:
         if args.upper()[:4] not in OFF_STATES:
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         self.off_state = args.upper()[:4]
         return None
 
@@ -197,7 +197,7 @@ class SMU2450(SimInstrument):
         """``:READ?`` gives the sense function's reading; ``:READ? "defbuffer1", SOUR, READ`` lists elements."""
         buffer, *elements = [a.strip() for a in args.split(",")] if args else ['"defbuffer1"', "READ"]
         if buffer.strip("\"'") != "defbuffer1" or not set(e.upper() for e in elements) <= {"SOUR", "READ"}:
-            raise InstrumentError(-224, "Illegal parameter value")
+            raise SCPIError(-224, "Illegal parameter value")
         current = self.current()
         voltage = self.cell.voltage(current)
         values = {

@@ -15,7 +15,7 @@ changes nothing and answers nothing; the simulator keeps the SCPI error in ``err
 from pymeasure.instruments.validators import strict_discrete_set
 
 from ...clock import Clock
-from ._scpi import InstrumentError, Reply, SimInstrument, command
+from ._scpi import Reply, SCPIError, SimInstrument, command
 from .chamber_air import ChamberAir, ChamberRating, air_for
 
 
@@ -65,7 +65,7 @@ class F4T(SimInstrument):
     def _setpoint(self, args: str) -> Reply:
         celsius = self._to_celsius(float(args))
         if not self.air.covers(celsius):
-            raise InstrumentError(-222, "Data out of range")
+            raise SCPIError(-222, "Data out of range")
         if self.ramp_action in ("SETPOINT", "BOTH"):
             self.air.ramp(celsius, self._rate_k_per_min())
         else:
@@ -98,7 +98,7 @@ class F4T(SimInstrument):
     def _ramp_rate(self, args: str) -> Reply:
         rate = float(args)
         if rate <= 0:
-            raise InstrumentError(-222, "Data out of range")
+            raise SCPIError(-222, "Data out of range")
         self.ramp_rate = rate
         return None
 
@@ -119,11 +119,11 @@ class F4T(SimInstrument):
 
     def _check_unit(self) -> None:
         if not self.has_unit:
-            raise InstrumentError(-113, "Undefined header")
+            raise SCPIError(-113, "Undefined header")
 
     def _next_error(self, args: str) -> Reply:
         """Not in the F4T's command set: no answer (the query times out, as on a real F4T)."""
-        raise InstrumentError(-113, "Undefined header")
+        raise SCPIError(-113, "Undefined header")
 
     @command("OUTPut[1]:STATe")
     def _output(self, args: str) -> Reply:
