@@ -11,8 +11,7 @@ from cellrig.analysis import cycle_summary
 from cellrig.analysis.life import life_metrics
 from cellrig.analysis.parallel import analyse_campaign, analyse_run
 from cellrig.analysis.synthetic import COLUMNS, FadeCurve, SyntheticCell, synthesize, write_run
-from cellrig.storage import RunWriter
-from cellrig.storage._campaign import CATALOG_COLUMNS, open_campaign
+from cellrig.storage import CATALOG_COLUMNS, RunWriter, open_campaign
 
 BASE = SyntheticCell(cycles=120, samples=60, fade=FadeCurve(knee=60, eol=100))
 CELLS = [

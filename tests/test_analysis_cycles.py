@@ -18,11 +18,10 @@ from cellrig.analysis import (
     to_bdf,
 )
 from cellrig.analysis import cycles as cycles_module
-from cellrig.analysis._read import RunFile, run_file
 from cellrig.analysis.cycles import BDF_TERMS, summarise
 from cellrig.analysis.steps import find_steps, read_stream, rest_threshold
 from cellrig.analysis.synthetic import COLUMNS, SyntheticCell, synthesize, write_run
-from cellrig.storage import NotARunFileError, RunWriter
+from cellrig.storage import NotARunFileError, RunFile, RunWriter, run_file
 
 CELL = SyntheticCell(cycles=40, samples=200, fade=replace(SyntheticCell().fade, knee=30, eol=45), seed=7)
 

@@ -135,6 +135,7 @@ ABUSE = [
     SyntheticAbuse(
         cell_id="N2",
         protocol="crush-un38.3-t6",
+        criteria="UN 38.3 T.6 crush",
         runaway=False,
         duration=6 * 3600 + 700,
         observations=(("venting", True), ("mass_before_g", 70.0), ("mass_after_g", 68.0), ("electrolyte_mass_g", 10.0)),

@@ -9,8 +9,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ..storage import Run
-from ._read import run_file
+from ..storage import Run, run_file
 from .steps import CV, DEFAULT_DETECTION, DIRECTIONS, PULSE, StepDetection, find_steps
 
 PULSE_UNITS = {

@@ -15,8 +15,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from ..storage import Run
-from ._read import RunFile, run_file
+from ..storage import Run, RunFile, run_file
 from .steps import CC, CV, DEFAULT_DETECTION, PULSE, StepDetection, Steps, find_steps
 
 #: column -> (units, meaning).  "charge" counts every charging row of the cycle, pulses included.

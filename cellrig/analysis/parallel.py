@@ -21,9 +21,7 @@ import xarray as xr
 from dask.callbacks import Callback
 from dask.utils import key_split
 
-from ..storage import RunFileError
-from ..storage._campaign import CATALOG_COLUMNS, Campaign
-from ._read import run_file
+from ..storage import CATALOG_COLUMNS, Campaign, RunFileError, run_file
 from .characterisation import specific_energy
 from .cycles import cycle_summary
 from .life import life_metrics

@@ -17,17 +17,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..storage import Campaign, RunFileError, open_run
-from ..storage._layout import read_attrs
+from ..storage import Campaign, RunFileError, open_run, run_file
 from . import plots
-from ._read import RunFile, run_file
 from .characterisation import rate_capability
 from .cycles import to_bdf
 from .early import FEATURES, FINAL_CYCLE, fit_cycle_life, run_features
 from .ica import dqdv
 from .life import at_main_rate, measured_cycles
 from .parallel import CampaignAnalysis, Progress
-from .safety import Observations, SafetyResult, Verdict, passes, safety_from_run
+from .safety import STANDARDS, SafetyResult, Verdict, abuse_result, passes
 from .steps import DIRECTIONS, PULSE, find_steps, read_stream
 
 BDF_ONTOLOGY = "1.3.0"
@@ -91,8 +89,7 @@ def _protocol(path: str) -> dict[str, Any]:
     """A run's protocol metadata (empty if the file cannot be read)."""
     try:
         with run_file(path) as f:
-            meta = f.file["meta"]
-            return read_attrs(meta["protocol"]) if "protocol" in meta else {}
+            return f.meta("protocol")
     except (RunFileError, OSError):
         return {}
 
@@ -384,81 +381,6 @@ def _life_table(d: ReportData) -> str | None:
     return f"<p>{note}</p><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-#: Abuse protocol (library name) → the standard of cellrig.analysis.safety.STANDARDS it is judged by.
-PROTOCOL_STANDARDS = {
-    "nail-gbt31485": "GB/T 31485-2015 nail",
-    "hot-box": "GB 38031-2025 hot box",
-    "crush-gb38031": "GB 38031-2025 crush",
-    "crush-un38.3-t6": "UN 38.3 T.6 crush",
-    "nail-sae-j2464": "SAE J2464",
-}
-OBSERVATION_FIELDS = ("mass_before_g", "mass_after_g", "electrolyte_mass_g")
-
-
-def _abuse_signals(f: RunFile) -> dict[str, str]:
-    """``stream/column`` of the cell temperature, voltage, force and position of an abuse run (those it has)."""
-    units = {s: f.file["streams"][s] for s in f.streams}
-
-    def unit(stream: str, column: str) -> str:
-        value = units[stream][column].attrs.get("units", "")
-        return value.decode() if isinstance(value, bytes) else str(value)
-
-    def first(candidates: list[tuple[str, str]]) -> str | None:
-        return next((f"{s}/{c}" for s, c in candidates if s in f.streams and c in f.streams[s]), None)
-
-    daq = [(s, c) for s in ("daq", *f.streams) if s in f.streams and s != "chamber" for c in f.streams[s]]
-    temps = [(s, c) for s, c in daq if c != "time" and unit(s, c) in ("degC", "°C")]
-    temps.sort(key=lambda sc: ("cell" not in sc[1], sc[0] != "daq"))  # a cell probe of the DAQ first
-    volts = [("rig", "voltage"), *((s, c) for s, c in daq if c != "time" and unit(s, c) == "V"), ("cycler", "voltage")]
-    found = {
-        "temperature": first(temps),
-        "voltage": first(volts),
-        "force": first([("rig", "force")]),
-        "position": first([("rig", "position")]),
-    }
-    return {k: v for k, v in found.items() if v}
-
-
-def _observations(f: RunFile) -> tuple[Observations | None, dict[str, float]]:
-    """What the operator recorded in the run's ``meta/observations`` (fire, venting, masses ...), if anything."""
-    meta = f.file["meta"]
-    if "observations" not in meta:
-        return None, {}
-    recorded = read_attrs(meta["observations"])
-    flags = {k: bool(v) for k, v in recorded.items() if k in Observations.__dataclass_fields__}
-    masses = {k: float(recorded[k]) for k in OBSERVATION_FIELDS if k in recorded}
-    return Observations(**flags), masses
-
-
-def abuse_result(path: str) -> tuple[dict[str, Any], SafetyResult, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Get an abuse run's description, safety metrics and the traces to draw (label → time, values)."""
-    with run_file(path) as f:
-        signals = _abuse_signals(f)
-        observed, masses = _observations(f)
-        protocol = read_attrs(f.file["meta"]["protocol"]) if "protocol" in f.file["meta"] else {}
-        info = {"cell_id": f.cell.get("id", ""), "protocol": protocol.get("name", "")}
-        traces = {}
-        for key, label in (("temperature", "temperature (°C)"), ("voltage", "voltage (V)"), ("force", "force")):
-            if key in signals:
-                stream, column = signals[key].split("/")
-                cols = f.read(stream, [column])
-                traces[label if key != "force" else f"force ({_units(f, stream, column)})"] = (
-                    cols["time"],
-                    cols[column],
-                )
-    if "temperature" not in signals:
-        raise ValueError(f"{path}: no temperature column (°C) to analyse")
-    kwargs = {k: v for k, v in signals.items() if k != "temperature"}
-    result = safety_from_run(path, signals["temperature"], **kwargs, observed=observed, **masses)
-    info["signals"] = signals
-    return info, result, traces
-
-
-def _units(f: RunFile, stream: str, column: str) -> str:
-    value = f.file["streams"][stream][column].attrs.get("units", "")
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _at(value: float | None, when: float | None, unit: str = "°C") -> str:
     if value is None:
         return "not reached"
@@ -523,8 +445,15 @@ def _abuse(d: ReportData) -> str:
                 "T1 (self-heating onset), T2 (thermal runaway) and T3 (peak) marked; dotted: the short.",
             )
         )
-        standard = PROTOCOL_STANDARDS.get(info["protocol"])
-        verdict = _verdict_cell(passes(standard, result)) if standard else "no standard recorded for this protocol"
+        criteria = info["criteria"]
+        if criteria in STANDARDS:
+            verdict = _verdict_cell(passes(criteria, result))
+        else:
+            verdict = (
+                f"unknown pass criteria {html.escape(repr(criteria))}"
+                if criteria
+                else "no pass criteria in the protocol"
+            )
         rows.append(
             [
                 html.escape(str(info["cell_id"])),
@@ -537,7 +466,7 @@ def _abuse(d: ReportData) -> str:
                 "—" if result.force_at_short is None else f"{result.force_at_short:.3g}",
                 f"<b>{result.eucar_level}</b>",
                 _evidence(result),
-                html.escape(standard or "—"),
+                html.escape(criteria or "—"),
                 verdict,
             ]
         )

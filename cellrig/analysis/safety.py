@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..storage import Run, open_run
+from ..storage import Run, RunFile, open_run, run_file
 
 #: a signal sampled on the ``time`` argument, or a (time, values) pair on its own time base
 Signal = np.ndarray | tuple[np.ndarray, np.ndarray]
@@ -391,3 +391,75 @@ def passes(standard: str, result: SafetyResult) -> Verdict:
     met = [m for _, m in criteria]
     passed = False if False in met else None if None in met else True
     return Verdict(standard, passed, criteria, result.eucar_level)
+
+
+# -- abuse runs from their files ---------------------------------------------------------------
+
+OBSERVATION_FIELDS = ("mass_before_g", "mass_after_g", "electrolyte_mass_g")
+
+
+def _abuse_signals(f: RunFile) -> dict[str, str]:
+    """``stream/column`` of the cell temperature, voltage, force and position of an abuse run (those it has)."""
+
+    def first(candidates: list[tuple[str, str]]) -> str | None:
+        return next((f"{s}/{c}" for s, c in candidates if s in f.streams and c in f.streams[s]), None)
+
+    daq = [(s, c) for s in ("daq", *f.streams) if s in f.streams and s != "chamber" for c in f.streams[s]]
+    temps = [(s, c) for s, c in daq if c != "time" and _units(f, s, c) in ("degC", "°C")]
+    temps.sort(key=lambda sc: ("cell" not in sc[1], sc[0] != "daq"))  # a cell probe of the DAQ first
+    volts = [
+        ("rig", "voltage"),
+        *((s, c) for s, c in daq if c != "time" and _units(f, s, c) == "V"),
+        ("cycler", "voltage"),
+    ]
+    found = {
+        "temperature": first(temps),
+        "voltage": first(volts),
+        "force": first([("rig", "force")]),
+        "position": first([("rig", "position")]),
+    }
+    return {k: v for k, v in found.items() if v}
+
+
+def _observations(f: RunFile) -> tuple[Observations | None, dict[str, float]]:
+    """What the operator recorded in the run's ``meta/observations`` (fire, venting, masses ...), if anything."""
+    if "observations" not in f.file["meta"]:
+        return None, {}
+    recorded = f.meta("observations")
+    flags = {k: bool(v) for k, v in recorded.items() if k in Observations.__dataclass_fields__}
+    masses = {k: float(recorded[k]) for k in OBSERVATION_FIELDS if k in recorded}
+    return Observations(**flags), masses
+
+
+def abuse_result(path: str) -> tuple[dict[str, Any], SafetyResult, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Get an abuse run's description (cell, protocol, its pass ``criteria``), safety metrics and traces
+    (label → time, values), from the signals its file has and what the operator recorded."""
+    with run_file(path) as f:
+        signals = _abuse_signals(f)
+        observed, masses = _observations(f)
+        protocol = f.meta("protocol")
+        info = {
+            "cell_id": f.cell.get("id", ""),
+            "protocol": protocol.get("name", ""),
+            "criteria": protocol.get("criteria", ""),  # the protocol's own: a standard of STANDARDS
+        }
+        traces = {}
+        for key, label in (("temperature", "temperature (°C)"), ("voltage", "voltage (V)"), ("force", "force")):
+            if key in signals:
+                stream, column = signals[key].split("/")
+                cols = f.read(stream, [column])
+                traces[label if key != "force" else f"force ({_units(f, stream, column)})"] = (
+                    cols["time"],
+                    cols[column],
+                )
+    if "temperature" not in signals:
+        raise ValueError(f"{path}: no temperature column (°C) to analyse")
+    kwargs = {k: v for k, v in signals.items() if k != "temperature"}
+    result = safety_from_run(path, signals["temperature"], **kwargs, observed=observed, **masses)
+    info["signals"] = signals
+    return info, result, traces
+
+
+def _units(f: RunFile, stream: str, column: str) -> str:
+    value = f.file["streams"][stream][column].attrs.get("units", "")
+    return value.decode() if isinstance(value, bytes) else str(value)

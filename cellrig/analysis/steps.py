@@ -31,8 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from ..storage import Run
-from ._read import run_file
+from ..storage import Run, run_file
 
 STEP_TYPES = ("rest", "CC", "CV", "pulse")
 REST, CC, CV, PULSE = range(len(STEP_TYPES))

@@ -15,8 +15,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ..storage import Run
-from ._read import RunFile, run_file
+from ..storage import Run, RunFile, run_file
 from .steps import DEFAULT_DETECTION, PULSE, StepDetection, find_steps
 
 TEMPERATURE_UNITS = {

@@ -310,6 +310,7 @@ class Runner:
                 "name": protocol.name,
                 "title": protocol.header.title,
                 "standard": protocol.header.standard,
+                "criteria": protocol.header.criteria,
                 "kind": protocol.header.kind,
                 "origin": protocol.origin,
                 "text": protocol.source,

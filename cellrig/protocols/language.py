@@ -286,6 +286,7 @@ class Header(_Model):
     name: ProtocolName
     title: str = ""
     standard: str = ""
+    criteria: str = ""  # the pass criteria an abuse run is judged by (a standard of cellrig.analysis.safety.STANDARDS)
     kind: Literal["cycling", "characterisation", "abuse"] = "cycling"
     verify: bool = False  # built on values the standards reference marks unverified
     description: str = ""

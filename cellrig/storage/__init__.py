@@ -24,6 +24,7 @@ from ._errors import (
 from ._layout import EXIT_STATUSES, SCHEMA, Column
 from ._lock import writer_alive
 from ._reader import Run, open_run
+from ._runfile import RunFile, run_file
 from ._writer import RunWriter
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Run",
     "RunClosedError",
     "RunExistsError",
+    "RunFile",
     "RunFileError",
     "RunNotFoundError",
     "RunWriteError",
@@ -45,5 +47,6 @@ __all__ = [
     "WriterAliveError",
     "open_campaign",
     "open_run",
+    "run_file",
     "writer_alive",
 ]

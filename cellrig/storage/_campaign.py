@@ -15,6 +15,7 @@ import pandas as pd
 
 from ._errors import RunFileError
 from ._reader import Run, open_run
+from ._runfile import run_file
 
 CATALOG_COLUMNS = ("path", "run_id", "cell_id", "chemistry", "protocol", "temperature", "status", "rows", "started")
 TEMPERATURE_TOLERANCE = 0.5  # K: a single temperature given to filter() matches set points this close
@@ -66,20 +67,8 @@ class Campaign:
 
 
 def _entry(path: Path) -> dict[str, Any]:
-    run = open_run(path)
-    cell, protocol = run.meta.get("cell", {}), run.meta.get("protocol", {})
-    stream = run.cycle_stream or (run.streams[0] if run.streams else None)
-    return {
-        "path": str(path),
-        "run_id": run.attrs.get("run_id"),
-        "cell_id": cell.get("id"),
-        "chemistry": cell.get("chemistry"),
-        "protocol": protocol.get("name"),
-        "temperature": protocol.get("temperature_degC"),
-        "status": run.status,
-        "rows": run.rows(stream) if stream else 0,
-        "started": run.attrs.get("started"),
-    }
+    with run_file(path) as f:
+        return f.catalog_entry()
 
 
 def open_campaign(folder: str | os.PathLike, pattern: str = "**/*.h5") -> Campaign:

@@ -134,10 +134,7 @@ class Run:
     @property
     def status(self) -> str:
         """How the run ended, ``running`` while written, or ``interrupted`` if its writer died."""
-        end = self._end()
-        if end is not None:
-            return end[0]
-        return "running" if self.live else "interrupted"
+        return status_of(self.path, self._end())
 
     @property
     def end_reason(self) -> str | None:
@@ -152,6 +149,13 @@ class Run:
     @cached_property
     def cycle_stream(self) -> str | None:
         return self.attrs.get("cycle_stream") or None
+
+
+def status_of(path: Path, end: tuple[str, str | None] | None) -> str:
+    """A run's status from its ``end`` (see :func:`read_end`): the end's, else running or interrupted."""
+    if end is not None:
+        return end[0]
+    return "running" if writer_alive(path) else "interrupted"
 
 
 def read_end(events: h5py.Group) -> tuple[str, str | None] | None:

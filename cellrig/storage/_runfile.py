@@ -1,4 +1,4 @@
-"""Fast reads of run files for analysis: one h5py open, columns straight into numpy, optional reused buffers.
+"""Fast reads of run files (what analysis uses): one h5py open, columns straight into numpy, reused buffers.
 
 ``Run.stream`` builds an xarray Dataset, and ``open_run`` plus ``Run.status`` open the file three
 times and decode every event; for a summary of a million rows that was a third of the time.  Here
@@ -20,9 +20,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..storage import NotARunFileError, Run, UnknownStreamError, writer_alive
-from ..storage import _layout as L
-from ..storage._reader import check_run_file, read_end
+from . import _layout as L
+from ._errors import NotARunFileError, UnknownStreamError
+from ._reader import Run, check_run_file, read_end, status_of
 
 _local = threading.local()
 
@@ -50,9 +50,12 @@ class RunFile:
 
     def status(self) -> str:
         """How the run ended, ``running`` while written, ``interrupted`` if its writer died (as ``Run.status``)."""
-        if self.end is None:
-            return "running" if writer_alive(self.path) else "interrupted"
-        return self.end[0]
+        return status_of(self.path, self.end)
+
+    def meta(self, name: str) -> dict[str, Any]:
+        """The attributes of ``/meta/<name>`` (e.g. ``protocol``, ``observations``) as plain values; {} if absent."""
+        group = self.file[L.META]
+        return L.read_attrs(group[name]) if name in group else {}
 
     def catalog_entry(self) -> dict[str, Any]:
         """The run's row of a campaign catalog (``CATALOG_COLUMNS``), from attributes and metadata only."""
