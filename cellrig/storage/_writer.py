@@ -296,21 +296,25 @@ class RunWriter:
         """
         if status not in L.EXIT_STATUSES:
             raise ValueError(f"status must be one of {L.EXIT_STATUSES}, not {status!r}")
-        with self._mutex:
-            if self._closed:
-                return
-            try:
-                self.event("end", status if not error else f"{status}: {error}", time=time)
-                self.status = status
-                self.flush()
-            finally:
-                self._stop_flusher.set()
-                self._closed = True
+        try:
+            with self._mutex:
+                if self._closed:
+                    return
                 try:
-                    with contextlib.suppress(Exception) if self._lost else contextlib.nullcontext():
-                        self._file.close()
+                    self.event("end", status if not error else f"{status}: {error}", time=time)
+                    self.status = status
+                    self.flush()
                 finally:
-                    self._lock.release()
+                    self._stop_flusher.set()
+                    self._closed = True
+                    try:
+                        with contextlib.suppress(Exception) if self._lost else contextlib.nullcontext():
+                            self._file.close()
+                    finally:
+                        self._lock.release()
+        finally:
+            if self._flusher is not threading.current_thread():
+                self._flusher.join()  # no writer thread outlives its writer (nor the process's exit)
 
     def __enter__(self) -> Self:
         return self

@@ -46,6 +46,7 @@ TIMINGS = ("AT", "BEFORE", "AFTER")
 ACTIONS = ("NEXT", "FAIL")
 MAX_CURRENT = 6.25  # A per channel
 MAX_VOLTAGE = 5.0  # V
+SUBSTEPS = 10  # parts of a tick that may reach a test's level
 
 #: STATus:CELL:REPort? codes, as the driver's STATUS_CODES names them.
 _CODE = {meaning: code for code, meaning in STATUS_CODES.items()}
@@ -89,6 +90,7 @@ class _Channel:
     resting: float = 0.0  # idle time not yet applied to the cell
     failed: tuple[Test, float] | None = None  # the FAIL test that ended the sequence, and the value it measured
     last: tuple[float, float] | None = None  # voltage and current at the end of the step's previous tick
+    change: tuple[float, float] = (0.0, 0.0)  # how much the step's previous tick changed them
     steps: list[tuple[int, Step, list[Test]]] = field(default_factory=list)
 
 
@@ -216,7 +218,40 @@ class BT2200(SimInstrument):
         self.since_record = (self.since_record + span) % self.log_period
 
     def _integrate(self, ch: _Channel, dt: float) -> bool:
-        """Advance one channel by ``dt``; return True if its step ended."""
+        """Advance one channel by ``dt``; return True if its step ended.
+
+        A tick that may reach a level of the step's tests is taken in :data:`SUBSTEPS` parts, so a
+        step ends near its level (as on the instrument, which checks far more often) instead of a
+        whole tick past it; the rest of the tick after a step ends, the cell rests.
+        """
+        before = ch.last
+        parts = SUBSTEPS if self._near_a_level(ch) else 1
+        for k in range(parts):
+            if self._advance_step(ch, dt / parts):
+                rest = dt * (parts - k - 1) / parts
+                if rest:  # not in the step's record, which holds the means over the step's own time
+                    ch.cell.step(0.0, rest)
+                return True
+        if before is not None and ch.last is not None:
+            ch.change = (ch.last[0] - before[0], ch.last[1] - before[1])
+        return False
+
+    def _near_a_level(self, ch: _Channel) -> bool:
+        """Whether this tick may cross a level of the running step's tests, judged by the previous tick's change
+        (the first tick of a step always may)."""
+        if ch.last is None:
+            return True
+        (volts, current), (dv, di) = ch.last, ch.change
+        for test in ch.steps[ch.step][2]:
+            voltage = test.kind.startswith("VOLT")
+            x = volts if voltage else current if self.signed_current_tests else abs(current)
+            margin = 2 * abs(dv if voltage else di) + (1e-3 if voltage else 1e-4)
+            if abs(x - test.value) <= margin:
+                return True
+        return False
+
+    def _advance_step(self, ch: _Channel, dt: float) -> bool:
+        """Advance one channel's step by ``dt``; return True if it ended."""
         number, step, tests = ch.steps[ch.step]
         cell = ch.cell
         if step.mode == "REST":
@@ -248,7 +283,7 @@ class BT2200(SimInstrument):
             ch.status = FAILED
         elif ch.step + 1 < len(ch.steps):
             ch.step += 1
-            ch.step_time, ch.last = 0.0, None
+            ch.step_time, ch.last, ch.change = 0.0, None, (0.0, 0.0)
         else:
             ch.status = DONE
         ch.ended = -number if action == "FAIL" else number
