@@ -1,7 +1,7 @@
 """The run file's layout: names, column declarations, exit statuses, metadata coding."""
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,15 +69,19 @@ def write_meta(group: h5py.Group, meta: Mapping[str, Any]) -> None:
             group.attrs.create(f"{key}.json", True)
 
 
-def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
-    """An object's attributes as plain Python values (JSON-coded ones decoded)."""
+def read_attrs(obj: h5py.HLObject, keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """An object's attributes (or only those of ``keys`` it has: each attribute read costs) as plain
+    Python values, JSON-coded ones decoded."""
+    order = list(obj.attrs)
+    names = set(order)
     out: dict[str, Any] = {}
-    for key, value in obj.attrs.items():
+    for key in (k for k in keys if k in names) if keys is not None else order:
         if key.endswith(".json"):
             continue
+        value = obj.attrs[key]
         if isinstance(value, bytes):
             value = value.decode()
-        if f"{key}.json" in obj.attrs:
+        if f"{key}.json" in names:
             value = json.loads(value)
         elif isinstance(value, np.generic):
             value = value.item()

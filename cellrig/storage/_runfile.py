@@ -8,7 +8,6 @@ event closed the run) and then only the columns asked for, each with one ``read_
 page-fault in fresh memory for every run: the caller must not keep views of them.
 """
 
-import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -60,9 +59,8 @@ class RunFile:
     def catalog_entry(self) -> dict[str, Any]:
         """The run's row of a campaign catalog (``CATALOG_COLUMNS``), from attributes and metadata only."""
         meta = self.file[L.META]
-        protocol = _attrs(meta["protocol"], ("name", "temperature_degC")) if "protocol" in meta else {}
+        protocol = L.read_attrs(meta["protocol"], ("name", "temperature_degC")) if "protocol" in meta else {}
         stream = self.attrs.get("cycle_stream") or next(iter(self.streams), None)
-        group = self.file[L.STREAMS][stream] if stream else None
         return {
             "path": str(self.path),
             "run_id": self.attrs.get("run_id"),
@@ -71,7 +69,7 @@ class RunFile:
             "protocol": protocol.get("name"),
             "temperature": protocol.get("temperature_degC"),
             "status": self.status(),
-            "rows": min((d.shape[0] for d in group.values()), default=0) if group is not None else 0,
+            "rows": self.rows(stream) if stream else 0,
             "started": self.attrs.get("started"),
         }
 
@@ -163,25 +161,9 @@ def run_file(run: "RunFile | Run | str | os.PathLike") -> Iterator[RunFile]:
     with f:
         streams = {name: tuple(group) for name, group in f[L.STREAMS].items()}
         meta = f[L.META]
-        cell = _attrs(meta["cell"], CELL_ATTRS) if "cell" in meta else {}
-        yield RunFile(path, _attrs(f, RUN_ATTRS), cell, streams, read_end(f[L.EVENTS]), f)
+        cell = L.read_attrs(meta["cell"], CELL_ATTRS) if "cell" in meta else {}
+        yield RunFile(path, L.read_attrs(f, RUN_ATTRS), cell, streams, read_end(f[L.EVENTS]), f)
 
 
 RUN_ATTRS = ("run_id", "started", "cycle_stream")  # what analysis reads of the root attributes
 CELL_ATTRS = ("id", "chemistry", "nominal_capacity_Ah", "mass_g")  # ... and of meta/cell
-
-
-def _attrs(obj: h5py.HLObject, keys: Sequence[str]) -> dict[str, Any]:
-    """Some attributes as plain Python values, decoded as ``read_attrs`` does (each attribute read costs)."""
-    names = set(obj.attrs)
-    out: dict[str, Any] = {}
-    for key in (k for k in keys if k in names):
-        value = obj.attrs[key]
-        if isinstance(value, bytes):
-            value = value.decode()
-        if f"{key}.json" in names:
-            value = json.loads(value)
-        elif isinstance(value, np.generic):
-            value = value.item()
-        out[key] = value
-    return out

@@ -244,9 +244,8 @@ class BT2200(SimInstrument):
         (volts, current), (dv, di) = ch.last, ch.change
         for test in ch.steps[ch.step][2]:
             voltage = test.kind.startswith("VOLT")
-            x = volts if voltage else current if self.signed_current_tests else abs(current)
             margin = 2 * abs(dv if voltage else di) + (1e-3 if voltage else 1e-4)
-            if abs(x - test.value) <= margin:
+            if abs(self._measured(test, volts, current) - test.value) <= margin:
                 return True
         return False
 
@@ -293,7 +292,7 @@ class BT2200(SimInstrument):
         """Where within the tick ``test``'s level was crossed (0 at its start, 1 at its end), interpolated."""
         if last is None:  # the step's first tick: its tests fire at its start
             return 0.0
-        before = last[0] if test.kind.startswith("VOLT") else last[1] if self.signed_current_tests else abs(last[1])
+        before = self._measured(test, *last)
         if before == measured:
             return 0.0
         return min(max((before - test.value) / (before - measured), 0.0), 1.0)
@@ -304,9 +303,13 @@ class BT2200(SimInstrument):
             return None
         if test.timing == "AT" and not math.isclose(t, test.time):
             return None
-        x = volts if test.kind.startswith("VOLT") else current if self.signed_current_tests else abs(current)
+        x = self._measured(test, volts, current)
         fires = x >= test.value if test.kind.endswith("GE") else x <= test.value
         return x if fires else None
+
+    def _measured(self, test: Test, volts: float, current: float) -> float:
+        """What ``test`` compares: the voltage, or the current (signed or its magnitude, as configured)."""
+        return volts if test.kind.startswith("VOLT") else current if self.signed_current_tests else abs(current)
 
     def _log(self) -> None:
         rec = np.zeros(1, self.record)
