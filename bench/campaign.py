@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 
 from cellrig import open_run
-from cellrig.instruments.sim.lab import CYCLER_CELLS
-from cellrig.instruments.sim.process import served_lab
 from cellrig.lab import Lab
 from cellrig.protocols import campaign as campaigns
 from cellrig.protocols import library
 from cellrig.protocols.campaign import Campaign, Plan
 from cellrig.protocols.cells import PRESET_TYPES, cell_spec
 from cellrig.protocols.preflight import Binding, Probe
+from cellrig.sim.lab import CYCLER_CELLS
+from cellrig.sim.process import served_lab
 
 TARGET_S = 300.0
 

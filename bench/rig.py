@@ -18,7 +18,7 @@ What it measures
     (``VirtualLab``: every instrument stepped together in 1 s steps, as ``cellrig sim`` serves it).
     Best of ``--rounds`` rounds.  Printed: rig ticks per real second and the clock multiple followed
     (lab seconds per real second).  The slowest vectorised in-world figure bounds the rig role's
-    ``max_speed`` in ``cellrig/instruments/sim/lab.py``.
+    ``max_speed`` in ``cellrig/sim/lab.py``.
 
 Run from the repository root::
 
@@ -30,10 +30,10 @@ import time
 from collections.abc import Callable, Sequence
 
 from cellrig.clock import ManualClock
-from cellrig.instruments.sim.abuse_rig import TICK, PouchCell, PressSim
-from cellrig.instruments.sim.cell import PRESETS, Cell
-from cellrig.instruments.sim.lab import VirtualLab
 from cellrig.protocols.activities import RIG_ACQUISITION_HZ
+from cellrig.sim.abuse_rig import TICK, PouchCell, PressSim
+from cellrig.sim.cell import PRESETS, Cell
+from cellrig.sim.lab import VirtualLab
 
 LAB_S = 60.0
 #: regime: (gap to the cell at home (mm), stop depth past contact (mm), lab time it begins (s), state)

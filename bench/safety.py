@@ -71,13 +71,13 @@ from typing import Any
 import numpy as np
 
 from cellrig import open_run
-from cellrig.instruments.sim.abuse_rig import TICK
-from cellrig.instruments.sim.bt2200 import BT2200, RUNNING
-from cellrig.instruments.sim.lab import VirtualLab
 from cellrig.lab import Lab
 from cellrig.protocols import Binding, Probe, cell_spec, parse
 from cellrig.protocols.engine import CHAMBER_PERIOD, Runner, Shared
 from cellrig.protocols.supervisor import DTDT_MIN_SPAN, DTDT_WINDOW
+from cellrig.sim.abuse_rig import TICK
+from cellrig.sim.bt2200 import BT2200, RUNNING
+from cellrig.sim.lab import VirtualLab
 
 MONITOR_PERIOD = 0.001  # s of real time between the monitor's looks
 WORLD_DT = 0.01  # s: the world's step (VirtualLab's default 1 s lets the lab move in 1 s bursts, see above)

@@ -18,13 +18,13 @@ from . import __version__
 from .analysis import cycle_summary
 from .instruments.commands import commands_of
 from .instruments.registry import VISA_LIBRARY
-from .instruments.sim import DEFAULT_SPEED
-from .instruments.sim._scpi import FAULT_KINDS, Fault
-from .instruments.sim.lab import VirtualLab
-from .instruments.sim.process import orphaned
 from .lab import Lab, LabFileError
 from .protocols import control
 from .protocols.stopping import StopRequest, signals_ask_to_stop
+from .sim import DEFAULT_SPEED
+from .sim._scpi import FAULT_KINDS, Fault
+from .sim.lab import VirtualLab
+from .sim.process import orphaned
 from .storage import RunFileError, open_campaign, open_run
 from .storage.imports import SourceFileError, import_file
 

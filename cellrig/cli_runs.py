@@ -13,7 +13,6 @@ from .cli import console, err, main, runs_folder
 from .demo import MARK as DEMO_MARK
 from .demo import run_demo
 from .instruments._connection import InstrumentError
-from .instruments.sim.lab import CYCLER_CELLS, VirtualLab, speed_for
 from .lab import Lab, LabFileError
 from .lab_locks import InstrumentHeldError
 from .protocols import campaign as campaigns
@@ -24,6 +23,7 @@ from .protocols.language import Check, Protocol, ProtocolError
 from .protocols.preflight import Binding, Probe, check, sole_roles
 from .protocols.stopping import StopRequest, signals_ask_to_stop
 from .protocols.supervisor import chamber_setpoints
+from .sim.lab import CYCLER_CELLS, VirtualLab, speed_for
 from .storage import RunFileError, open_run
 
 GAS_PPM_PER_V = 100.0  # the virtual rig enclosure's gas transmitter: 0.01 V per ppm

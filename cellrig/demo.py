@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .instruments.sim.lab import CYCLER_CELLS
-from .instruments.sim.process import served_lab
 from .lab import Lab
 from .protocols import campaign as campaigns
 from .protocols import library
@@ -26,6 +24,8 @@ from .protocols.cells import PRESET_TYPES, cell_spec
 from .protocols.engine import Runner, resumable
 from .protocols.preflight import Binding, Probe
 from .protocols.stopping import StopRequest
+from .sim.lab import CYCLER_CELLS
+from .sim.process import served_lab
 from .storage import open_run
 
 MARK = "demo.json"  # what tells `cellrig resume` that a folder is a demo's

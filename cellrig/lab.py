@@ -138,7 +138,7 @@ class Lab:
         lab = cls(str(data.get("name", Path(origin).stem)), roles, origin, clock or wall_clock())
         control = data.get("virtual", {}).get("control") if isinstance(data.get("virtual"), dict) else None
         if control:  # a virtual lab another process serves: its cells are reached through its control line
-            from .instruments.sim.process import ServedCells
+            from .sim.process import ServedCells
 
             lab.virtual = ServedCells(str(control))
         if locks:

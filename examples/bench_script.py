@@ -13,7 +13,7 @@ from contextlib import nullcontext
 
 import cellrig
 from cellrig.instruments.roles import CyclerStep, DAQChannel
-from cellrig.instruments.sim import VirtualLab
+from cellrig.sim import VirtualLab
 
 
 def bench(lab: cellrig.Lab) -> dict[str, float]:

@@ -14,11 +14,11 @@ from cellrig.instruments import roles
 from cellrig.instruments._connection import ConnectionPolicy, InstrumentError
 from cellrig.instruments.abuse_rig import RECORD, Press100
 from cellrig.instruments.roles import Press, PressStop, RigLimits
-from cellrig.instruments.sim import SimServer
-from cellrig.instruments.sim.abuse_rig import PouchCell, PressSim
-from cellrig.instruments.sim.lab import ROLES
 from cellrig.protocols.activities import RIG_ACQUISITION_HZ
 from cellrig.protocols.engine import MAX_WALL_POLL
+from cellrig.sim import SimServer
+from cellrig.sim.abuse_rig import PouchCell, PressSim
+from cellrig.sim.lab import ROLES
 
 NO_ERROR = ("SYST:ERR?", '+0,"No error"')
 

@@ -13,8 +13,8 @@ from cellrig.analysis import cycle_summary, pulse_resistance, rate_capability, s
 from cellrig.analysis.parallel import analyse_campaign
 from cellrig.analysis.report import render_report, report_data
 from cellrig.analysis.synthetic import SyntheticCell, write_run
-from cellrig.instruments.sim.cell import NMC811
 from cellrig.protocols.cells import CELL_TYPES
+from cellrig.sim.cell import NMC811
 from cellrig.storage import open_campaign
 
 CELLRIG = Path(sys.executable).with_name("cellrig")

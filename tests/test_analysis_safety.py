@@ -13,7 +13,7 @@ from cellrig.analysis.safety import (
     safety_from_run,
     safety_metrics,
 )
-from cellrig.instruments.sim.cell import NMC811, SULFIDE_ASSB, Cell, Chemistry
+from cellrig.sim.cell import NMC811, SULFIDE_ASSB, Cell, Chemistry
 from cellrig.storage import Column, RunWriter
 
 NAIL_AT = 600  # s: the nail pierces the cell here, after a full T1 window of rest

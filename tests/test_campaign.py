@@ -13,7 +13,7 @@ from cycling import cccv_cycles
 from waiting import wait_for
 
 from cellrig import open_run
-from cellrig.instruments.sim.process import served_lab
+from cellrig.sim.process import served_lab
 from cellrig.storage import RunFileError
 
 CELLRIG = Path(sys.executable).with_name("cellrig")

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from cellrig.instruments.sim.cell import LFP, NMC811, PRESETS, SULFIDE_ASSB, Cell
+from cellrig.sim.cell import LFP, NMC811, PRESETS, SULFIDE_ASSB, Cell
 
 
 def cc_cv_cycle(cell: Cell, c_rate: float = 1.0, dt: float = 1.0) -> tuple[float, float]:

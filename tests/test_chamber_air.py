@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cellrig.clock import ManualClock
-from cellrig.instruments.sim.chamber_air import AMBIENT_C, ChamberAir, ChamberRating, air_for
+from cellrig.sim.chamber_air import AMBIENT_C, ChamberAir, ChamberRating, air_for
 
 
 def running_air(clock: ManualClock, setpoint: float = 130.0) -> ChamberAir:

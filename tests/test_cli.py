@@ -9,7 +9,7 @@ import pandas as pd
 
 from cellrig import open_run
 from cellrig.analysis import cycle_summary
-from cellrig.instruments.sim.cell import NMC811, Cell
+from cellrig.sim.cell import NMC811, Cell
 
 CELLRIG = Path(sys.executable).with_name("cellrig")  # the script pip installed beside this Python
 

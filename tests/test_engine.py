@@ -20,12 +20,12 @@ from waiting import wait_for
 from cellrig import open_run
 from cellrig.analysis import cycle_summary
 from cellrig.cli import main
-from cellrig.instruments.sim.bt2200 import RUNNING
-from cellrig.instruments.sim.lab import VirtualLab
 from cellrig.lab import Lab
 from cellrig.protocols import Binding, Probe, cell_spec, control, engine, library, parse
 from cellrig.protocols.engine import PreflightError, Runner, Shared
 from cellrig.protocols.preflight import check, sole_roles
+from cellrig.sim.bt2200 import RUNNING
+from cellrig.sim.lab import VirtualLab
 
 CYCLING = Binding("cycler", 101, "chamber", None, "daq", {"temperature": Probe(101)})
 GAS = Probe(103, "volt", scale=100.0, units="ppm")
@@ -451,7 +451,7 @@ def test_abuse_runs_never_resume_and_finished_runs_neither(tmp_path):
 )
 def test_a_step_the_cycler_ends_itself_never_reads_as_finished(tmp_path, code, status, said):
     """The instrument fails the running step itself (its own test), or reports a code cellrig does not know."""
-    from cellrig.instruments.sim.bt2200 import Test
+    from cellrig.sim.bt2200 import Test
 
     with virtual() as (v, lab):
         sim = v.sims["cycler"]

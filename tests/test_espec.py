@@ -8,9 +8,9 @@ from cellrig.instruments import roles
 from cellrig.instruments._connection import ConnectionPolicy, InstrumentError
 from cellrig.instruments.espec import EspecChamber
 from cellrig.instruments.roles import ChamberLimits, Identity
-from cellrig.instruments.sim._scpi import SimServer
-from cellrig.instruments.sim.chamber_air import AMBIENT_C, ChamberAir
-from cellrig.instruments.sim.espec import Espec
+from cellrig.sim._scpi import SimServer
+from cellrig.sim.chamber_air import AMBIENT_C, ChamberAir
+from cellrig.sim.espec import Espec
 
 OVEN = ChamberLimits(min_temperature=-40.0, max_temperature=200.0, max_ramp_rate=5.0)
 

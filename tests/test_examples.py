@@ -27,7 +27,7 @@ def test_the_bench_script_drives_the_virtual_lab():
 
 
 def test_the_virtual_lab_file_names_every_role_of_the_virtual_lab():
-    from cellrig.instruments.sim.lab import ROLES
+    from cellrig.sim.lab import ROLES
 
     lab = Lab.from_file(EXAMPLES / "lab-virtual.toml")
     assert list(lab.roles) == list(ROLES)  # the order `cellrig sim --port` serves them in
@@ -43,7 +43,7 @@ def test_the_campaign_example_runs_and_the_notebook_plots_it_live(tmp_path, monk
 
     import matplotlib
 
-    from cellrig.instruments.sim.process import served_lab
+    from cellrig.sim.process import served_lab
 
     matplotlib.use("Agg")
     with served_lab(tmp_path / "lab.toml", speed=4000, dt=2, ageing=100) as lab_file:

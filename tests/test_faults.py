@@ -12,9 +12,9 @@ from cellrig.instruments.keithley_daq6510 import DAQ6510Logger, ManagedKeithleyD
 from cellrig.instruments.keysight_bt2200 import KeysightBT2200
 from cellrig.instruments.keysight_daq970a import KeysightDAQ970A
 from cellrig.instruments.roles import DAQChannel
-from cellrig.instruments.sim import BT2200, NMC811, Cell, SimServer
-from cellrig.instruments.sim.daq970a import DAQ970A
-from cellrig.instruments.sim.daq6510 import DAQ6510
+from cellrig.sim import BT2200, NMC811, Cell, SimServer
+from cellrig.sim.daq970a import DAQ970A
+from cellrig.sim.daq6510 import DAQ6510
 
 POLICY = ConnectionPolicy(timeout_s=0.3, retries=2, backoff_s=0.01)
 

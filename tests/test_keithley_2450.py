@@ -10,8 +10,8 @@ from cellrig.instruments import roles
 from cellrig.instruments._connection import InstrumentError
 from cellrig.instruments.keithley_2450 import COMMANDS, Keithley2450Cycler, ManagedKeithley2450
 from cellrig.instruments.roles import CyclerLimits, CyclerStep
-from cellrig.instruments.sim import NMC811, Cell, SimServer
-from cellrig.instruments.sim.keithley2450 import SMU2450
+from cellrig.sim import NMC811, Cell, SimServer
+from cellrig.sim.keithley2450 import SMU2450
 
 OK = '+0,"No error"'
 IDN_2450 = ("*IDN?", "KEITHLEY INSTRUMENTS,MODEL 2450,04412345,1.7.12b")

@@ -13,8 +13,8 @@ from cellrig.instruments._connection import InstrumentError
 from cellrig.instruments._scan import OVERLOAD
 from cellrig.instruments.keithley_daq6510 import COMMANDS, DAQ6510Logger, ManagedKeithleyDAQ6510
 from cellrig.instruments.roles import DAQChannel
-from cellrig.instruments.sim import SimServer
-from cellrig.instruments.sim.daq6510 import DAQ6510
+from cellrig.sim import SimServer
+from cellrig.sim.daq6510 import DAQ6510
 
 OK = '+0,"No error"'
 CHANNELS = {

@@ -13,8 +13,8 @@ from cellrig.instruments._connection import InstrumentError
 from cellrig.instruments._scan import OVERLOAD, channel_list
 from cellrig.instruments.keysight_daq970a import MEMORY, KeysightDAQ970A
 from cellrig.instruments.roles import DAQChannel
-from cellrig.instruments.sim import SimServer
-from cellrig.instruments.sim.daq970a import DAQ970A
+from cellrig.sim import SimServer
+from cellrig.sim.daq970a import DAQ970A
 
 OK = '+0,"No error"'
 #: 3 thermocouples and one cell voltage, as the reference's typical scan (§4.1).

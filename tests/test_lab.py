@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cellrig.clock import ManualClock
-from cellrig.instruments.sim import BT2200, NMC811, Cell, SimServer
 from cellrig.lab import Lab, LabFileError
+from cellrig.sim import BT2200, NMC811, Cell, SimServer
 
 CELLRIG = Path(sys.executable).with_name("cellrig")
 

@@ -10,9 +10,9 @@ import pytest
 from lab_state import ask, sim_pids
 from waiting import wait_for
 
-from cellrig.instruments.sim.lab import ROLES
-from cellrig.instruments.sim.process import inject, served_lab
 from cellrig.lab import Lab
+from cellrig.sim.lab import ROLES
+from cellrig.sim.process import inject, served_lab
 
 OVERLOADED = "+9.90000000E+37"  # the DAQ970A's overload value, as it formats a reading
 
@@ -89,7 +89,7 @@ def test_cellrig_sim_refuses_a_planned_stall_on_an_instrument_that_does_not_scan
 
 PARENT = """
 import sys, threading
-from cellrig.instruments.sim.process import served_lab
+from cellrig.sim.process import served_lab
 with served_lab(sys.argv[1]):
     print("up", flush=True)
     threading.Event().wait()

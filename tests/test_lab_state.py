@@ -5,7 +5,7 @@ import tomllib
 import pytest
 from lab_state import ask, bt2200_running, espec_mode, f4t_output, rig_state, safe_states, smu_output
 
-from cellrig.instruments.sim.process import served_lab
+from cellrig.sim.process import served_lab
 
 ROLES = ["cycler", "chamber", "chamber2", "smu", "rig"]
 

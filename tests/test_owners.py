@@ -11,9 +11,9 @@ import pytest
 from waiting import wait_for
 
 from cellrig import open_run
-from cellrig.instruments.sim.process import served_lab
 from cellrig.lab import Lab
 from cellrig.lab_locks import InstrumentHeldError
+from cellrig.sim.process import served_lab
 from cellrig.storage import RunFileError
 
 REST = """

@@ -22,7 +22,7 @@ from lab_state import safe_states, sim_pids
 from waiting import wait_for
 
 from cellrig import open_run
-from cellrig.instruments.sim.process import inject, served_lab
+from cellrig.sim.process import inject, served_lab
 from cellrig.storage import RunFileError, writer_alive
 
 SPEED = 100  # the lab clock: slow enough for the rig's 10 kHz simulation and every query on a busy machine

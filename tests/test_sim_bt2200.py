@@ -5,8 +5,8 @@ import pytest
 
 from cellrig.clock import ManualClock, ScaledClock
 from cellrig.instruments.keysight_bt2200 import KeysightBT2200
-from cellrig.instruments.sim import BT2200, NMC811, Cell, SimServer
-from cellrig.instruments.sim._scpi import header_regex
+from cellrig.sim import BT2200, NMC811, Cell, SimServer
+from cellrig.sim._scpi import header_regex
 
 
 @pytest.mark.parametrize(
@@ -236,7 +236,7 @@ def test_a_fail_test_fires_at_the_instruments_own_measurement_not_at_a_log_recor
     """Tests are evaluated every integration step (0.5 s here), on the instantaneous voltage; the log is every 10 s."""
     import copy
 
-    from cellrig.instruments.sim.bt2200 import FAILED, RUNNING
+    from cellrig.sim.bt2200 import FAILED, RUNNING
 
     clock = ManualClock()
     sim = BT2200(clock, {101: Cell(NMC811, 5.0, soc=0.2)}, log_period=10, dt=0.5)
@@ -273,7 +273,7 @@ def test_of_two_levels_crossed_in_one_integration_step_the_first_crossed_acts(en
     (the real instrument checks far more often than ``dt``); a FAIL level crossed first still fails it."""
     import copy
 
-    from cellrig.instruments.sim import bt2200
+    from cellrig.sim import bt2200
 
     clock = ManualClock()
     sim = bt2200.BT2200(clock, {101: Cell(NMC811, 5.0, soc=0.1)}, log_period=10, dt=30)
@@ -306,7 +306,7 @@ def test_a_guarded_channel_fails_its_step_at_the_limit_and_reads_back_which(sign
     """Over a real socket: the voltage guard of a charge; the current guard of a discharge, which an
     instrument comparing signed current would never fire (the supervisor then trips on the log alone)."""
     from cellrig.instruments.roles import CyclerLimits, CyclerStep
-    from cellrig.instruments.sim.bt2200 import RUNNING
+    from cellrig.sim.bt2200 import RUNNING
 
     clock = ManualClock()
     sim = BT2200(clock, {101: Cell(NMC811, 5.0, soc=0.2)}, log_period=10, signed_current_tests=signed)
@@ -336,11 +336,11 @@ def test_a_guarded_channel_fails_its_step_at_the_limit_and_reads_back_which(sign
 def test_a_crossing_ends_the_run_tripped_by_the_cyclers_own_test_resumable_only_acknowledged(tmp_path):
     """The engine on a virtual lab: the BT2200 fails the charge at voltage_max; the run ends as a trip does."""
     from cellrig import open_run
-    from cellrig.instruments.sim.bt2200 import FAILED
-    from cellrig.instruments.sim.lab import VirtualLab
     from cellrig.lab import Lab
     from cellrig.protocols import Binding, parse
     from cellrig.protocols.engine import Runner, Shared
+    from cellrig.sim.bt2200 import FAILED
+    from cellrig.sim.lab import VirtualLab
 
     with VirtualLab(speed=5_000, dt=2.0) as v:
         lab = Lab.from_dict(v.lab_dict(), "virtual", v.clock)

@@ -16,10 +16,10 @@ from cellrig.clock import ManualClock
 from cellrig.instruments import roles
 from cellrig.instruments._connection import ConnectionPolicy, InstrumentError
 from cellrig.instruments.roles import ChamberLimits, Identity
-from cellrig.instruments.sim._scpi import SimServer
-from cellrig.instruments.sim.chamber_air import AMBIENT_C
-from cellrig.instruments.sim.thermotron import MANUAL_MODE, Thermotron3800
 from cellrig.instruments.thermotron import COMMANDS, Thermotron3800Chamber
+from cellrig.sim._scpi import SimServer
+from cellrig.sim.chamber_air import AMBIENT_C
+from cellrig.sim.thermotron import MANUAL_MODE, Thermotron3800
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from cellrig.clock import ManualClock
 from cellrig.instruments import roles
 from cellrig.instruments._connection import InstrumentError
 from cellrig.instruments.roles import ChamberLimits, Identity
-from cellrig.instruments.sim._scpi import SimServer
-from cellrig.instruments.sim.chamber_air import AMBIENT_C
-from cellrig.instruments.sim.watlow_f4t import F4T
 from cellrig.instruments.watlow_f4t import RATING, WatlowF4T
+from cellrig.sim._scpi import SimServer
+from cellrig.sim.chamber_air import AMBIENT_C
+from cellrig.sim.watlow_f4t import F4T
 
 IDN = ("*IDN?", "Watlow Electric,F4T,0000001,04.05.0007")
 

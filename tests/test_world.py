@@ -8,7 +8,7 @@ from cellrig.instruments.abuse_rig import Press100
 from cellrig.instruments.espec import EspecChamber
 from cellrig.instruments.keysight_bt2200 import KeysightBT2200
 from cellrig.instruments.roles import CyclerStep, Press, PressStop
-from cellrig.instruments.sim.lab import VirtualLab
+from cellrig.sim.lab import VirtualLab
 
 
 @pytest.fixture

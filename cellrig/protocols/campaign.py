@@ -270,7 +270,7 @@ def _lab_of(manifest: dict[str, Any], recorded: dict[str, str]) -> Lab:
     built with the recorded options (each run puts its own cell's state back as it resumes)."""
     if manifest.get("lab") or "virtual" not in recorded:
         return Lab.from_file(manifest.get("lab") or recorded["file"])
-    from ..instruments.sim.lab import VirtualLab  # the simulators load only for a virtual lab
+    from ..sim.lab import VirtualLab  # the simulators load only for a virtual lab
 
     return Lab.on(VirtualLab(**json.loads(recorded["virtual"])).start())
 

@@ -47,7 +47,7 @@ class CellSpec:
         return cls(**{f.name: meta[f.name] for f in fields(cls) if f.name in meta})
 
 
-#: Known cell types (ratings of the virtual lab's cells: cellrig.instruments.sim.cell presets).
+#: Known cell types (ratings of the virtual lab's cells: cellrig.sim.cell presets).
 CELL_TYPES: dict[str, CellSpec] = {
     "nmc811-5Ah": CellSpec("NMC811/graphite", 5.0, 2.5, 4.2, 5.0, 10.0, -20.0, 60.0, 70.8),
     "lfp-5Ah": CellSpec("LFP/graphite", 5.0, 2.5, 3.65, 5.0, 10.0, -20.0, 60.0, 99.7),

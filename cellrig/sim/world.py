@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ...clock import Clock
+from ..clock import Clock
 from .cell import Cell
 
 

@@ -7,7 +7,7 @@ returns the overload value :data:`~cellrig.instruments.keysight_daq970a.OVERLOAD
 what Keysight and Keithley loggers return for an overload; unverified for an open thermocouple
 on the DAQ970A), a voltage channel 0 V.
 
-A scan runs on ``clock`` (in a :class:`~cellrig.instruments.sim.world.World`, pass the world):
+A scan runs on ``clock`` (in a :class:`~cellrig.sim.world.World`, pass the world):
 sweep k starts k × TRIG:TIMer after INITiate (the first at once), and the channels of a sweep
 are read one after another, ``channel_time`` apart (1/80 s, an armature multiplexer's rate), so
 what the memory holds depends only on simulated time.  The memory keeps the newest 100,000
@@ -23,9 +23,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ...clock import Clock
-from .._scan import OVERLOAD, check_channels
-from ..keysight_daq970a import MEMORY, SCAN_RATE, TC_TYPES, VOLT_RANGES
+from ..clock import Clock
+from ..instruments._scan import OVERLOAD, check_channels
+from ..instruments.keysight_daq970a import MEMORY, SCAN_RATE, TC_TYPES, VOLT_RANGES
 from ._scpi import Reply, SCPIError, SimInstrument, command
 from .bt2200 import cell_list
 

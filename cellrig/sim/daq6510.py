@@ -12,7 +12,7 @@ Channels read their ``probes`` (channel → function of simulated time) as in th
 simulator; an unwired thermocouple channel reads the overflow value +9.9E+37 (what a real one
 reads with open detection off is not modelled), an unwired voltage channel 0 V.  A scan sweeps
 its channels ``channel_time`` apart, every ``:ROUT:SCAN:INT`` seconds of ``clock`` (in a
-:class:`~cellrig.instruments.sim.world.World`, pass the world) from ``:INIT``, into
+:class:`~cellrig.sim.world.World`, pass the world) from ``:INIT``, into
 ``defbuffer1``, whose readings are returned by index as ``reading,relative time,channel``
 (relative to the scan's first reading).  Departures: one buffer, which never overflows; only the
 temperature (thermocouple, internal reference junction) and DC-voltage functions.
@@ -22,8 +22,8 @@ import math
 import re
 from typing import Any
 
-from ...clock import Clock
-from ..keithley_daq6510 import BUFFER, TC_TYPES, VOLT_RANGES
+from ..clock import Clock
+from ..instruments.keithley_daq6510 import BUFFER, TC_TYPES, VOLT_RANGES
 from ._scpi import Reply, SCPIError, command
 from .daq970a import ON_OFF, Probe, Reading, Scanner, ScanningLogger, channels_on, choice, probe_reading
 

@@ -18,8 +18,8 @@ import re
 
 from pymeasure.instruments.validators import strict_discrete_set
 
-from ...clock import Clock
-from ..espec import ABOVE_LIMIT, BELOW_LIMIT, OVERHEAT
+from ..clock import Clock
+from ..instruments.espec import ABOVE_LIMIT, BELOW_LIMIT, OVERHEAT
 from ._scpi import Reply, SCPIError, SimInstrument, command
 from .chamber_air import ChamberAir, ChamberRating, air_for
 

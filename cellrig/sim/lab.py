@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...clock import ScaledClock
+from ..clock import ScaledClock
 from ._scpi import Fault, FaultKind, Reply, SimInstrument, SimServer
 from .abuse_rig import PouchCell, PressSim
 from .bt2200 import BT2200

@@ -14,7 +14,7 @@ changes nothing and answers nothing; the simulator keeps the SCPI error in ``err
 
 from pymeasure.instruments.validators import strict_discrete_set
 
-from ...clock import Clock
+from ..clock import Clock
 from ._scpi import Reply, SCPIError, SimInstrument, command
 from .chamber_air import ChamberAir, ChamberRating, air_for
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...clock import Clock
-from ..keysight_bt2200 import CHANNELS_PER_CARD, STATUS_CODES, channel_index, record_dtype
+from ..clock import Clock
+from ..instruments.keysight_bt2200 import CHANNELS_PER_CARD, STATUS_CODES, channel_index, record_dtype
 from ._scpi import Reply, SCPIError, SimInstrument, command
 from .cell import REST_STEP_S, Cell
 

@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
-from ...clock import Clock
+from ..clock import Clock
 
 AMBIENT_C = 23.0  # °C, the lab around the chamber
 

@@ -14,8 +14,8 @@ to one is not documented), the over-temperature cutout reported as a high proces
 
 from pymeasure.instruments.thermotron import thermotron3800 as stock
 
-from ...clock import Clock
-from ..thermotron import HIGH_PROCESS, LOW_PROCESS
+from ..clock import Clock
+from ..instruments.thermotron import HIGH_PROCESS, LOW_PROCESS
 from ._scpi import Reply, SimInstrument, command
 from .chamber_air import ChamberAir, ChamberRating, air_for
 

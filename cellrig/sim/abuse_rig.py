@@ -22,8 +22,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ...clock import Clock
-from ..abuse_rig import (
+from ..clock import Clock
+from ..instruments.abuse_rig import (
     FORCE_LIMIT_RANGE,
     HOLD_RANGE,
     MAX_RECORDS_PER_QUERY,

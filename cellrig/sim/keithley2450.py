@@ -7,9 +7,9 @@ It answers what pymeasure's stock ``Keithley2450`` sends for sourcing voltage an
 ``:READ? "defbuffer1", SOUR, READ`` (§3.2).
 
 Physics: a voltage source with a symmetric current limit on a
-:class:`~cellrig.instruments.sim.cell.Cell`: the current is what holds the cell at the source
+:class:`~cellrig.sim.cell.Cell`: the current is what holds the cell at the source
 voltage, clipped to ±ILIM (+ flows into the cell, charging).  It advances lazily to the present
-of ``clock`` (in a :class:`~cellrig.instruments.sim.world.World`, pass the world) in fixed
+of ``clock`` (in a :class:`~cellrig.sim.world.World`, pass the world) in fixed
 steps, so results depend only on simulated time.  With the output off the cell rests.
 Departures, stated once: every output-off state acts as High-Z (a real NORMal or ZERO off state
 keeps a 0 V source connected), only the voltage source is simulated, and with the output off
@@ -17,9 +17,9 @@ keeps a 0 V source connected), only the voltage source is simulated, and with th
 its relay open is unverified).
 """
 
-from ...clock import Clock
-from .._scan import OVERLOAD
-from ..keithley_2450 import RATINGS
+from ..clock import Clock
+from ..instruments._scan import OVERLOAD
+from ..instruments.keithley_2450 import RATINGS
 from ._scpi import Reply, SCPIError, SimInstrument, command
 from .cell import REST_STEP_S, Cell
 from .daq970a import ON_OFF, choice
