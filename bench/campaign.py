@@ -22,20 +22,19 @@ from cellrig.protocols import campaign as campaigns
 from cellrig.protocols import library
 from cellrig.protocols.campaign import Campaign, Plan
 from cellrig.protocols.cells import PRESET_TYPES, cell_spec
-from cellrig.protocols.preflight import Binding, Probe
-from cellrig.sim.lab import CYCLER_CELLS
 from cellrig.sim.process import served_lab
+from cellrig.sim.wiring import CYCLER_CELLS, CYCLER_CHANNELS, chamber_of, cycler
 
 TARGET_S = 300.0
 
 
 def plans() -> list[Plan]:
     out = []
-    for channel, preset in enumerate(CYCLER_CELLS, start=101):
-        chamber, temperature = ("chamber", "25 °C") if channel <= 104 else ("chamber2", "45 °C")
+    for channel, preset in zip(CYCLER_CHANNELS, CYCLER_CELLS, strict=True):
+        temperature = {"chamber": "25 °C", "chamber2": "45 °C"}[chamber_of(channel)]
         cell = cell_spec(PRESET_TYPES[preset], f"{preset}-{channel}")
         protocol = library.protocol("cycle-life", cell, {"temperature": temperature, "rpt_every": 10, "rest": "10 min"})
-        out.append(Plan(protocol, Binding("cycler", channel, chamber, None, "daq", {"temperature": Probe(channel)})))
+        out.append(Plan(protocol, cycler(channel)))
     return out
 
 

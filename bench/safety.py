@@ -78,6 +78,7 @@ from cellrig.protocols.supervisor import DTDT_MIN_SPAN, DTDT_WINDOW
 from cellrig.sim.abuse_rig import TICK
 from cellrig.sim.bt2200 import BT2200, RUNNING
 from cellrig.sim.lab import VirtualLab
+from cellrig.sim.wiring import GAS_PROBE, RIG
 
 MONITOR_PERIOD = 0.001  # s of real time between the monitor's looks
 WORLD_DT = 0.01  # s: the world's step (VirtualLab's default 1 s lets the lab move in 1 s bursts, see above)
@@ -86,8 +87,6 @@ TRIP_TIMEOUT = 120.0  # s: a trip not seen by then is counted as missed
 SAMPLE_INTERVAL = 1.0  # s between DAQ scans (the protocols' sample_interval)
 RIG_HZ = 1000  # the rig's fast channel while the ram presses (engine's RIG_ACQUISITION_HZ)
 CELL = cell_spec("nmc811-5Ah", "bench-101")
-GAS = Probe(103, "volt", scale=100.0, units="ppm")
-RIG = Binding(rig="rig", daq="daq2", probes={"temperature": Probe(101), "gas": GAS})
 SIGNALS = ("voltage", "current", "cell temperature", "dT/dt", "chamber temperature", "force", "gas", "stale data")
 #: How the engine's end reason starts for each signal's trip.
 SAID = {
@@ -274,7 +273,7 @@ def _rig(v: VirtualLab, signal: str, rng: random.Random) -> Setup:
     read: dict[str, Callable[[float], float]] = {
         "cell temperature": daq.probes[101],
         "dT/dt": daq.probes[101],
-        "gas": lambda t: daq.probes[103](t) * GAS.scale,
+        "gas": lambda t: daq.probes[GAS_PROBE](t) * RIG.probes["gas"].scale,
         "force": lambda t: rig.force,
     }
 

@@ -23,10 +23,10 @@ from .protocols.language import Check, Protocol, ProtocolError
 from .protocols.preflight import Binding, Probe, check, sole_roles
 from .protocols.stopping import StopRequest, signals_ask_to_stop
 from .protocols.supervisor import chamber_setpoints
-from .sim.lab import CYCLER_CELLS, VirtualLab, speed_for
+from .sim import wiring
+from .sim.lab import VirtualLab, speed_for
 from .storage import RunFileError, open_run
 
-GAS_PPM_PER_V = 100.0  # the virtual rig enclosure's gas transmitter: 0.01 V per ppm
 BAD_INPUT = (ProtocolError, PreflightError, LabFileError, RunFileError, ValueError, FileExistsError, KeyError)
 #: What ends a command with one line and exit 1: bad input, or an instrument or folder that cannot be had.
 REFUSED = (*BAD_INPUT, InstrumentError, InstrumentHeldError, OSError)
@@ -58,15 +58,14 @@ def _virtual_setup(name: str, channel: int, specimen: str) -> tuple[str, Binding
     sketch = library.protocol(name)  # compiled for a default cell: which instruments, what kind
     roles = sketch.roles()
     if "rig" in roles:
-        probes = {"temperature": Probe(101), "gas": Probe(103, "volt", scale=GAS_PPM_PER_V, units="ppm")}
-        return PRESET_TYPES[specimen], Binding(rig="rig", daq="daq2", probes=probes)
+        return PRESET_TYPES[specimen], wiring.RIG
     if sketch.abuse and "cycler" in roles:
-        return f"{specimen}-0.5Ah", Binding(cycler="smu", daq="daq2", probes={"temperature": Probe(104)})
-    if not 101 <= channel <= 100 + len(CYCLER_CELLS):
-        raise ValueError(f"channel {channel}: the virtual cycler has channels 101–{100 + len(CYCLER_CELLS)}")
-    chamber = ("chamber" if channel <= 104 else "chamber2") if "chamber" in roles else None
-    cell_type = PRESET_TYPES[CYCLER_CELLS[channel - 101]]
-    return cell_type, Binding("cycler", channel, chamber, None, "daq", {"temperature": Probe(channel)})
+        return f"{specimen}-{wiring.SMU_CELL_AH:g}Ah", wiring.SMU
+    channels = wiring.CYCLER_CHANNELS
+    if channel not in channels:
+        raise ValueError(f"channel {channel}: the virtual cycler has channels {channels[0]}–{channels[-1]}")
+    cell_type = PRESET_TYPES[wiring.cycler_cell(channel)]
+    return cell_type, wiring.cycler(channel, chamber="chamber" in roles)
 
 
 def _stopping() -> AbstractContextManager[StopRequest]:
@@ -215,8 +214,8 @@ def run(
 
 def _rated_channel(name: str, overrides: dict[str, str], cell_type: str | None) -> int:
     """The first virtual cycler channel whose cell is rated for every chamber temperature of the protocol."""
-    for channel in range(101, 101 + len(CYCLER_CELLS)):
-        cell = cell_spec(cell_type or PRESET_TYPES[CYCLER_CELLS[channel - 101]])
+    for channel, preset in zip(wiring.CYCLER_CHANNELS, wiring.CYCLER_CELLS, strict=True):
+        cell = cell_spec(cell_type or PRESET_TYPES[preset])
         if all(cell.t_min <= t <= cell.t_max for t in chamber_setpoints(library.protocol(name, cell, overrides))):
             if channel != 101:
                 err.print(f"channel {channel}: its {cell.type} cell is rated for the protocol's temperatures")

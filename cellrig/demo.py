@@ -22,16 +22,16 @@ from .protocols import library
 from .protocols.campaign import Campaign, ChamberEntry, Plan
 from .protocols.cells import PRESET_TYPES, cell_spec
 from .protocols.engine import Runner, resumable
-from .protocols.preflight import Binding, Probe
+from .protocols.preflight import Binding
 from .protocols.stopping import StopRequest
-from .sim.lab import CYCLER_CELLS
 from .sim.process import served_lab
+from .sim.wiring import CYCLER_CHANNELS, RIG, chamber_of, cycler, cycler_cell, oven
 from .storage import open_run
 
 MARK = "demo.json"  # what tells `cellrig resume` that a folder is a demo's
 AGEING = 120.0  # the demo's cells age this many times faster than rated
 LABELS = {"nmc811": "NMC", "lfp": "LFP", "sulfide": "SUL"}
-GAS = Probe(103, "volt", scale=100.0, units="ppm")
+LIFE_TEMPERATURES = {"chamber": "25 °C", "chamber2": "45 °C"}  # the cycle-life runs' by the chamber they are in
 
 
 @dataclass
@@ -45,32 +45,24 @@ class Phase:
     chambers: dict[str, ChamberEntry] = field(default_factory=dict)
 
 
-def _cycler(channel: int, chamber: bool = True) -> Binding:
-    room = ("chamber" if channel <= 104 else "chamber2") if chamber else None
-    return Binding("cycler", channel, room, None, "daq", {"temperature": Probe(channel)})
-
-
 def _id(channel: int, suffix: str = "") -> tuple[str, str]:
-    preset = CYCLER_CELLS[channel - 101]
+    preset = cycler_cell(channel)
     return f"{LABELS[preset]}-{channel - 100:02d}{suffix}", PRESET_TYPES[preset]
 
 
 def phases() -> list[Phase]:
     life = []
-    for channel in range(101, 109):
+    for channel in CYCLER_CHANNELS:
         cell_id, cell_type = _id(channel)
-        temperature = "25 °C" if channel <= 104 else "45 °C"
-        params = {"temperature": temperature, "rpt_every": 10, "rest": "10 min"}
-        life.append((cell_id, cell_type, "cycle-life", params, _cycler(channel)))
+        params = {"temperature": LIFE_TEMPERATURES[chamber_of(channel)], "rpt_every": 10, "rest": "10 min"}
+        life.append((cell_id, cell_type, "cycle-life", params, cycler(channel)))
     sweep = [
-        (*_id(104, "t"), "temperature-sweep", {"soak": "30 min"}, _cycler(104)),
-        (*_id(105, "t"), "temperature-sweep", {"soak": "30 min", "t5": "55 °C", "t6": "60 °C"}, _cycler(105)),
-        (*_id(106, "t"), "temperature-sweep", {"soak": "30 min", "t5": "55 °C", "t6": "60 °C"}, _cycler(106)),
+        (*_id(104, "t"), "temperature-sweep", {"soak": "30 min"}, cycler(104)),
+        (*_id(105, "t"), "temperature-sweep", {"soak": "30 min", "t5": "55 °C", "t6": "60 °C"}, cycler(105)),
+        (*_id(106, "t"), "temperature-sweep", {"soak": "30 min", "t5": "55 °C", "t6": "60 °C"}, cycler(106)),
     ]
-    hppc = [(*_id(ch, "h"), "hppc", {"rest": "30 min"}, _cycler(ch, chamber=False)) for ch in (101, 103, 104)]
+    hppc = [(*_id(ch, "h"), "hppc", {"rest": "30 min"}, cycler(ch, chamber=False)) for ch in (101, 103, 104)]
     hot = {"target": "200 °C"}  # GB 38031's hold and observation, at the sulfide cell's claimed 200 °C
-    oven = {ch: Binding(chamber="chamber", daq="daq", probes={"temperature": Probe(ch)}) for ch in (101, 104)}
-    rig = Binding(rig="rig", daq="daq2", probes={"temperature": Probe(101), "gas": GAS})
     out = [
         Phase(
             "life", "cycle life to 80 % with RPTs, 25 °C and 45 °C", {"speed": 4000, "dt": 2, "ageing": AGEING}, life
@@ -80,12 +72,12 @@ def phases() -> list[Phase]:
     ]
     # one oven each: a cell running away makes its oven safe, which would end the other's test
     for ch in (101, 104):
-        name = LABELS[CYCLER_CELLS[ch - 101]]
-        cell = (*_id(ch, "b"), "hot-box", hot, oven[ch])
+        name = LABELS[cycler_cell(ch)]
+        cell = (*_id(ch, "b"), "hot-box", hot, oven(ch))
         out.append(Phase(f"hot-box-{name.lower()}", f"200 °C hot box on {name}", {"speed": 2000}, [cell]))
     for test in ("nail-gbt31485", "crush-gb38031"):
         for preset in ("nmc811", "sulfide"):
-            cell = (f"{LABELS[preset]}-{test.split('-')[0]}", PRESET_TYPES[preset], test, {}, rig)  # as the standard
+            cell = (f"{LABELS[preset]}-{test.split('-')[0]}", PRESET_TYPES[preset], test, {}, RIG)  # as the standard
             lab = {"speed": 200, "specimen": preset}
             out.append(Phase(f"{test}-{preset}", f"{test} on {LABELS[preset]}", lab, [cell]))
     return out

@@ -26,11 +26,9 @@ from cellrig.protocols.engine import PreflightError, Runner, Shared
 from cellrig.protocols.preflight import check, sole_roles
 from cellrig.sim.bt2200 import RUNNING
 from cellrig.sim.lab import VirtualLab
+from cellrig.sim.wiring import RIG, SMU
 
 CYCLING = Binding("cycler", 101, "chamber", None, "daq", {"temperature": Probe(101)})
-GAS = Probe(103, "volt", scale=100.0, units="ppm")
-RIG = Binding(rig="rig", daq="daq2", probes={"temperature": Probe(101), "gas": GAS})
-SMU = Binding(cycler="smu", daq="daq2", probes={"temperature": Probe(104)})
 
 THREE_CYCLES = cccv_cycles("three", 3)
 

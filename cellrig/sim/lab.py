@@ -29,6 +29,18 @@ from .espec import Espec
 from .keithley2450 import SMU2450
 from .thermotron import Thermotron3800
 from .watlow_f4t import F4T
+from .wiring import (
+    AIR_PROBES,
+    CHAMBER_CHANNELS,
+    CYCLER_CELLS,
+    CYCLER_CHANNELS,
+    GAS_PROBE,
+    GAS_SENSOR_V_PER_PPM,
+    LAB_AIR_PROBE,
+    RIG_CELL_PROBE,
+    SMU_CELL_AH,
+    SMU_CELL_PROBE,
+)
 from .world import World
 
 #: How much faster than real time the virtual lab runs by default: fast, yet slow enough for the
@@ -48,39 +60,34 @@ class Role:
     max_speed: float = DEFAULT_SPEED  # the fastest clock its simulation follows
 
 
-#: The cycler's cells, channels 101–108: each chamber holds every chemistry (101–104 the ESPEC, 105–108 the F4T).
-CYCLER_CELLS = ("nmc811", "nmc811", "lfp", "sulfide", "nmc811", "lfp", "lfp", "sulfide")
-
-
 def _bt2200(lab: "VirtualLab") -> SimInstrument:
-    """Eight 5 Ah cells of three chemistries (:data:`CYCLER_CELLS`), four in each chamber."""
-    cells = {101 + i: lab.cell(f"cycler-{101 + i}", preset) for i, preset in enumerate(CYCLER_CELLS)}
+    """Eight 5 Ah cells of three chemistries (:data:`~.wiring.CYCLER_CELLS`), four in each chamber."""
+    cells = {ch: lab.cell(f"cycler-{ch}", preset) for ch, preset in zip(CYCLER_CHANNELS, CYCLER_CELLS, strict=True)}
     return BT2200(lab.world, cells, cards=1, log_period=10.0, dt=lab.world.dt)
 
 
-def _espec(lab: "VirtualLab") -> SimInstrument:
-    sim = Espec(lab.world)
-    lab.world.place_in(sim.air, [lab.world.cells[f"cycler-{ch}"] for ch in range(101, 105)])
-    return sim
+def _chamber(sim: type[Espec | F4T], role: str) -> Callable[["VirtualLab"], SimInstrument]:
+    """A chamber holding the cycler cells :data:`~.wiring.CHAMBER_CHANNELS` gives ``role``."""
 
+    def build(lab: "VirtualLab") -> SimInstrument:
+        chamber = sim(lab.world)
+        lab.world.place_in(chamber.air, [lab.world.cells[f"cycler-{ch}"] for ch in CHAMBER_CHANNELS[role]])
+        return chamber
 
-def _f4t(lab: "VirtualLab") -> SimInstrument:
-    sim = F4T(lab.world)
-    lab.world.place_in(sim.air, [lab.world.cells[f"cycler-{ch}"] for ch in range(105, 109)])
-    return sim
+    return build
 
 
 def _daq970a(lab: "VirtualLab") -> SimInstrument:
-    """Thermocouples on the eight cycler cells (101–108) and in each chamber's air (109, 110)."""
+    """Thermocouples on the eight cycler cells and in each chamber's air (:data:`~.wiring.AIR_PROBES`)."""
     world = lab.world
-    probes = {ch: lambda t, cell=world.cells[f"cycler-{ch}"]: cell.temperature for ch in range(101, 109)}
-    probes[109] = lambda t: lab.sims["chamber"].air.temperature
-    probes[110] = lambda t: lab.sims["chamber2"].air.temperature
+    probes = {ch: lambda t, cell=world.cells[f"cycler-{ch}"]: cell.temperature for ch in CYCLER_CHANNELS}
+    for role, ch in AIR_PROBES.items():
+        probes[ch] = lambda t, role=role: lab.sims[role].air.temperature
     return DAQ970A(world, probes)
 
 
 def _smu(lab: "VirtualLab") -> SimInstrument:
-    return SMU2450(lab.world, lab.cell("smu-1", lab.specimen, capacity_ah=0.5))
+    return SMU2450(lab.world, lab.cell("smu-1", lab.specimen, capacity_ah=SMU_CELL_AH))
 
 
 def _rig(lab: "VirtualLab") -> SimInstrument:
@@ -89,12 +96,11 @@ def _rig(lab: "VirtualLab") -> SimInstrument:
 
 
 ENCLOSURE_MMOL = 40_900.0  # air in the rig's 1 m³ enclosure at 25 °C
-GAS_SENSOR_V_PER_PPM = 0.01  # a 0–10 V gas transmitter spanning 0–1000 ppm (illustrative)
 
 
 def _daq6510(lab: "VirtualLab") -> SimInstrument:
-    """Thermocouples on the rig's cell (101), the lab air (102) and the SMU's cell (104); the
-    enclosure's gas sensor (103, volts).
+    """Thermocouples on the rig's cell, the lab air and the SMU's cell; the enclosure's gas sensor
+    (volts; channels: :mod:`.wiring`).
 
     The sensor sees what the cell on the anvil vents (CO/H₂, or H₂S from a sulfide cell) diluted
     in the enclosure's air: ppm = mmol released / mmol of air × 10⁶.
@@ -103,10 +109,10 @@ def _daq6510(lab: "VirtualLab") -> SimInstrument:
     return DAQ6510(
         lab.world,
         {
-            101: lambda t: rig_cell.temperature,
-            102: lambda t: 23.0,
-            103: lambda t: rig_cell.gas_released_mmol / ENCLOSURE_MMOL * 1e6 * GAS_SENSOR_V_PER_PPM,
-            104: lambda t: smu_cell.temperature,
+            RIG_CELL_PROBE: lambda t: rig_cell.temperature,
+            LAB_AIR_PROBE: lambda t: 23.0,
+            GAS_PROBE: lambda t: rig_cell.gas_released_mmol / ENCLOSURE_MMOL * 1e6 * GAS_SENSOR_V_PER_PPM,
+            SMU_CELL_PROBE: lambda t: smu_cell.temperature,
         },
     )
 
@@ -116,8 +122,8 @@ ROLES: dict[str, Role] = {
     "cycler": Role(
         "keysight_bt2200", _bt2200, {"channel": 101}, {"min_voltage": 2.5, "max_voltage": 4.2, "max_current": 5.0}
     ),
-    "chamber": Role("espec", _espec, {}, {"max_temperature": 200.0}),
-    "chamber2": Role("watlow_f4t", _f4t, {}, {"max_temperature": 130.0}),
+    "chamber": Role("espec", _chamber(Espec, "chamber"), {}, {"max_temperature": 200.0}),
+    "chamber2": Role("watlow_f4t", _chamber(F4T, "chamber2"), {}, {"max_temperature": 130.0}),
     "chamber3": Role("thermotron_3800", lambda lab: Thermotron3800(lab.world)),
     "daq": Role("keysight_daq970a", _daq970a),
     # wide enough for electrical abuse (overcharge, forced discharge, soft short) of its 0.5 Ah cell
