@@ -4,6 +4,7 @@ import sys
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -286,11 +287,16 @@ def resume(target: Path, lab_file: Path | None, ack_trip: bool) -> None:
     with _stopping() as stop:
         try:
             lab = Lab.from_file(lab_file) if lab_file else None
-            runners = campaigns.resume(target, lab, ack_trip=ack_trip, interrupt=stop)
+            runners = campaigns.resume(target, lab, ack_trip=ack_trip, interrupt=stop, virtual_lab=_embedded_lab)
             with runners[0].lab:
                 _execute(runners)
         except REFUSED as exc:
             raise _fail(exc) from None
+
+
+def _embedded_lab(options: dict[str, Any]) -> Lab:
+    """The embedded virtual lab rebuilt with the options its runs recorded (``VirtualLab.options``), serving."""
+    return Lab.on(VirtualLab(**options).start())
 
 
 #: which runs each operator command is for (their state as ``control.state`` tells it)

@@ -19,6 +19,7 @@ reported at once, with the file, the key and the reason, before any connection i
 A virtual lab's file also has ``[clock]`` (its scaled clock) and ``[virtual]`` (its control
 port, for tests that inject faults; cellrig ignores it).  ``locks = "DIR"`` names the lab-wide
 lock directory (:mod:`cellrig.lab_locks`; default ``<lab file stem>.locks`` beside the file).
+A served virtual lab's cells are reached through its control line (:mod:`cellrig.lab_control`).
 """
 
 import dataclasses
@@ -36,6 +37,7 @@ from .inputs import InputError, read_text
 from .instruments._connection import ConnectionPolicy
 from .instruments.registry import DRIVERS, DriverInfo
 from .instruments.roles import Identity
+from .lab_control import ServedCells
 from .lab_locks import LabLocks
 
 _ENTRY_KEYS = {"driver", "resource", "options", "limits", "safe_state", "timeout_s", "retries"}
@@ -138,8 +140,6 @@ class Lab:
         lab = cls(str(data.get("name", Path(origin).stem)), roles, origin, clock or wall_clock())
         control = data.get("virtual", {}).get("control") if isinstance(data.get("virtual"), dict) else None
         if control:  # a virtual lab another process serves: its cells are reached through its control line
-            from .sim.process import ServedCells
-
             lab.virtual = ServedCells(str(control))
         if locks:
             lab.locks = LabLocks(Path(origin).parent / locks)

@@ -236,10 +236,12 @@ def resume(
     progress: Progress | None = None,
     ack_trip: bool = False,
     interrupt: StopRequest | None = None,
+    virtual_lab: Callable[[dict[str, Any]], Lab] | None = None,
 ) -> list[Runner]:
     """Reopen every interrupted or stopped run in ``folder`` (a campaign's or any) to continue it.
 
     ``ack_trip``: tripped runs too (non-abuse), the acknowledgement recorded in each file.
+    ``virtual_lab``: with no ``lab``, what rebuilds an embedded virtual lab from the options its runs recorded.
     """
     folder = Path(folder)
     paths = sorted(folder.glob("*.h5")) if folder.is_dir() else [folder]
@@ -252,7 +254,7 @@ def resume(
         raise ValueError(f"{folder}: no interrupted or stopped run to resume")
     opened = lab is None
     if lab is None:
-        lab = _lab_of(manifest, open_run(todo[0]).meta["lab"])
+        lab = _lab_of(manifest, open_run(todo[0]).meta["lab"], virtual_lab)
     try:
         chambers = {k: ChamberEntry(**v) for k, v in manifest.get("chambers", {}).items()}
         shared = _shared(lab, chambers, poll, interrupt)
@@ -265,14 +267,16 @@ def resume(
     return runners
 
 
-def _lab_of(manifest: dict[str, Any], recorded: dict[str, str]) -> Lab:
+def _lab_of(
+    manifest: dict[str, Any], recorded: dict[str, str], virtual_lab: Callable[[dict[str, Any]], Lab] | None
+) -> Lab:
     """The lab the runs ran on: the campaign's or the run's lab file, or a new embedded virtual lab
     built with the recorded options (each run puts its own cell's state back as it resumes)."""
     if manifest.get("lab") or "virtual" not in recorded:
         return Lab.from_file(manifest.get("lab") or recorded["file"])
-    from ..sim.lab import VirtualLab  # the simulators load only for a virtual lab
-
-    return Lab.on(VirtualLab(**json.loads(recorded["virtual"])).start())
+    if virtual_lab is None:
+        raise ValueError(f"the runs ran on an embedded virtual lab ({recorded['name']}): give virtual_lab or a lab")
+    return virtual_lab(json.loads(recorded["virtual"]))
 
 
 def run_all(runners: list[Runner], *, on_wait: Callable[[], None] | None = None) -> dict[str, tuple[str, str | None]]:

@@ -1,14 +1,13 @@
 """The virtual lab in a process of its own (``cellrig sim``), so the simulation and the engine each get a core.
 
 :func:`inject` plays a fault on one of its instruments from any other process, through the
-control line its lab file names (``[virtual] control``, see :class:`~.lab.LabControl`).
+control line its lab file names (``[virtual] control``, see :class:`~.lab.LabControl`; cellrig's
+client of it is :mod:`cellrig.lab_control`).
 """
 
 import contextlib
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,10 +15,10 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+
+from ..lab_control import ask
 
 STARTUP_S = 60.0
-CONTROL_TIMEOUT_S = 10.0
 PARENT_POLL_S = 0.5
 
 
@@ -70,41 +69,10 @@ def served_lab(lab_file: str | Path, **options: float | str) -> Iterator[Path]:
             sim.kill()
 
 
-def _ask(address: str, line: str) -> str:
-    """One line to a virtual lab's control line (``host:port``), its one-line answer back."""
-    host, _, port = address.rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=CONTROL_TIMEOUT_S) as conn:
-        conn.sendall(line.encode("latin-1") + b"\n")
-        return conn.makefile(encoding="latin-1").readline().strip()
-
-
 def inject(lab_file: str | Path, role: str, kind: str, count: int = 1, match: str = "") -> None:
     """Play fault ``kind`` on the next ``count`` commands to ``role`` starting with ``match``, in the
     virtual lab serving ``lab_file``; ValueError naming the reason if the lab refuses it."""
     line = " ".join(["FAULT", role, kind, str(count), match]).rstrip()
-    reply = _ask(tomllib.loads(Path(lab_file).read_text())["virtual"]["control"], line)
+    reply = ask(tomllib.loads(Path(lab_file).read_text())["virtual"]["control"], line)
     if reply != "OK":
         raise ValueError(f"{lab_file}: the virtual lab refused {line!r}: {reply or 'no reply'}")
-
-
-class ServedCells:
-    """The cells of a virtual lab another process serves, through its control line (a lab file's
-    ``[virtual] control``): what a run records at its checkpoints and puts back when it resumes."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-
-    def options(self) -> dict[str, Any]:
-        return {}  # whoever serves it rebuilds it: the run keeps its lab file
-
-    def cell_state(self, role: str, channel: int | None) -> dict[str, Any] | None:
-        reply = _ask(self.address, f"CELL? {role} {channel or 101}")
-        return None if reply.startswith("ERR") else json.loads(reply)
-
-    def restore_cell(self, role: str, channel: int | None, state: dict[str, Any]) -> None:
-        reply = _ask(self.address, f"CELL {role} {channel or 101} {json.dumps(state)}")
-        if reply != "OK":
-            raise ValueError(f"the virtual lab at {self.address} refused the cell's state: {reply or 'no reply'}")
-
-    def stop(self) -> None:
-        """Nothing: the lab's own process serves it."""
