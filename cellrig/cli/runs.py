@@ -1,4 +1,5 @@
-"""The ``cellrig`` commands that run tests: run, campaign, resume, pause/continue/stop/abort, protocols."""
+"""The commands that run tests and steer them: run, campaign, resume, status, pause/continue/stop/abort,
+protocols, demo."""
 
 import sys
 import time
@@ -10,23 +11,23 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .cli import console, err, main, runs_folder
-from .demo import MARK as DEMO_MARK
-from .demo import run_demo
-from .instruments._connection import InstrumentError
-from .lab import Lab, LabFileError
-from .lab_locks import InstrumentHeldError
-from .protocols import campaign as campaigns
-from .protocols import control, library
-from .protocols.cells import PRESET_TYPES, cell_spec
-from .protocols.engine import PreflightError, Runner, Shared
-from .protocols.language import Check, Protocol, ProtocolError
-from .protocols.preflight import Binding, Probe, check, sole_roles
-from .protocols.stopping import StopRequest, signals_ask_to_stop
-from .protocols.supervisor import chamber_setpoints
-from .sim import wiring
-from .sim.lab import VirtualLab, speed_for
-from .storage import RunFileError, open_run
+from ..demo import MARK as DEMO_MARK
+from ..demo import run_demo
+from ..instruments._connection import InstrumentError
+from ..lab import Lab, LabFileError
+from ..lab_locks import InstrumentHeldError
+from ..protocols import campaign as campaigns
+from ..protocols import control, library
+from ..protocols.cells import PRESET_TYPES, cell_spec
+from ..protocols.engine import PreflightError, Runner, Shared
+from ..protocols.language import Check, Protocol, ProtocolError
+from ..protocols.preflight import Binding, Probe, check, sole_roles
+from ..protocols.stopping import StopRequest, signals_ask_to_stop
+from ..protocols.supervisor import chamber_setpoints
+from ..sim import wiring
+from ..sim.lab import VirtualLab, speed_for
+from ..storage import RunFileError, open_campaign, open_run
+from ._common import analyse_folder, console, err, runs_folder
 
 BAD_INPUT = (ProtocolError, PreflightError, LabFileError, RunFileError, ValueError, FileExistsError, KeyError)
 #: What ends a command with one line and exit 1: bad input, or an instrument or folder that cannot be had.
@@ -117,7 +118,7 @@ def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc).strip("'\""))
 
 
-@main.command()
+@click.command()
 @click.argument("protocol")
 @runs_folder("Folder for the run file (created if missing; runs are never overwritten).")
 @click.option(
@@ -232,7 +233,7 @@ def _run_one(p: Protocol, binding: Binding, lab: Lab, out_dir: Path, stop: StopR
         _execute([runner])
 
 
-@main.command()
+@click.command()
 @click.argument("campaign_file", type=click.Path(dir_okay=False, path_type=Path))
 @runs_folder("Folder for the run files and campaign.json (a new folder).")
 @click.option(
@@ -260,7 +261,7 @@ def campaign(campaign_file: Path, out_dir: Path, lab_file: Path | None, params: 
             raise _fail(exc) from None
 
 
-@main.command()
+@click.command()
 @click.argument("target", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--lab",
@@ -299,6 +300,42 @@ def _embedded_lab(options: dict[str, Any]) -> Lab:
     return Lab.on(VirtualLab(**options).start())
 
 
+@click.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def status(folder: Path) -> None:
+    """Show each run in FOLDER: state, step, cycle, last readings and elapsed time (live runs too).
+
+    Read from the run files only, so it works from another terminal while runs go on.
+    """
+    if not folder.is_dir():
+        raise click.ClickException(f"{folder}: no such folder")
+    campaign = open_campaign(folder)
+    if not len(campaign):
+        raise click.ClickException(f"{folder}: no run files")
+    table = Table(title=f"runs in {folder}", title_justify="left")
+    for header in ("cell", "protocol", "state", "step", "cycle", "V", "A", "elapsed h", "why it ended"):
+        table.add_column(header)
+    for run in campaign:
+        events = run.events
+        steps = events[events["kind"] == "step_start"]
+        step = steps.iloc[-1] if len(steps) else None
+        last = run.last(run.cycle_stream) if run.cycle_stream else {}
+        state = control.state(run)
+        colour = {"running": "cyan", "paused": "yellow", "finished": "green"}.get(state, "red")
+        table.add_row(
+            str(run.meta.get("cell", {}).get("id", "?")),
+            str(run.meta.get("protocol", {}).get("name", "?")),
+            f"[{colour}]{state}[/]",
+            str(step["message"]) if step is not None else "",
+            str(int(step["cycle"])) if step is not None else "",
+            f"{last['voltage']:.3f}" if "voltage" in last else "",
+            f"{last['current']:.3f}" if "current" in last else "",
+            f"{last.get('time', 0.0) / 3600:.2f}",
+            run.end_reason or "",
+        )
+    console.print(table)
+
+
 #: which runs each operator command is for (their state as ``control.state`` tells it)
 LIVE = ("running", "paused")
 ADDRESSEES = {"pause": ("running",), "continue": ("paused",), "stop": LIVE, "abort": LIVE}
@@ -313,8 +350,10 @@ def _addressees(target: Path, command: str) -> list[Path]:
     return chosen
 
 
-def _operator(command: str, doc: str) -> None:
-    @main.command(command, help=doc)
+def _operator(command: str, doc: str) -> click.Command:
+    """The operator command ``command``: send it to the runs it is for, and wait for their engines' answers."""
+
+    @click.command(command, help=doc)
     @click.argument("target", type=click.Path(exists=True, path_type=Path))
     @click.option(
         "--timeout",
@@ -337,6 +376,8 @@ def _operator(command: str, doc: str) -> None:
             names = ", ".join(p.name for p in unanswered)
             raise click.ClickException(f"{command}: no answer within {timeout:g} s from {names} (is its engine alive?)")
 
+    return send
+
 
 def _answer(path: Path, answered: int, deadline: float) -> bool:
     """Wait for the engine of ``path`` to take its command and record the event that answers it; print it."""
@@ -353,13 +394,17 @@ def _answer(path: Path, answered: int, deadline: float) -> bool:
     return False
 
 
-_operator("pause", "Pause a running run (or every run in a folder): outputs off, supervision goes on.")
-_operator("continue", "Continue a paused run (or every paused run in a folder) where it paused.")
-_operator("stop", "Stop a run (or every run in a folder) in an orderly way: safe state, status stopped, resumable.")
-_operator("abort", "Abort a run (or every run in a folder) now: safe state, status aborted.")
+OPERATORS = (
+    _operator("pause", "Pause a running run (or every run in a folder): outputs off, supervision goes on."),
+    _operator("continue", "Continue a paused run (or every paused run in a folder) where it paused."),
+    _operator(
+        "stop", "Stop a run (or every run in a folder) in an orderly way: safe state, status stopped, resumable."
+    ),
+    _operator("abort", "Abort a run (or every run in a folder) now: safe state, status aborted."),
+)
 
 
-@main.group()
+@click.group()
 def protocols() -> None:
     """The standard protocol library, and checking protocol files before they run."""
 
@@ -425,7 +470,7 @@ def protocols_check(
     console.print(f"[green]ok[/]: {p.name} on {cell.type or cell.chemistry}: {len(p.leaves)} steps within every limit")
 
 
-@main.command()
+@click.command()
 @click.option(
     "--out",
     "out_dir",
@@ -450,8 +495,7 @@ def demo(out_dir: Path) -> None:
 
 def _demo(out_dir: Path, resume: bool = False) -> None:
     """Run (or go on with) the demo into OUT_DIR, then analyse and report it."""
-    from .analysis.report import render_report, write_tables
-    from .cli import _analyse_campaign
+    from ..analysis.report import render_report, write_tables
 
     with _stopping() as stop:
         try:
@@ -463,7 +507,7 @@ def _demo(out_dir: Path, resume: bool = False) -> None:
             f"[red]interrupted[/]: every instrument made safe, every run file closed; go on: cellrig resume {out_dir}"
         )
         sys.exit(130)
-    campaign, analysis = _analyse_campaign(out_dir, None)
+    campaign, analysis = analyse_folder(out_dir, None)
     tables = write_tables(analysis, campaign, out_dir / "analysis")
     page = render_report(analysis, "cellrig demo: sulfide all-solid-state vs NMC811 vs LFP", 3.0)
     report = out_dir / "report.html"
