@@ -33,7 +33,7 @@ from cellrig.clock import ManualClock
 from cellrig.instruments.sim.abuse_rig import TICK, PouchCell, PressSim
 from cellrig.instruments.sim.cell import PRESETS, Cell
 from cellrig.instruments.sim.lab import VirtualLab
-from cellrig.protocols.activities import RIG_ACQUISITION_HZ
+from cellrig.protocols.kinds.rig import RIG_ACQUISITION_HZ
 
 LAB_S = 60.0
 #: regime: (gap to the cell at home (mm), stop depth past contact (mm), lab time it begins (s), state)

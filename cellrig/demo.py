@@ -23,8 +23,9 @@ from .protocols import campaign as campaigns
 from .protocols import library
 from .protocols.campaign import Campaign, ChamberEntry, Plan
 from .protocols.cells import PRESET_TYPES, cell_spec
-from .protocols.engine import Runner, resumable
+from .protocols.engine import Runner
 from .protocols.preflight import Binding, Probe
+from .protocols.states import resumable
 from .protocols.stopping import StopRequest
 from .storage import open_run
 

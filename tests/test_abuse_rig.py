@@ -17,8 +17,8 @@ from cellrig.instruments.roles import Press, PressStop, RigLimits
 from cellrig.instruments.sim import SimServer
 from cellrig.instruments.sim.abuse_rig import PouchCell, PressSim
 from cellrig.instruments.sim.lab import ROLES
-from cellrig.protocols.activities import RIG_ACQUISITION_HZ
 from cellrig.protocols.engine import MAX_WALL_POLL
+from cellrig.protocols.kinds.rig import RIG_ACQUISITION_HZ
 
 NO_ERROR = ("SYST:ERR?", '+0,"No error"')
 
