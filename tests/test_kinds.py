@@ -1,12 +1,16 @@
 """Step kinds: one table, and steps that ask of their run only what StepContext lists."""
 
 import ast
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from test_engine import CYCLING, run, virtual
 
-from cellrig.protocols import kinds
-from cellrig.protocols.kinds import KINDS, StepContext
+from cellrig import open_run
+from cellrig.protocols import ProtocolError, kinds, parse
+from cellrig.protocols.kinds import KINDS, Kind, StepContext, cycler
 from cellrig.protocols.states import RunState, advance, resumable
 
 KINDS_DIR = Path(kinds.__file__).parent
@@ -50,3 +54,42 @@ def test_the_run_state_table_allows_what_a_run_does_and_nothing_after_its_end():
         with pytest.raises(ValueError):
             advance(end, RunState.RUNNING)
     assert set(resumable(ack_trip=True)) - set(resumable()) == {RunState.TRIPPED}
+
+
+def _guide_blocks() -> list[str]:
+    guide = (Path(__file__).parents[1] / "CONTRIBUTING.md").read_text()
+    section = guide.split("**Worked example: `relax`**", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_the_contributing_guides_worked_example_adds_a_kind_with_one_family_module_and_one_row(tmp_path, monkeypatch):
+    """The guide's two blocks, added as written (the module's code into cycler's namespace, the row into
+    KINDS), make a step kind that parses, passes pre-flight and runs on the virtual lab."""
+    family, row = _guide_blocks()
+    namespace = dict(vars(cycler))
+    exec(compile(family, "CONTRIBUTING.md", "exec"), namespace)
+    rows = eval(
+        compile("{" + row + "}", "CONTRIBUTING.md", "eval"), {"Kind": Kind, "cycler": SimpleNamespace(**namespace)}
+    )
+    assert list(rows) == ["relax"]
+    monkeypatch.setitem(KINDS, "relax", rows["relax"])
+    text = """\
+name: relax-after-discharge
+steps:
+  - cc: {current: -1C, until_voltage: $v_min, max_time: 20 min}
+  - relax: {settled: 2 mV, window: 10 min, max_time: 4 h}
+"""
+    with pytest.raises(ProtocolError, match=r"<relax>:4: steps\[1\]\.relax\.setled: unknown key"):
+        parse(text.replace("settled", "setled"), "<relax>")
+    with virtual() as (_, lab):
+        runner, (status, reason) = run(lab, parse(text, "<relax>"), CYCLING, tmp_path)
+    assert (status, reason) == ("finished", None)
+    run_file = open_run(runner.writer.path)
+    events = run_file.events.set_index("kind")["time"]
+    rows_ = run_file.stream("cycler").to_dataframe()
+    relax = rows_[rows_["step"] == 2]
+    assert len(relax) and (relax["current"].abs() < 1e-3).all()  # a rest on the channel
+    started, ended = events["step_start"].iloc[1], events["step_end"].iloc[1]
+    assert 600 <= ended - started < 4 * 3600  # ended by the settled voltage, after a whole window, before max_time
+    last_window = relax[relax.index >= ended - 600]["voltage"]
+    assert last_window.max() - last_window.min() < 0.002

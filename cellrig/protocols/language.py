@@ -96,7 +96,6 @@ CONTROL: dict[str, tuple[type[Model], str | None]] = {
     "repeat": (Repeat, None),
     "parallel": (Parallel, "steps"),
 }
-ALL_KINDS = (*KINDS, *CONTROL)
 
 
 class Parameter(Model):
@@ -304,6 +303,10 @@ class Protocol:
         return roles
 
 
+def _kinds() -> str:
+    return ", ".join([*KINDS, *CONTROL])
+
+
 class _Compiler:
     def __init__(self, header: Header, src: _Source, params: dict[str, Any], cell: CellSpec) -> None:
         self.header, self.src, self.params, self.cell = header, src, params, cell
@@ -323,11 +326,11 @@ class _Compiler:
 
     def parse_step(self, step: Any, loc: Loc) -> tuple[str, Any, Loc] | None:
         if not isinstance(step, dict) or len(step) != 1:
-            self.src.problem(loc, f"a step is one 'kind: settings' pair (kinds: {', '.join(ALL_KINDS)})")
+            self.src.problem(loc, f"a step is one 'kind: settings' pair (kinds: {_kinds()})")
             return None
         kind, args = next(iter(step.items()))
-        if kind not in ALL_KINDS:
-            self.src.problem((*loc, kind), f"unknown step kind (kinds: {', '.join(ALL_KINDS)})")
+        if kind not in KINDS and kind not in CONTROL:
+            self.src.problem((*loc, kind), f"unknown step kind (kinds: {_kinds()})")
             return None
         model, short = (KINDS[kind].model, KINDS[kind].short) if kind in KINDS else CONTROL[kind]
         if short and not isinstance(args, dict):
