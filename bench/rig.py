@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from cellrig.clock import ManualClock
-from cellrig.protocols.activities import RIG_ACQUISITION_HZ
+from cellrig.protocols.kinds.rig import RIG_ACQUISITION_HZ
 from cellrig.sim.abuse_rig import TICK, PouchCell, PressSim
 from cellrig.sim.cell import PRESETS, Cell
 from cellrig.sim.lab import VirtualLab

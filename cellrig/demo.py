@@ -21,8 +21,9 @@ from .protocols import campaign as campaigns
 from .protocols import library
 from .protocols.campaign import Campaign, ChamberEntry, Plan
 from .protocols.cells import PRESET_TYPES, cell_spec
-from .protocols.engine import Runner, resumable
+from .protocols.engine import Runner
 from .protocols.preflight import Binding
+from .protocols.states import resumable
 from .protocols.stopping import StopRequest
 from .sim.process import served_lab
 from .sim.wiring import CYCLER_CHANNELS, RIG, chamber_of, cycler, cycler_cell, oven

@@ -14,8 +14,8 @@ from cellrig.instruments import roles
 from cellrig.instruments._connection import ConnectionPolicy, InstrumentError
 from cellrig.instruments.abuse_rig import RECORD, Press100
 from cellrig.instruments.roles import Press, PressStop, RigLimits
-from cellrig.protocols.activities import RIG_ACQUISITION_HZ
 from cellrig.protocols.engine import MAX_WALL_POLL
+from cellrig.protocols.kinds.rig import RIG_ACQUISITION_HZ
 from cellrig.sim import SimServer
 from cellrig.sim.abuse_rig import PouchCell, PressSim
 from cellrig.sim.lab import ROLES

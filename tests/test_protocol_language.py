@@ -3,7 +3,7 @@
 import pytest
 
 from cellrig.protocols import ProtocolError, cell_spec, library, parse
-from cellrig.protocols.language import Check, Leaf
+from cellrig.protocols.program import Check, Leaf
 from cellrig.protocols.quantity import QuantityError
 from cellrig.protocols.quantity import parse as quantity
 

@@ -48,7 +48,6 @@ class Import:
     imported: str
     where: str  # path:line
     line: str
-    eager: bool  # run when the importer is imported: not in a function, not under ``if TYPE_CHECKING``
 
     def __str__(self) -> str:
         return f"{self.where}: {self.line}"
@@ -64,7 +63,6 @@ def cellrig_imports() -> list[Import]:
         text = path.read_text()
         lines = text.splitlines()
         tree = ast.parse(text)
-        eager = set(map(id, eager_imports(tree)))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -76,26 +74,8 @@ def cellrig_imports() -> list[Import]:
                 continue
             where, line = f"{path.relative_to(ROOT)}:{node.lineno}", lines[node.lineno - 1].strip()
             importer = name.removesuffix(".__init__")
-            out += [
-                Import(importer, t, where, line, id(node) in eager)
-                for t in dict.fromkeys(targets)
-                if t.split(".")[0] == "cellrig"
-            ]
+            out += [Import(importer, t, where, line) for t in dict.fromkeys(targets) if t.split(".")[0] == "cellrig"]
     return out
-
-
-def eager_imports(tree: ast.Module) -> list[ast.stmt]:
-    """The import statements a module runs as it is imported: none in a function, none under ``if TYPE_CHECKING``."""
-    found, todo = [], list(tree.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            found.append(node)
-        elif isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
-            todo += node.orelse
-        elif not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            todo += [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt)]
-    return found
 
 
 def within(module: str, *packages: str) -> bool:
@@ -165,8 +145,8 @@ def import_cycle(imports: list[Import]) -> list[Import]:
 
 @pytest.mark.parametrize("package", ["cellrig.protocols", "cellrig.cli"])
 def test_no_import_cycle_among_the_modules_of(package):
-    """Among the imports that run as a module is imported (a cycle of those breaks or half-initialises a module)."""
-    inside = [i for i in cellrig_imports() if i.eager and within(i.importer, package) and within(i.imported, package)]
+    """Every import counts, lazy and type-checking ones too: a cycle hidden in a function is a cycle all the same."""
+    inside = [i for i in cellrig_imports() if within(i.importer, package) and within(i.imported, package)]
     assert inside
     cycle = import_cycle(inside)
     assert not cycle, f"{package}: an import cycle:\n" + "\n".join(map(str, cycle))

@@ -35,8 +35,9 @@ from ..storage import open_run
 from . import language as L
 from . import library
 from .cells import cell_spec
-from .engine import POLL, PreflightError, Runner, Shared, resumable
+from .engine import POLL, PreflightError, Runner, Shared
 from .preflight import Binding, Probe, check
+from .states import resumable
 from .stopping import StopRequest, signals_ask_to_stop
 
 MANIFEST = "campaign.json"

@@ -3,7 +3,7 @@
 A :class:`Runner` owns one run.  Between steps and while a step runs it polls every
 instrument of the run (cycler channel, chamber, DAQ probes, rig), appends what they
 measured to the run file at their own rates, and hands every block to the safety
-supervisor.  Run states: running ⇄ paused → finished | stopped | aborted | tripped | failed.
+supervisor.  Its states and every transition between them are the table in :mod:`.states`.
 
 Every way out — the end of the protocol, a trip, an operator's stop or abort, a signal
 (passed in as ``Shared.interrupt``), a lost instrument, any error — puts the run's
@@ -37,12 +37,15 @@ from ..lab_locks import Claim
 from ..storage import Column, RunExistsError, RunWriter, open_run
 from . import control
 from . import language as L
-from .activities import Activity, RunEnded, activity, charging
 from .cells import CellSpec
+from .kinds import Activity, activity
 from .preflight import Binding, check, hardware_limits
+from .program import Check, Count, Enter, Leaf
+from .schema import Limits
 from .sharing import ChamberShare, DAQHub, Timebase
+from .states import RunEnded, RunState, Trip, advance, resumable
 from .stopping import StopRequest
-from .supervisor import Supervisor, Trip, effective_limits
+from .supervisor import Supervisor, chamber_setpoints, effective_limits
 
 CYCLER_COLUMNS = {
     "voltage": Column("V", "f8", "cell voltage"),
@@ -67,11 +70,6 @@ ABUSE_OBSERVE = 3600.0  # s recorded after an abuse test trips: GB/T 31485, GB 3
 COOLING_OBSERVE = 3600.0  # s at most recorded after another run trips, until its cell is back in its rated range
 
 
-def resumable(ack_trip: bool = False) -> tuple[str, ...]:
-    """The end states a run continues from: interrupted or stopped, and tripped once acknowledged."""
-    return ("interrupted", "stopped", "tripped") if ack_trip else ("interrupted", "stopped")
-
-
 def observation(protocol: L.Protocol) -> tuple[float, float | None]:
     """How long a tripped run keeps its loggers recording, and the cell temperature that ends it sooner.
 
@@ -82,7 +80,7 @@ def observation(protocol: L.Protocol) -> tuple[float, float | None]:
     if protocol.header.observe_after_trip is not None:
         return protocol.header.observe_after_trip, None
     if protocol.abuse:
-        parts = [p for leaf in protocol.leaves for p in (leaf.spec if leaf.kind == "parallel" else (leaf,))]
+        parts = [p for leaf in protocol.leaves for p in leaf.parts]
         return max((p.spec.duration for p in parts if p.kind == "observe"), default=ABUSE_OBSERVE), None
     return COOLING_OBSERVE, protocol.cell.t_max
 
@@ -161,7 +159,7 @@ class Shared:
 
 def _set_temperature(protocol: L.Protocol) -> dict[str, float]:
     """``temperature_degC``: the chamber temperature a protocol holds its cell at, when it names one."""
-    sets = {leaf.spec.temperature for leaf in protocol.leaves if leaf.kind == "set"}
+    sets = set(chamber_setpoints(protocol))
     return {"temperature_degC": sets.pop()} if len(sets) == 1 else {}
 
 
@@ -220,13 +218,12 @@ class Runner:
         self.last_voltage: float | None = None
         self.cycler_spacing: deque[float] = deque(maxlen=21)  # between the cycler's latest records
         self.cycler_interval: float | None = None  # lab seconds between the cycler's records while a step runs
-        self.leaf: L.Leaf | None = None
+        self.leaf: Leaf | None = None
         self.leaf_discharge = 0.0
         self.rig_acquiring = False
         self.chamber_read_at = -np.inf
         self.chamber_last: tuple[float, float] | None = None
-        self.chamber_start: float | None = None
-        self.status = "running"
+        self.status = RunState.RUNNING
 
     # -- building -------------------------------------------------------------------------------
 
@@ -349,7 +346,7 @@ class Runner:
         A tripped run resumes only with ``ack_trip`` (someone has looked at why), recorded in the file.
         """
         run = open_run(path)
-        if run.status == "tripped" and not ack_trip:
+        if run.status == RunState.TRIPPED and not ack_trip:
             raise ValueError(
                 f"{path}: run tripped ({run.end_reason}); once the cause is understood, resume it with --ack-trip"
             )
@@ -358,7 +355,7 @@ class Runner:
         meta = run.meta
         if meta["protocol"]["kind"] == "abuse":
             raise ValueError(f"{path}: abuse tests are never resumed (the cell may be damaged); start a new run")
-        tripped = run.end_reason if run.status == "tripped" else None
+        tripped = run.end_reason if run.status == RunState.TRIPPED else None
         cell = CellSpec.from_meta(meta["cell"])
         params = json.loads(meta["protocol"]["parameters"])
         protocol = L.parse(meta["protocol"]["text"], meta["protocol"]["origin"], cell, params)
@@ -473,7 +470,18 @@ class Runner:
         if len(self.cycler_spacing) >= 3:  # the median shrugs off the gaps between steps
             self.cycler_interval = max(float(np.median(self.cycler_spacing)), self.shared.poll)
 
-    # -- what activities ask ------------------------------------------------------------------
+    # -- what steps ask (kinds.StepContext) --------------------------------------------------------
+
+    @property
+    def cell(self) -> CellSpec:
+        return self.protocol.cell
+
+    @property
+    def limits(self) -> Limits:
+        return self.supervisor.limits
+
+    def voltage(self) -> float | None:
+        return self.last_voltage
 
     def cycler_running(self, running: bool) -> None:
         """While a cycler step runs, its records are watched for staleness (once their spacing is known)."""
@@ -482,11 +490,12 @@ class Runner:
         elif "cycler" not in self.supervisor.watches and self.cycler_interval is not None:
             self.supervisor.watch("cycler", self.cycler_interval, self.lab.clock.now(), time.monotonic())
 
-    def rig_stop_acquiring(self) -> None:
-        """Stop the rig's fast acquisition and record what it buffered up to the stop."""
-        self.rig.stop_acquisition()
-        self.poll()
-        self.rig_acquiring = False
+    def rig_recording(self, on: bool) -> None:
+        """Record the rig's fast channels from now on, or stop its acquisition and record what it buffered."""
+        if not on:
+            self.rig.stop_acquisition()
+            self.poll()
+        self.rig_acquiring = on
 
     def chamber_reading(self) -> tuple[float, float] | None:
         return self.chamber_last
@@ -495,7 +504,6 @@ class Runner:
         return self.last_cell_temperature
 
     def chamber_request(self, kind: str, temperature: float, rate: float | None = None) -> None:
-        self.chamber_start = self.chamber_last[0] if self.chamber_last else None
         self.share.request(self.key, kind, temperature, rate)
         self.chamber_read_at = -np.inf  # read the new setpoint at the next poll
 
@@ -504,7 +512,7 @@ class Runner:
             return True
         conflict = self.share.conflict()
         if conflict:
-            raise RunEnded("failed", conflict)
+            raise RunEnded(RunState.FAILED, conflict)
         return False
 
     # -- running --------------------------------------------------------------------------------
@@ -512,7 +520,7 @@ class Runner:
     def wait(self) -> None:
         time.sleep(min(max(self.shared.poll / self.lab.clock.scale, MIN_WALL_POLL), MAX_WALL_POLL))
 
-    def run(self) -> tuple[str, str | None]:
+    def run(self) -> tuple[RunState, str | None]:
         """Run to the end; return (status, reason).  The run file is closed whatever happens."""
         trip: Trip | None = None
         try:
@@ -523,20 +531,21 @@ class Runner:
                 self.state.pc += 1
                 self._settle()
                 self._checkpoint()
-            status, reason = "finished", None
+            status, reason = RunState.FINISHED, None
         except RunEnded as end:
             status, reason = end.status, end.reason
             trip = end if isinstance(end, Trip) else None
         except KeyboardInterrupt:
-            status, reason = "stopped", "interrupted (Ctrl-C)"
+            status, reason = RunState.STOPPED, "interrupted (Ctrl-C)"
         except Exception as exc:
-            status, reason = "failed", f"{type(exc).__name__}: {exc}"
+            status, reason = RunState.FAILED, f"{type(exc).__name__}: {exc}"
         except BaseException as exc:  # SystemExit and the like: end safe first, then let it go on
-            self.status = "failed"
-            self._finish("failed", f"{type(exc).__name__}: {exc}", None)
+            self._finish(RunState.FAILED, f"{type(exc).__name__}: {exc}", None)
+            self.status = advance(self.status, RunState.FAILED)
             raise
-        self.status = status
-        return status, self._finish(status, reason, trip)
+        reason = self._finish(status, reason, trip)  # the safe state comes before any bookkeeping
+        self.status = advance(self.status, status)
+        return status, reason
 
     def _prepare(self) -> None:
         """Limits into every instrument, the cycler stopped, the loggers scanning and watched for stale data."""
@@ -556,28 +565,28 @@ class Runner:
     def _settle(self) -> None:
         """Walk the control flow (loop entries, counts, checks) up to the next step."""
         program, st = self.protocol.program, self.state
-        while st.pc < len(program) and not isinstance(program[st.pc], L.Leaf):
+        while st.pc < len(program) and not isinstance(program[st.pc], Leaf):
             ins = program[st.pc]
-            if isinstance(ins, L.Enter):
+            if isinstance(ins, Enter):
                 st.count[ins.loop], st.q_iter[ins.loop], st.met[ins.loop] = 0, 0.0, 0
                 st.q_first.pop(ins.loop, None)
                 st.active.append(ins.loop)
                 st.pc += 1
-            elif isinstance(ins, L.Count):
+            elif isinstance(ins, Count):
                 n = st.count[ins.loop] = st.count[ins.loop] + 1
                 st.q_last[ins.loop] = st.q_iter[ins.loop]
                 st.q_first.setdefault(ins.loop, st.q_iter[ins.loop])
                 st.q_iter[ins.loop] = 0.0
                 due = ins.rpt_every is not None and n % ins.rpt_every == 0
                 st.pc = st.pc + 1 if due else ins.after_rpt
-            elif isinstance(ins, L.Check):
+            elif isinstance(ins, Check):
                 if self._loop_done(ins):
                     st.active.remove(ins.loop)
                     st.pc += 1
                 else:
                     st.pc = ins.body
 
-    def _loop_done(self, ins: L.Check) -> bool:
+    def _loop_done(self, ins: Check) -> bool:
         st = self.state
         if st.count[ins.loop] >= ins.times:
             return True
@@ -595,14 +604,13 @@ class Runner:
         self.event("loop_end", f"{what} {value:.4g} {op} {limit:g}{held} after {st.count[ins.loop]} iterations")
         return True
 
-    def _step(self, leaf: L.Leaf) -> None:
+    def _step(self, leaf: Leaf) -> None:
         self.leaf, self.leaf_discharge = leaf, 0.0
-        parts = leaf.spec if leaf.kind == "parallel" else (leaf,)
-        if any(p.role == "cycler" and p.kind != "pulse" and charging(p) for p in parts) and self.state.discharged:
+        if self.state.discharged and any(part.spec.charges() for part in leaf.parts):
             self.state.cycle += 1
             self.state.discharged = False
         self.event("step_start", leaf.label)
-        act = activity(leaf, self.protocol.cell.capacity_ah)
+        act = activity(leaf)
         act.start(self)
         while True:
             self.poll()
@@ -637,10 +645,10 @@ class Runner:
     def _stop_asked(self) -> None:
         """End the run ``stopped`` (resumable) if a signal asks, or if its shared chamber was made safe."""
         if self.shared.interrupt.is_set():
-            raise RunEnded("stopped", self.shared.interrupt.reason)
+            raise RunEnded(RunState.STOPPED, self.shared.interrupt.reason)
         tripped = self.share.tripped if self.share is not None else None
         if tripped is not None and tripped[0] != self.key:
-            raise RunEnded("stopped", f"the chamber was made safe after a thermal trip of {tripped[1]}")
+            raise RunEnded(RunState.STOPPED, f"the chamber was made safe after a thermal trip of {tripped[1]}")
 
     def _control(self, act: Activity) -> None:
         """Act on the operator's commands, a signal, and a shared chamber made safe."""
@@ -650,7 +658,7 @@ class Runner:
             self.event("pause_refused", f"step {self.leaf.label} cannot pause")
         elif command == "pause":
             act.pause(self)
-            self.status = "paused"
+            self.status = advance(self.status, RunState.PAUSED)
             self.event("pause", "paused by the operator")
             while (command := self._command()) != "continue":
                 if command in ("stop", "abort"):
@@ -659,13 +667,13 @@ class Runner:
                 self.poll()
                 self.wait()
             else:
-                self.status = "running"
+                self.status = advance(self.status, RunState.RUNNING)
                 self.event("continue", "continued by the operator")
                 act.resume(self)
         if command == "stop":
-            raise RunEnded("stopped", "stopped by the operator")
+            raise RunEnded(RunState.STOPPED, "stopped by the operator")
         if command == "abort":
-            raise RunEnded("aborted", "aborted by the operator")
+            raise RunEnded(RunState.ABORTED, "aborted by the operator")
 
     def _finish(self, status: str, reason: str | None, trip: Trip | None) -> str | None:
         """Safe state for every output of the run (read back), a tripped run's observation, then the file

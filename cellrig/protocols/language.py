@@ -39,20 +39,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, ValidationError
 
 from ..inputs import InputError, check_name, read_text
 from . import quantity
 from .cells import CellSpec
+from .kinds import KINDS
+from .program import Check, Count, Enter, Instruction, Leaf
+from .schema import Limits, Model, Seconds
 
 Loc = tuple[str | int, ...]
 
@@ -65,39 +59,6 @@ class ProtocolError(ValueError):
         super().__init__("\n".join(problems))
 
 
-# -- quantities ---------------------------------------------------------------------------
-
-
-def _unit(kind: str) -> Any:
-    def convert(value: Any, info: ValidationInfo) -> float:
-        capacity = (info.context or {}).get("capacity_ah")
-        try:
-            return quantity.parse(value, kind, capacity_ah=capacity)
-        except quantity.QuantityError as exc:
-            raise ValueError(str(exc)) from None
-
-    return BeforeValidator(convert)
-
-
-Volts = Annotated[float, _unit("voltage")]
-Amps = Annotated[float, _unit("current")]
-Seconds = Annotated[float, _unit("time"), Field(gt=0)]
-Celsius = Annotated[float, _unit("temperature")]
-Kelvin = Annotated[float, _unit("temperature difference"), Field(gt=0)]
-KPerMin = Annotated[float, _unit("heating rate"), Field(gt=0)]
-KPerS = Annotated[float, _unit("fast heating rate"), Field(gt=0)]
-Mm = Annotated[float, _unit("length"), Field(gt=0)]
-MmPerS = Annotated[float, _unit("speed"), Field(gt=0)]
-KN = Annotated[float, _unit("force"), Field(gt=0)]
-Watts = Annotated[float, _unit("power")]
-Fraction = Annotated[float, _unit("fraction"), Field(gt=0)]
-Ppm = Annotated[float, _unit("gas concentration"), Field(gt=0)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _named(what: str) -> Any:
     return AfterValidator(lambda name: check_name(name, what))
 
@@ -106,181 +67,43 @@ ProtocolName = Annotated[str, _named("protocol name")]
 CellId = Annotated[str, _named("cell id")]
 
 
-# -- steps --------------------------------------------------------------------------------
+# -- control flow ---------------------------------------------------------------------------
 
 
-class CC(_Model):
-    """Constant current (signed: + charge, − discharge) until a voltage, or for at most ``max_time``."""
-
-    current: Amps
-    until_voltage: Volts | None = None
-    max_time: Seconds = 86_400.0
-
-    @model_validator(mode="after")
-    def _check(self) -> "CC":
-        if self.current == 0:
-            raise ValueError("current must not be zero (use rest)")
-        return self
-
-
-class CCCV(_Model):
-    """Constant current to ``voltage``, then hold it until the current falls to ``until_current``."""
-
-    current: Amps
-    voltage: Volts
-    until_current: Amps | None = None
-    max_time: Seconds = 86_400.0
-
-
-class CV(_Model):
-    """Hold ``voltage`` until the current magnitude falls to ``until_current``."""
-
-    voltage: Volts
-    until_current: Amps | None = None
-    max_time: Seconds = 86_400.0
-    current_limit: Amps | None = None
-
-
-class Pulse(_Model):
-    """A constant-current pulse of ``duration`` (signed current)."""
-
-    current: Amps
-    duration: Seconds
-
-
-class Power(_Model):
-    """Constant power (signed: + charge, − discharge), the current re-set from the voltage every ``segment``."""
-
-    power: Watts
-    until_voltage: Volts | None = None
-    max_time: Seconds = 86_400.0
-    segment: Seconds = 10.0
-
-
-class SetTemperature(_Model):
-    temperature: Celsius
-
-
-class Ramp(_Model):
-    temperature: Celsius
-    rate: KPerMin
-
-
-class Soak(_Model):
-    """Wait until the probe stays within ``tolerance`` of the chamber setpoint for ``stable_for``."""
-
-    tolerance: Kelvin = 1.0
-    stable_for: Seconds = 600.0
-    max_time: Seconds = 6 * 3600.0
-    probe: Literal["chamber", "cell"] = "cell"
-
-
-class HeatWaitSeek(_Model):
-    """ARC-style heat-wait-seek: heat in steps, wait, seek self-heating; track it once found."""
-
-    start: Celsius
-    end: Celsius
-    step: Kelvin = 5.0
-    wait: Seconds = 1800.0
-    seek: Seconds = 1200.0
-    threshold: KPerMin = 0.02
-    rate: KPerMin = 5.0
-
-
-class Press(_Model):
-    """Drive the nail or platen at ``speed`` until the first of depth, force or voltage drop."""
-
-    mode: Literal["nail", "crush"]
-    speed: MmPerS
-    depth: Mm | None = None
-    force: KN | None = None
-    voltage_drop: Volts | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> "Press":
-        if self.depth is None and self.force is None and self.voltage_drop is None:
-            raise ValueError("a press needs at least one stop: depth, force or voltage_drop")
-        return self
-
-
-class Retract(_Model):
-    speed: MmPerS = 5.0
-
-
-class Duration(_Model):
-    """A step that lasts ``duration``: a cycler ``rest``, a rig ``hold``, or ``wait``/``observe`` (every
-    stream still recorded)."""
-
-    duration: Seconds
-
-
-class Note(_Model):
-    text: str
-
-
-class Call(_Model):
+class Call(Model):
     protocol: str
 
 
-class RptEvery(_Model):
+class RptEvery(Model):
     every: int = Field(gt=0)
     call: str
 
 
-class Repeat(_Model):
+class Repeat(Model):
     times: int = Field(gt=0)
     until: str | None = None
     rpt: RptEvery | None = None
     steps: list[Any]
 
 
-class Parallel(_Model):
+class Parallel(Model):
     steps: list[Any]
 
 
-#: Step kinds: (model, role it drives, the field a scalar short form fills).
-KINDS: dict[str, tuple[type[_Model], str | None, str | None]] = {
-    "cc": (CC, "cycler", None),
-    "cccv": (CCCV, "cycler", None),
-    "cv": (CV, "cycler", None),
-    "rest": (Duration, "cycler", "duration"),
-    "pulse": (Pulse, "cycler", None),
-    "power": (Power, "cycler", None),
-    "set": (SetTemperature, "chamber", "temperature"),
-    "ramp": (Ramp, "chamber", None),
-    "soak": (Soak, "chamber", None),
-    "hws": (HeatWaitSeek, "chamber", None),
-    "press": (Press, "rig", None),
-    "hold": (Duration, "rig", "duration"),
-    "retract": (Retract, "rig", "speed"),
-    "observe": (Duration, None, "duration"),
-    "wait": (Duration, None, "duration"),
-    "note": (Note, None, "text"),
-    "call": (Call, None, "protocol"),
-    "repeat": (Repeat, None, None),
-    "parallel": (Parallel, None, "steps"),
+#: The control-flow kinds the compiler unrolls (the step kinds are :data:`.kinds.KINDS`): model, short field.
+CONTROL: dict[str, tuple[type[Model], str | None]] = {
+    "call": (Call, "protocol"),
+    "repeat": (Repeat, None),
+    "parallel": (Parallel, "steps"),
 }
 
 
-class Limits(_Model):
-    """What the safety supervisor trips on (any unset limit comes from the cell's rating)."""
-
-    voltage_min: Volts | None = None
-    voltage_max: Volts | None = None
-    current_max: Annotated[float, _unit("current"), Field(gt=0)] | None = None
-    temperature_max: Celsius | None = None
-    dTdt_max: KPerS | None = None
-    chamber_temperature_max: Celsius | None = None
-    force_max: KN | None = None
-    gas_max: Ppm | None = None
-
-
-class Parameter(_Model):
+class Parameter(Model):
     default: str | int | float
     help: str = ""
 
 
-class Header(_Model):
+class Header(Model):
     """A protocol's description: everything but its steps."""
 
     name: ProtocolName
@@ -292,9 +115,9 @@ class Header(_Model):
     description: str = ""
     sample_interval: Seconds = 10.0  # between DAQ scans (abuse tests: ≥ 1 Hz, standards reference §9)
     observe_after_trip: Seconds | None = None  # recording after a trip (default: see engine.observation)
-    parameters: dict[str, Parameter] = {}
-    limits: dict[str, Any] = {}
-    subprotocols: dict[str, list[Any]] = {}
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    limits: dict[str, Any] = Field(default_factory=dict)
+    subprotocols: dict[str, list[Any]] = Field(default_factory=dict)
     steps: list[Any] = Field(min_length=1)
 
 
@@ -439,42 +262,6 @@ def _substitute(value: Any, params: dict[str, Any], loc: Loc, src: _Source) -> A
 # -- the compiled program -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Leaf:
-    """One step the engine runs: ``number`` is its place in the protocol (stable across loop iterations)."""
-
-    number: int
-    label: str
-    kind: str
-    spec: Any  # the step's model; for "parallel", a tuple of Leaf
-    role: str | None
-    rpt: bool = False  # part of a reference performance test
-    line: int = 0  # where the protocol file says it
-
-
-@dataclass(frozen=True)
-class Enter:
-    loop: int
-
-
-@dataclass(frozen=True)
-class Count:
-    loop: int
-    rpt_every: int | None
-    after_rpt: int  # pc of the Check
-
-
-@dataclass(frozen=True)
-class Check:
-    loop: int
-    times: int
-    until: tuple[str, str, float] | None  # (what, comparison, value)
-    body: int  # pc of the loop's first instruction
-    confirm: int = 1  # consecutive iterations the condition must hold
-
-
-Instruction = Leaf | Enter | Count | Check
-
 _UNTIL = re.compile(r"\s*(retention|capacity)\s*(<=|>=|<|>)\s*(.+?)(?:\s+for\s+(\d+)\s+(?:cycles|iterations))?\s*")
 
 
@@ -510,10 +297,14 @@ class Protocol:
         """The lab roles the protocol drives."""
         roles = set()
         for leaf in self.leaves:
-            for part in leaf.spec if leaf.kind == "parallel" else (leaf,):
+            for part in leaf.parts:
                 if part.role:
                     roles.add(part.role)
         return roles
+
+
+def _kinds() -> str:
+    return ", ".join([*KINDS, *CONTROL])
 
 
 class _Compiler:
@@ -535,13 +326,13 @@ class _Compiler:
 
     def parse_step(self, step: Any, loc: Loc) -> tuple[str, Any, Loc] | None:
         if not isinstance(step, dict) or len(step) != 1:
-            self.src.problem(loc, f"a step is one 'kind: settings' pair (kinds: {', '.join(KINDS)})")
+            self.src.problem(loc, f"a step is one 'kind: settings' pair (kinds: {_kinds()})")
             return None
         kind, args = next(iter(step.items()))
-        if kind not in KINDS:
-            self.src.problem((*loc, kind), f"unknown step kind (kinds: {', '.join(KINDS)})")
+        if kind not in KINDS and kind not in CONTROL:
+            self.src.problem((*loc, kind), f"unknown step kind (kinds: {_kinds()})")
             return None
-        model, _, short = KINDS[kind]
+        model, short = (KINDS[kind].model, KINDS[kind].short) if kind in KINDS else CONTROL[kind]
         if short and not isinstance(args, dict):
             args = {short: args}
         if not isinstance(args, dict):
@@ -569,7 +360,7 @@ class _Compiler:
             self.parallel(spec, at, name, rpt)
         else:
             number = len(self.leaves()) + 1
-            self.program.append(Leaf(number, name, kind, spec, KINDS[kind][1], rpt, self.src.line(at)))
+            self.program.append(Leaf(number, name, kind, spec, KINDS[kind].role, rpt, self.src.line(at)))
 
     def leaves(self) -> list[Leaf]:
         return [i for i in self.program if isinstance(i, Leaf)]
@@ -606,10 +397,7 @@ class _Compiler:
         body = len(self.program)
         first_leaf = len(self.leaves())
         self.steps(spec.steps, (*loc, "steps"), label, rpt)
-        if until and not any(
-            leaf.kind in ("cc", "pulse", "power") and leaf.spec.__dict__.get("current", -1) < 0
-            for leaf in self.leaves()[first_leaf:]
-        ):
+        if until and not any(part.spec.discharges() for leaf in self.leaves()[first_leaf:] for part in leaf.parts):
             self.src.problem((*loc, "until"), f"'{spec.until}' needs a discharge step in the loop")
         count = len(self.program)
         self.program.append(Count(loop, spec.rpt.every if spec.rpt else None, -1))
@@ -628,7 +416,7 @@ class _Compiler:
             if kind in ("call", "repeat", "parallel"):
                 self.src.problem(at, f"a parallel step holds single steps, not {kind}")
                 continue
-            parts.append(Leaf(0, f"{label}/{kind}", kind, sub, KINDS[kind][1], rpt, self.src.line(at)))
+            parts.append(Leaf(0, f"{label}/{kind}", kind, sub, KINDS[kind].role, rpt, self.src.line(at)))
         roles = [p.role for p in parts if p.role]
         if len(roles) != len(set(roles)):
             self.src.problem(loc, "steps that run together must drive different instruments")

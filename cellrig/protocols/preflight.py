@@ -10,20 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..lab import Lab
-from .language import (
-    CC,
-    CCCV,
-    CV,
-    HeatWaitSeek,
-    Leaf,
-    Power,
-    Press,
-    Protocol,
-    Pulse,
-    Ramp,
-    Retract,
-    SetTemperature,
-)
+from .kinds import KINDS
+from .language import Protocol
 
 
 @dataclass(frozen=True)
@@ -133,8 +121,10 @@ def check(protocol: Protocol, lab: Lab, binding: Binding) -> list[str]:
     problems += _unsupervised(protocol, binding)
     limits = {kind: hardware_limits(lab, role) for kind, role in roles.items()}
     for leaf in protocol.leaves:
-        for part in leaf.spec if leaf.kind == "parallel" else (leaf,):
-            for reason in _leaf_problems(part, protocol, limits):
+        for part in leaf.parts:
+            test = KINDS[part.kind].check
+            reasons = test(part.spec, limits[part.role], protocol.cell, not protocol.abuse) if test else []
+            for reason in reasons:
                 problems.append(f"{protocol.origin}:{part.line}: step {leaf.number} ({part.label}): {reason}")
     return problems
 
@@ -159,53 +149,4 @@ def _unsupervised(protocol: Protocol, binding: Binding) -> list[str]:
         signal, needs = LIMIT_SIGNALS.get(name, (None, ""))
         if value is not None and signal is not None and signal not in provided:
             out.append(f"{protocol.origin}: limits.{name} needs {needs}, and the run has none")
-    return out
-
-
-def _leaf_problems(leaf: Leaf, protocol: Protocol, limits: dict[str, Any]) -> list[str]:
-    s, cell, rated = leaf.spec, protocol.cell, not protocol.abuse
-    out: list[str] = []
-    volts = [v for v in (getattr(s, "voltage", None), getattr(s, "until_voltage", None)) if v is not None]
-    current = getattr(s, "current", None)
-    if isinstance(s, CC | CCCV | CV | Pulse | Power):
-        hw = limits["cycler"]
-        for v in volts:
-            if not hw.min_voltage <= v <= hw.max_voltage:
-                out.append(f"{v:g} V is outside the cycler's {hw.min_voltage:g}–{hw.max_voltage:g} V")
-            elif rated and v > cell.v_max:
-                out.append(f"{v:g} V is above the cell's {cell.v_max:g} V maximum")
-            elif rated and v < cell.v_min:
-                out.append(f"{v:g} V is below the cell's {cell.v_min:g} V minimum")
-        if current is not None:
-            if abs(current) > hw.max_current:
-                out.append(f"{abs(current):g} A exceeds the cycler's {hw.max_current:g} A")
-            elif rated and current > cell.max_charge_current:
-                out.append(f"{current:g} A charge exceeds the cell's {cell.max_charge_current:g} A")
-            elif rated and -current > cell.max_discharge_current:
-                out.append(f"{-current:g} A discharge exceeds the cell's {cell.max_discharge_current:g} A")
-        if isinstance(s, Power) and rated and abs(s.power) / cell.v_min > max(cell.max_discharge_current, 1e-9):
-            out.append(f"{abs(s.power):g} W would draw more than the cell's rated current near {cell.v_min:g} V")
-    if isinstance(s, SetTemperature | Ramp | HeatWaitSeek):
-        hw = limits["chamber"]
-        temps = [s.start, s.end] if isinstance(s, HeatWaitSeek) else [s.temperature]
-        for t in temps:
-            if not hw.min_temperature <= t <= hw.max_temperature:
-                out.append(f"{t:g} °C is outside the chamber's {hw.min_temperature:g}…{hw.max_temperature:g} °C")
-            elif rated and not cell.t_min <= t <= cell.t_max:
-                out.append(f"{t:g} °C is outside the cell's rated {cell.t_min:g}…{cell.t_max:g} °C")
-        rate = getattr(s, "rate", None)
-        if rate is not None and rate > hw.max_ramp_rate:
-            out.append(f"{rate:g} K/min exceeds the chamber's {hw.max_ramp_rate:g} K/min")
-    if isinstance(s, Press):
-        hw = limits["rig"]
-        if s.force is not None and s.force > hw.max_force:
-            out.append(f"{s.force:g} kN exceeds the rig's {hw.max_force:g} kN")
-        if s.depth is not None and s.depth > hw.max_depth:
-            out.append(f"{s.depth:g} mm exceeds the rig's {hw.max_depth:g} mm of travel")
-    if isinstance(s, (Press, Retract)):
-        hw = limits["rig"]
-        if s.speed > hw.max_speed:
-            out.append(f"{s.speed:g} mm/s exceeds the rig's {hw.max_speed:g} mm/s")
-        elif s.speed < hw.min_speed:
-            out.append(f"{s.speed:g} mm/s is below the rig's slowest controlled speed, {hw.min_speed:g} mm/s")
     return out

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activities import RunEnded
 from .cells import CellSpec
-from .language import HeatWaitSeek, Limits, Protocol, Ramp, SetTemperature
+from .language import Protocol
+from .schema import Limits
+from .states import Trip
 
 VOLTAGE_MARGIN = 0.05  # V beyond the cell's window before a trip
 DTDT_WINDOW = 10  # samples in the dT/dt fit
@@ -35,45 +36,10 @@ STALE_INTERVALS = 2.0  # intervals without a new sample before a stream is stale
 #: behind its clock for a moment (a busy machine) delivers late, not never.
 STALE_MIN_REAL_S = 5.0
 
-#: What each supervised signal is, for what a trip of it does: a thermal trip in a shared
-#: chamber makes the chamber safe for every run in it; any other trip stops its own cell only.
-SIGNAL_CLASS = {
-    "voltage": "electrical",
-    "current": "electrical",
-    "cycler limit test": "electrical",
-    "cell temperature": "thermal",
-    "dT/dt": "thermal",
-    "gas": "thermal",
-    "chamber temperature": "thermal",
-    "force": "mechanical",
-    "invalid reading": "data",
-    "stale data": "data",
-}
-
-
-class Trip(RunEnded):
-    """A limit crossed: ends the run ``tripped``; ``signal`` names what crossed, ``time`` when (run time, s)."""
-
-    def __init__(self, signal: str, reason: str, time: float) -> None:
-        super().__init__("tripped", reason)
-        self.signal, self.time = signal, time
-
-    @property
-    def thermal(self) -> bool:
-        return SIGNAL_CLASS[self.signal] == "thermal"
-
 
 def chamber_setpoints(protocol: Protocol) -> list[float]:
     """Every chamber temperature the protocol asks for."""
-    temps: list[float] = []
-    for leaf in protocol.leaves:
-        for part in leaf.spec if leaf.kind == "parallel" else (leaf,):
-            s = part.spec
-            if isinstance(s, SetTemperature | Ramp):
-                temps.append(s.temperature)
-            elif isinstance(s, HeatWaitSeek):
-                temps += [s.start, s.end]
-    return temps
+    return [t for leaf in protocol.leaves for part in leaf.parts for t in part.spec.setpoints()]
 
 
 def effective_limits(protocol: Protocol, chamber_max: float | None = None) -> Limits:
