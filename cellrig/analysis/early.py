@@ -12,7 +12,8 @@ Following Severson et al. (Nature Energy 4, 383–391, 2019) and BEEP's ``DeltaQ
 * discharge-capacity features: capacity of cycle 2, max − cycle 2 over the first 100 cycles, and
   slope and intercept of a straight line fitted to capacity vs cycle over cycles 2–100 and 91–100;
 * an elastic net predicts log₁₀(cycle life); its error is cross-validated (RMSE in cycles and
-  mean absolute percentage error, Severson's "% error", 9.1 % for their full model).
+  mean absolute percentage error, Severson's "% error": 9.1 % from the first 100 cycles in their
+  abstract, docs/analysis.md §2.1).
 
 A cycle's discharge is its discharge rows outside pulses (CC and CV).
 """
