@@ -23,7 +23,7 @@ CHANNELS = {
     "t_air": DAQChannel(103),
     "v_cell": DAQChannel(111, "volt", range=10.0),
 }
-#: The reference's thermocouple scan (§4.2), plus a voltage channel.
+#: The thermocouple scan of docs/instruments.md §4.2, plus a voltage channel.
 CONFIGURE = [
     ("*RST", None),
     ("*CLS", None),

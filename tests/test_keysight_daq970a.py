@@ -17,7 +17,7 @@ from cellrig.sim import SimServer
 from cellrig.sim.daq970a import DAQ970A
 
 OK = '+0,"No error"'
-#: 3 thermocouples and one cell voltage, as the reference's typical scan (§4.1).
+#: 3 thermocouples and one cell voltage: the typical thermocouple + voltage scan of docs/instruments.md §4.1.
 CHANNELS = {
     "t_top": DAQChannel(101),
     "t_bottom": DAQChannel(102),

@@ -38,7 +38,7 @@ def pulse_resistance(
     """One row per current pulse: its state of charge, the rest voltage before it, current and DCIR.
 
     The resistance is |ΔV/ΔI| from the last row before the pulse to its last row (FreedomCAR HPPC,
-    reference/analysis.md §1.1).  The state of charge at the pulse's start counts the net charge
+    docs/analysis.md §1.1).  The state of charge at the pulse's start counts the net charge
     passed since the end of the last CV charge before it (100 %), over the capacity the run
     measured from that full charge: the most charge it removed before the next full charge (an
     HPPC test ends with a discharge to the lower voltage limit).  Without a CV charge before a

@@ -3,7 +3,7 @@
 The stream is split into steps (:mod:`.steps`); each cycle's numbers are sums, extremes or last
 values over its steps, taken with ``np.ufunc.reduceat`` at the cycle boundaries.  Capacities and
 energies are integrated from the logged current (each row's mean current × its interval, so the
-step boundary is included: reference/analysis.md §5); efficiencies are fractions, not percent.
+step boundary is included: docs/analysis.md §5); efficiencies are fractions, not percent.
 Coulombic efficiency pairs charge and discharge of the same cycle (charge-first protocols).
 """
 
@@ -59,8 +59,8 @@ ROW_COLUMNS = ("voltage", "current", "step", "cycle")  # the cycler columns the 
 
 #: Summary columns with Battery Data Format labels (ontology 1.3.0).  BDF has no per-cycle table
 #: yet (its issue #17): the ``Cycle …`` counters reset every cycle, so their value at a cycle's
-#: end is that cycle's total; the labels in ``BDF_TERMS`` are BDF's (reference/analysis.md §3.5,
-#: §6), the others follow its ``Quantity / unit`` pattern and are cellrig's own.
+#: end is that cycle's total; the labels in ``BDF_TERMS`` are BDF's (docs/analysis.md §3.5),
+#: the others follow its ``Quantity / unit`` pattern and are cellrig's own.
 BDF_NAMES = {
     "cycle": "Cycle Count / 1",
     "start_time": "Test Time / s",

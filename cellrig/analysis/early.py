@@ -1,17 +1,19 @@
 """Early prediction of cycle life from the first 100 cycles (Severson et al., Nature Energy 4, 383, 2019).
 
-Following reference/analysis.md §2.1 and BEEP's ``DeltaQFastCharge`` (§3.1):
+Following Severson et al. (Nature Energy 4, 383–391, 2019) and BEEP's ``DeltaQFastCharge`` featurizer
+(TRI-AMDD/beep, ``beep/features/core.py``):
 
 * Q_n(V), the charge discharged in cycle n as a function of voltage, is interpolated on a
   uniform grid of 1,000 points; ΔQ₁₀₀₋₁₀(V) = Q₁₀₀(V) − Q₁₀(V).  The grid spans the voltages
   both discharges cover (or a given range, e.g. Severson's 3.5–2.0 V for LFP), so ΔQ has no NaN
-  at the grid edges (BEEP's NaN skewness, §3.1);
+  at the grid edges (where BEEP's ``DeltaQFastCharge`` gets a NaN skewness);
 * ΔQ features: log₁₀|·| of its minimum, variance, skewness and (excess) kurtosis — the
   "variance" model uses log₁₀|var(ΔQ)| alone;
 * discharge-capacity features: capacity of cycle 2, max − cycle 2 over the first 100 cycles, and
   slope and intercept of a straight line fitted to capacity vs cycle over cycles 2–100 and 91–100;
 * an elastic net predicts log₁₀(cycle life); its error is cross-validated (RMSE in cycles and
-  mean absolute percentage error, Severson's "% error", 9.1 % for their full model).
+  mean absolute percentage error, Severson's "% error": 9.1 % from the first 100 cycles in their
+  abstract, docs/analysis.md §2.1).
 
 A cycle's discharge is its discharge rows outside pulses (CC and CV).
 """
@@ -33,8 +35,8 @@ from ..storage import Run, open_run
 from .life import at_main_rate, measured_cycles
 from .steps import DEFAULT_DETECTION, PULSE, StepDetection, find_steps, read_stream
 
-INITIAL_CYCLE, FINAL_CYCLE, MID_CYCLE = 10, 100, 91  # BEEP's init/final/mid_pred_cycle (reference §3.1)
-GRID_POINTS = 1000  # Severson's Qdlin grid (reference §2.1)
+INITIAL_CYCLE, FINAL_CYCLE, MID_CYCLE = 10, 100, 91  # BEEP DeltaQFastCharge's init/final/mid_pred_cycle
+GRID_POINTS = 1000  # Severson et al. 2019's Qdlin grid (1,000 points, 3.5–2.0 V)
 
 VARIANCE_FEATURES = ("delta_q_log_variance",)
 DELTA_Q_FEATURES = ("delta_q_log_min", "delta_q_log_variance", "delta_q_log_skewness", "delta_q_log_kurtosis")

@@ -1,6 +1,6 @@
 """Incremental capacity (dQ/dV) and differential voltage (dV/dQ) of every cycle, with peak tracking.
 
-Method (cellpy's interpolate-then-filter pipeline, reference/analysis.md §1.2): per cycle take
+Method (cellpy's interpolate-then-filter pipeline, docs/analysis.md §1.2): per cycle take
 the longest CC step in the chosen direction; pair each row's voltage with the capacity passed
 since the step began, at the middle of the row's interval; interpolate capacity onto a uniform
 voltage grid (``voltage_step``), difference, then smooth with a Gaussian whose FWHM is

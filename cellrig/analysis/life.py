@@ -1,6 +1,6 @@
 """Life metrics of a cycle-life run: retention (SOH), end of life, knee and knee onset, projected life.
 
-Definitions follow reference/analysis.md §1 and §1.3:
+Definitions follow docs/analysis.md §1 and §1.3:
 
 * retention(n) = Qd(n) / Q_ref, with the reference recorded: the nominal capacity, the first
   cycle (PyProBE), the median of the first 40 cycles (BEEP) or a given capacity; only cycles
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, optimize
 
-BEEP_REFERENCE_CYCLES = 40  # BEEP's Q_ref: median of the first 40 cycles (reference/analysis.md §1)
+BEEP_REFERENCE_CYCLES = 40  # BEEP's Q_ref: median of the first 40 cycles (docs/analysis.md §1)
 MIN_FIT_POINTS = 10
 KNEE_MIN_SLOPE_RATIO = 2.0  # a knee: fade at least twice as fast after the change point as before it
 KNEE_MIN_DROP = 0.01  # ... and at least 1 % of retention lost after it, by the fitted line

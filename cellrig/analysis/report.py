@@ -1,7 +1,7 @@
 """Campaign outputs: per-cycle, life and catalog tables (Parquet and CSV) and a self-contained HTML report.
 
 The per-cycle table carries Battery Data Format labels (``BDF_NAMES``, ontology 1.3.0, pinned
-in the Parquet metadata as reference/analysis.md §3.5 asks).  The report embeds every figure
+in the Parquet metadata as docs/analysis.md §3.5 asks).  The report embeds every figure
 as a base64 PNG, so the one HTML file opens anywhere with no network.  Its sections are the
 ``SECTIONS`` table: each builder returns HTML, or None where the campaign has nothing to show
 (no pulses, a single temperature).
@@ -261,7 +261,7 @@ def _dqdv(d: ReportData) -> str | None:
         plots.dqdv(curves),
         "incremental capacity",
         "|dQ/dV| of the CC discharge, interpolated on a 2 mV grid and smoothed with a 10 mV FWHM Gaussian "
-        "(cellpy's method, reference/analysis.md §1.2); peaks that shrink or shift show where capacity is lost.",
+        "(cellpy's method, docs/analysis.md §1.2); peaks that shrink or shift show where capacity is lost.",
     )
 
 
@@ -272,8 +272,7 @@ def _dcir(d: ReportData) -> str | None:
             _figure(
                 plots.dcir(d.cells, d.cycles, d.colours),
                 "DC internal resistance",
-                "|ΔV/ΔI| over each cycle's last discharge pulse (FreedomCAR HPPC definition, "
-                "reference/analysis.md §1.1).",
+                "|ΔV/ΔI| over each cycle's last discharge pulse (FreedomCAR HPPC definition, docs/analysis.md §1.1).",
             )
         )
     if d.hppc:

@@ -1,17 +1,17 @@
 """Safety metrics of abuse tests: T1/T2/T3, dT/dt, voltage collapse, force at the short, EUCAR, pass/fail.
 
-Definitions (standards reference §7): T1 is the first temperature where dT/dt ≥ 0.02 °C/min (the ARC
+Definitions (docs/standards.md §7): T1 is the first temperature where dT/dt ≥ 0.02 °C/min (the ARC
 seek threshold), T2 the first where dT/dt ≥ 1 °C/s, T3 the maximum.  dT/dt is the slope of a linear
-regression over a trailing window (one of the reference's two smoothing methods) on a uniform
+regression over a trailing window (one of the two smoothing methods of docs/standards.md §7) on a uniform
 resampling of the trace: causal, so a sudden rise is never detected before it happens.  One
 window cannot serve both thresholds: 0.02 °C/min is far below thermocouple noise over 5 samples, so
 T1 uses a long window (default 600 s) and T2 and the peak rate a short one (default 5 samples, the
-reference's minimum).  Both windows, the method and the sensor are stored in the result.
+minimum docs/standards.md §7 gives).  Both windows, the method and the sensor are stored in the result.
 
-Hazard levels follow the EUCAR table of §6; fire, rupture and explosion are observations (video,
+Hazard levels follow the EUCAR table of docs/standards.md §6; fire, rupture and explosion are observations (video,
 operator), never inferred from temperature.  For cells without liquid electrolyte (sulfide
 solid-state) the 50 %-of-electrolyte mass rule is not applicable: the raw mass loss is recorded and
-the evidence says so (§6).
+the evidence says so (docs/standards.md §6).
 """
 
 import os
@@ -25,8 +25,8 @@ from ..storage import Run, RunFile, open_run, run_file
 #: a signal sampled on the ``time`` argument, or a (time, values) pair on its own time base
 Signal = np.ndarray | tuple[np.ndarray, np.ndarray]
 
-ONSET_RATE = 0.02 / 60  # °C/s, T1 threshold (standards reference §7, S10)
-TRIGGER_RATE = 1.0  # °C/s, T2 threshold (standards reference §7, unverified)
+ONSET_RATE = 0.02 / 60  # °C/s, T1 threshold (docs/standards.md §7, S10)
+TRIGGER_RATE = 1.0  # °C/s, T2 threshold (docs/standards.md §7, unverified)
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class SafetyOptions:
     onset_window_s: float = 600.0  # regression window for T1: slope noise = noise·√(12/n³) ≪ 0.02 °C/min
     trigger_window_s: float = 5.0  # regression window for T2 and the peak rate (≥ 5 samples is enforced)
     baseline_s: float = 10.0  # the pre-test voltage is the median over the first baseline_s
-    short_drop_v: float = 0.1  # short onset: voltage this far below pre-test (UN 38.3 T.6 ΔV ≥ 100 mV, §3)
+    short_drop_v: float = 0.1  # short onset: V this far below pre-test (UN 38.3 T.6 ΔV ≥ 100 mV, docs/standards.md §3)
     collapse_fraction: float = 0.5  # collapse: voltage below this share of the pre-test voltage …
     collapse_v: float = 0.5  # … or below this many volts, whichever threshold is higher
     sensor: str = "thermocouple"
@@ -50,7 +50,7 @@ class SafetyOptions:
 
 @dataclass(frozen=True)
 class Observations:
-    """What was seen during the test (video, operator): the EUCAR observables of §6."""
+    """What was seen during the test (video, operator): the EUCAR observables of docs/standards.md §6."""
 
     protection_activated: bool = False  # reversible, e.g. a CID or PTC tripped
     damaged: bool = False  # irreversible damage
@@ -184,7 +184,7 @@ def eucar_level(
     thermal_runaway: bool = False,
     shorted: bool = False,
 ) -> tuple[int, dict[str, Any]]:
-    """Get the EUCAR hazard level (0–7, standards reference §6) and the evidence it rests on.
+    """Get the EUCAR hazard level (0–7, docs/standards.md §6) and the evidence it rests on.
 
     Explosion 7, rupture 6, fire 5; venting or mass loss ≥ 50 % of the electrolyte 4; leakage, a smaller
     mass loss or a thermal runaway (which levels 0–2 exclude) 3; irreversible damage or an internal short 2;
@@ -366,7 +366,7 @@ def _un383_t6(r: SafetyResult) -> tuple[tuple[str, bool | None], ...]:
     )
 
 
-#: Standard → its criteria (standards reference §2–§4, sources S1–S3, S9).  SAE J2464 has none.
+#: Standard → its criteria (docs/standards.md §2–§4, sources S1–S3, S9).  SAE J2464 has none.
 STANDARDS = {
     "GB/T 31485-2015 nail": _gbt31485_nail,
     "GB 38031-2025 hot box": _gb38031_cell,

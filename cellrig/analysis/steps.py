@@ -13,7 +13,7 @@ within ``cv_voltage_tolerance`` of the phase's extreme voltage (the highest on c
 on discharge); other current-carrying rows are *CC*.  A CC step no longer than
 ``pulse_max_duration`` that follows a rest is a *pulse*.  Consecutive rows of the same phase and
 kind form one step.  CV detection thresholds differ between tools (BEEP finds 967.6 s where a
-step-based rule finds 1,001 s on the same cycle, reference/analysis.md §1), so the thresholds
+step-based rule finds 1,001 s on the same cycle, docs/analysis.md §1), so the thresholds
 used are recorded with every result.
 
 Each row holds the mean current and voltage over the interval since the previous row (what
@@ -21,7 +21,7 @@ cyclers log), so a row contributes ``current × Δt`` of charge and ``current ×
 energy, and a step starts at the time of the row before its first row.
 
 A pulse's resistance is |ΔV/ΔI| between the last row before the pulse and the pulse's last row
-(DCIR as in the FreedomCAR HPPC manual, reference/analysis.md §1.1).
+(DCIR as in the FreedomCAR HPPC manual, docs/analysis.md §1.1).
 """
 
 import os

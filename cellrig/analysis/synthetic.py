@@ -10,7 +10,7 @@ a simple model chosen so that every summary number has a closed form:
 * terminal voltage = OCV + I·R (ohmic only), R growing as the cell fades;
 * capacity fading along :class:`FadeCurve`: straight segments joined at a knee onset and a knee,
   reaching 80 % retention at a chosen cycle (knee ≈ 95 %, onset ≈ 97.1 % retention by default:
-  the averages Fermín-Cueto et al. report for the Severson cells, reference/analysis.md §1.3);
+  the averages Fermín-Cueto et al. report for the Severson cells, docs/analysis.md §1.3);
 * charge stored = coulombic efficiency × charge passed; temperature = ambient + θ·I²·R.
 
 Everything is generated as (cycles × samples) numpy arrays in one pass: no Python loop over
@@ -402,7 +402,7 @@ def write_campaign(folder: str | os.PathLike, cells: Iterable[SyntheticCell], *,
 def severson_like(count: int, *, cycles: int = 1000, samples: int = 1000, seed: int = 0) -> Sequence[SyntheticCell]:
     """Cells with knee and end of life spread over 150–2,300 cycles, like Severson et al. 2019.
 
-    The cycle-life range is the one reported for the 124 Severson cells (reference/analysis.md
+    The cycle-life range is the one reported for the 124 Severson cells (docs/analysis.md
     §2.1); cells whose end of life lies beyond ``cycles`` are censored.
     """
     rng = np.random.default_rng(seed)

@@ -432,7 +432,7 @@ def protocols_show(name: str) -> None:
         raise _fail(exc) from None
     console.print(f"[bold]{h.name}[/] — {h.title}\n[dim]{h.kind}[/]  {h.standard}")
     if h.verify:
-        console.print("[yellow]built on values the standards reference marks unverified: check them[/]")
+        console.print("[yellow]built on values docs/standards.md marks unverified: check them[/]")
     table = Table(title="parameters (override with --set NAME=VALUE)", title_justify="left")
     for header in ("name", "default", "meaning"):
         table.add_column(header)

@@ -1,6 +1,6 @@
 """cellrig PRESS-100: a nail-penetration / crush rig (servo press, load cell, displacement, fast voltage).
 
-No vendor publishes a command set for battery nail/crush testers (instruments reference §5), so
+No vendor is known to publish a command set for battery nail/crush testers (docs/instruments.md §5), so
 this driver speaks the small SCPI-style set defined in ``docs/abuse-rig.md``, which a rig
 integrator implements on the rig's controller.  The rig runs a press by itself (speed, stop
 conditions: depth past contact, force, voltage drop since contact — first reached wins) and
@@ -40,7 +40,7 @@ COMMANDS = (
     Command("STAT?", "verified", _SPEC + ", State and readings"),
 )
 
-#: What a PRESS-100 can do (instruments reference §5: servo presses cover ≈ 0.1–80 mm/s, which spans
+#: What a PRESS-100 can do (docs/instruments.md §5: servo presses cover ≈ 0.1–80 mm/s, which spans
 #: GB/T 31485's 25 mm/s nail and SAE J2464's 80 mm/s; 100 kN covers the 13 kN UN 38.3 and 100 kN GB 38031 crush).
 MIN_SPEED = 0.1  # mm/s
 RATED = RigLimits(max_force=100.0, max_speed=80.0, max_depth=100.0, min_speed=MIN_SPEED)
@@ -51,7 +51,7 @@ SPEED_LIMIT_RANGE = (MIN_SPEED, RATED.max_speed)  # mm/s
 TRAVEL_LIMIT_RANGE = (MIN_TRAVEL, RATED.max_depth)  # mm
 VOLTAGE_DROP_RANGE = (0.001, 60.0)  # V, the fast voltage channel spans 0–60 V
 HOLD_RANGE = (0.0, 86_400.0)  # s
-PRETRIGGER_RANGE = (0.0, 1.0)  # s; instruments reference §5 recommends keeping 10–100 ms
+PRETRIGGER_RANGE = (0.0, 1.0)  # s; docs/instruments.md §5 recommends keeping 10–100 ms
 SAFE_RETRACT_SPEED = 5.0  # mm/s
 MODES = {"nail": "NAIL", "crush": "CRUSH"}
 STATES = ("idle", "pressing", "holding", "retracting", "stopped", "estop")

@@ -1,7 +1,7 @@
 """ESPEC chambers and ovens over ESPEC's ASCII protocol (P-300, SCP-220, SH/SU; SPH safety ovens).
 
-Commands, replies and error strings follow the instruments reference §2.1 (sourced there
-from EspecNorthAmerica/ChamberConnectLibrary, C1): CR LF both ways; a setting command
+Commands, replies and error strings follow docs/instruments.md §2.1 (sourced from
+EspecNorthAmerica/ChamberConnectLibrary, C1): CR LF both ways; a setting command
 answers ``OK: <cmd>`` and a refused command ``NA:<message>`` (``CMD ERR``, ``PARA ERR``,
 ``DATA OUT OF RANGE``, ``PROTECT ON`` …), raised here as :class:`InstrumentError` naming the
 instrument.  Since every command answers, :meth:`EspecChamber.write` reads and checks the
@@ -35,7 +35,9 @@ COMMANDS = (
     Command("POWER, ON|OFF", "verified", _CCL),
     Command("MON?", "verified", _CCL + "; ESPEC EHS manual"),
     Command(
-        "RUN PRGM, TEMP<t0> GOTEMP<t1> TIME<h>:<mm>", "inferred", "reference §2.1; zero padding of <mm> unverified"
+        "RUN PRGM, TEMP<t0> GOTEMP<t1> TIME<h>:<mm>",
+        "inferred",
+        "docs/instruments.md §2.1; zero padding of <mm> unverified",
     ),
     Command("ALARM?", "verified", "codes from ChamberConnectLibrary controllerinterface"),
 )

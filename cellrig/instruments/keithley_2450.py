@@ -1,10 +1,10 @@
 """Keithley 2450 / 2460 / 2461 SourceMeter through pymeasure's stock ``Keithley2450``, as a one-channel cycler.
 
-Steps follow the Tektronix ``SMU_Battery_Cycling_Solution`` approach (reference §3.2): the SMU
+Steps follow the Tektronix ``SMU_Battery_Cycling_Solution`` approach (docs/instruments.md §3.2): the SMU
 sources voltage with a current limit; the limit is the CC phase, the voltage the CV phase.
 ``cc`` holds the step's end voltage (or the limits' rail) with the current limited to the step
 current, ``cccv`` and ``cv`` hold the step voltage, and ``rest`` switches the output off with
-the High-Z off state, so the relay opens and the cell is not loaded (reference §3.2).  With the
+the High-Z off state, so the relay opens and the cell is not loaded (docs/instruments.md §3.2).  With the
 relay open the SMU cannot measure (2450 reference manual, "High-impedance output-off state"):
 a rest step yields no samples and ends on ``max_time``.
 
@@ -20,7 +20,7 @@ Through the stock driver: ``id``, ``source_mode``, ``source_voltage_range``,
 lacks them or would be wrong here: ``:SOUR:VOLT:READ:BACK ON``, ``:SOUR:VOLT:ILIM <I>`` (the
 stock ``compliance_current`` silently truncates to ±1.05 A, which would clip a 2460's 7 A) and
 ``:READ? "defbuffer1", SOUR, READ`` (voltage and current of one reading; the stock ``current``
-and ``voltage`` read only the sense function), all from reference §3.2.  The stock
+and ``voltage`` read only the sense function), all from docs/instruments.md §3.2.  The stock
 ``shutdown()`` is not the safe state: it ramps the source to 0 V with the output on, which
 would drain the cell at the current limit.
 """
@@ -85,7 +85,7 @@ class Rating:
     power: float  # W
 
 
-#: By the model number in ``*IDN?``: reference §3.2 (2450 and 2460 unverified, 2461 sourced).
+#: By the model number in ``*IDN?``: docs/instruments.md §3.2 (2450 and 2460 unverified, 2461 sourced).
 RATINGS = {
     "2450": Rating(CyclerLimits(min_voltage=-200.0, max_voltage=200.0, max_current=1.05), 20.0),
     "2460": Rating(CyclerLimits(min_voltage=-100.0, max_voltage=100.0, max_current=7.0), 100.0),

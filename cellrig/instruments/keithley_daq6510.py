@@ -1,8 +1,8 @@
 """Keithley DAQ6510 through pymeasure's stock ``KeithleyDAQ6510``, wrapped as a :class:`~cellrig.instruments.roles.DAQ`.
 
 The stock driver measures the front terminals or one closed channel, but has no
-temperature-scan commands (reference §4.2, §7).  :class:`DAQ6510Logger` keeps an unmodified
-stock instance and sends the reference's thermocouple-scan SCPI through its ``write`` /
+temperature-scan commands (docs/instruments.md §4.2, §7).  :class:`DAQ6510Logger` keeps an unmodified
+stock instance and sends Tektronix's thermocouple-scan SCPI through its ``write`` /
 ``ask`` (``:FUNC 'TEMP',(@…)``, ``:SENS:TEMP:TRAN TC``, ``:SENS:TEMP:TC:TYPE``,
 ``:SENS:TEMP:TC:RJUN:RSEL INT``, ``:SENS:TEMP:ODET ON``, ``:ROUT:SCAN:CRE``,
 ``:ROUT:SCAN:COUN:SCAN``, ``:ROUT:SCAN:INT``, ``:INIT``, ``:TRAC:ACT?``,
@@ -72,7 +72,7 @@ COMMANDS = (
         "test_keithleyDAQ6510_with_device.py",
     ),
 )
-SLOTS = (1, 2)  # reference §4.2
+SLOTS = (1, 2)  # docs/instruments.md §4.2
 SCAN_RATE = 80.0  # channels per second, taken as the DAQ970A's armature multiplexer (unverified)
 TC_TYPES = ("B", "E", "J", "K", "N", "R", "S", "T")  # unverified
 VOLT_RANGES = (0.1, 1.0, 10.0, 100.0, 1000.0)  # V, the stock driver's DC voltage_range limits
@@ -97,7 +97,7 @@ class DAQ6510Logger(ScanLogger):
     """A DAQ6510 with multiplexer cards as a scanning logger, around a stock ``KeithleyDAQ6510``.
 
     ``modules`` maps slot → channels of the card there (default: one 20-channel 7700 in slot 1).
-    Scan speed is assumed the armature-multiplexer rate of reference §4.1 (unverified for the 7700).
+    Scan speed is assumed the armature-multiplexer rate of docs/instruments.md §4.1 (unverified for the 7700).
     """
 
     slots = SLOTS

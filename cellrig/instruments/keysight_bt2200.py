@@ -99,7 +99,7 @@ COMMANDS = (
         "<Vsense>,<Imon>,NONE|OK|FAIL|ABORTED,<testId>,<testType>,<limit>,<measured> (reads fields 0-5 only)",
     ),
     Command("CELL:ABORT (@<cell>)", "verified", _PRECHARGER),
-    Command("OUTP 0|1, OUTP?", "verified", "reference C12 (OUTP ON)"),
+    Command("OUTP 0|1, OUTP?", "verified", "docs/instruments.md §3.1, C12 (OUTP ON)"),
     Command("DATA:LOG?", "verified", "dhsys21/PreCharger DataLogNameSpace.cs (record layout)"),
     Command(
         "SYST:ERR?", "unverified", "the SCPI error queue; not seen in a BT2200 source (without it, calls time out)"

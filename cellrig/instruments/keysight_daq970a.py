@@ -3,8 +3,8 @@
 Channels are numbered slot-first (101–120 on a 20-channel DAQM901A in slot 1, 201–…), a
 scan list is swept on a timer, and every reading goes with its channel number and its time
 since the start of the scan into the reading memory, which the host drains with
-``DATA:POIN?`` / ``DATA:REM? <n>``.  Command strings are the reference's DAQ970A table
-(instruments.md §4.1): ``*RST``, ``CONF:TEMP TC,K,(@…)``, ``UNIT:TEMP C,(@…)``,
+``DATA:POIN?`` / ``DATA:REM? <n>``.  Command strings are the DAQ970A scan of
+docs/instruments.md §4.1: ``*RST``, ``CONF:TEMP TC,K,(@…)``, ``UNIT:TEMP C,(@…)``,
 ``SENS:TEMP:NPLC 1,(@…)``, ``CONF:VOLT:DC 10,(@…)``, ``ROUT:SCAN (@…)``,
 ``FORM:READ:CHAN ON``, ``FORM:READ:TIME ON``, ``TRIG:SOUR TIM``, ``TRIG:TIM 1``,
 ``TRIG:COUN INF``, ``INIT``, ``DATA:REM? n``, ``FETC?``, ``SYST:ERR?``.  From the
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 #: Readings the memory holds (the DAQ970A/DAQ973A programming guide, p. 215: 100,000; the
 #: 34970A's 50,000 is the older model's).  When it overflows the oldest readings are overwritten.
 MEMORY = 100_000
-#: Channels per second an armature multiplexer (DAQM901A) scans (reference §4.1, GW Instek spec).
+#: Channels per second an armature multiplexer (DAQM901A) scans (docs/instruments.md §4.1, GW Instek spec).
 SCAN_RATE = 80.0
 SLOTS = (1, 2, 3)  # unverified
 TC_TYPES = ("B", "E", "J", "K", "N", "R", "S", "T")  # unverified
@@ -51,15 +51,15 @@ _DAQ = "ricardo1slas/BT2202A_Plugin (a real DAQ970A's session log); DAQ970A/DAQ9
 COMMANDS = (
     Command("*IDN?, *RST, *CLS, *OPC?", "verified", "IEEE 488.2"),
     Command("CONF:TEMP TC,<type>,(@…)", "verified", _DAQ),
-    Command("UNIT:TEMP C,(@…), SENS:TEMP:NPLC 1,(@…)", "inferred", "reference §4.1 (34972A user guide)"),
-    Command("CONF:VOLT:DC <range>,(@…)", "inferred", "reference §4.1 (34972A user guide)"),
+    Command("UNIT:TEMP C,(@…), SENS:TEMP:NPLC 1,(@…)", "inferred", "docs/instruments.md §4.1 (34972A user guide)"),
+    Command("CONF:VOLT:DC <range>,(@…)", "inferred", "docs/instruments.md §4.1 (34972A user guide)"),
     Command("ROUT:SCAN (@…)", "verified", _DAQ),
     Command("FORM:READ:CHAN ON, FORM:READ:TIME ON", "verified", _DAQ),
     Command("TRIG:SOUR TIM, TRIG:TIM <s>, TRIG:COUN INF, INIT", "verified", _DAQ),
     Command("DATA:POIN?", "unverified", "not seen in a source; the guide's name for the memory count"),
     Command("DATA:REM? <n>", "verified", _DAQ),
     Command("ABOR", "unverified", "SCPI's abort; not seen in a DAQ970A source"),
-    Command("SYST:ERR?", "verified", "reference §4.1"),
+    Command("SYST:ERR?", "verified", "docs/instruments.md §4.1"),
 )
 NPLC = (0.02, 0.2, 1, 2, 10, 20, 100, 200)  # unverified
 MAX_TIMER = 359_999.0  # s between scans, unverified

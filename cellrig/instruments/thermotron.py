@@ -1,12 +1,12 @@
 """Thermotron 3800 chambers through pymeasure's stock driver, wrapped to the Chamber role.
 
-The stock :class:`pymeasure.instruments.thermotron.Thermotron3800` is used as it is (reference
+The stock :class:`pymeasure.instruments.thermotron.Thermotron3800` is used as it is (docs/instruments.md
 §2.2 and §7): ``IDEN?`` (asked directly: the stock ``id`` casts the reply to float), ``PVAR1?``,
 ``SETP1?``/``SETP1,<v>`` (a new set point takes effect on ``RUNM``), ``STOP``, ``MODE?`` bit
 codes, and a 1 s pause after every command it writes, queries included.  Its set point
 validator is [−55, 150] °C, so a wrapped 3800 cannot be asked for more than 150 °C.  The stock
 driver sets no terminators; this wrapper passes CR both ways (the 3800's RS-232/485 framing,
-reference §6.1) unless told otherwise (LF for an 8200 over telnet).
+docs/instruments.md §6.1) unless told otherwise (LF for an 8200 over telnet).
 
 ``ALRM1?`` and its bits are sourced for the 8800 (C6) and unverified for the 3800.  The stock
 driver has no alarm-limit or ramp command: :meth:`Thermotron3800Chamber.configure_limits`
@@ -26,7 +26,7 @@ from .roles import ChamberLimits, Identity
 
 _STOCK = "pymeasure thermotron3800.py (stock)"
 #: A public C# 8800 TCP driver (namespace RemoteTempChamber, repository not identified) uses the same
-#: mnemonics; Thermotron's own 8800 list is reference C6.
+#: mnemonics; Thermotron's own 8800 list is C6 of docs/instruments.md §10.
 _8800 = "also a public C# 8800 driver"
 COMMANDS = (
     Command("IDEN?", "verified", f"{_STOCK} id; {_8800}"),
@@ -41,8 +41,9 @@ COMMANDS = (
     Command(
         "ALRM1?",
         "unverified",
-        "an 8800 command (bits 0, 1 deviation and 4, 5 process alarms: reference C6, the C# 8800 driver); "
-        "in no 3800 source and no 3800 alternative published: a 3800 without it times out in alarms()",
+        "an 8800 command (bits 0, 1 deviation and 4, 5 process alarms: Thermotron's 8800 command list, "
+        "the C# 8800 driver); in no 3800 source and no 3800 alternative published: "
+        "a 3800 without it times out in alarms()",
     ),
 )
 STOCK_SETPOINT_RANGE = (-55.0, 150.0)  # °C, Thermotron3800.setpoint's strict_range

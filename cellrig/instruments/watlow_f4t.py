@@ -1,6 +1,6 @@
 """Watlow F4T controllers (TestEquity 107/115, ESPEC ES-102 and other chambers) over SCPI on TCP.
 
-Commands follow the instruments reference §2.3 (sourced there from the Tektronix DAQ6510
+Commands follow docs/instruments.md §2.3 (sourced from the Tektronix DAQ6510
 F4T script, C8, and DAsh0244/te107_control, C9): LF termination, port 5025, ``*IDN?``
 starting ``Watlow Electric``; loop 1 ``:SOURCE:CLOOP1:SPOINT``/``PVALUE?``, ramping with
 ``RACTION``/``RSCALE``/``RRATE``, ``:UNIT:TEMPERATURE`` and ``:OUTPUT1:STATE``.
@@ -12,7 +12,7 @@ Firmware before 04.05.0007 has no ``:UNIT`` command and works in °F: the driver
 
 Event output 1 switches the chamber's conditioning (heat and cool) on TestEquity chambers;
 that wiring is the chamber maker's and is unverified for others.  The F4T's own limit
-parameters have no SCPI command in the reference, so :meth:`WatlowF4T.configure_limits`
+parameters have no SCPI command in TestEquity's list, so :meth:`WatlowF4T.configure_limits`
 programs none: the chamber's independent limit controller is set at its panel.
 """
 
@@ -165,7 +165,7 @@ class WatlowF4T(LimitedSetpoint, ManagedConnection, SCPIMixin, Instrument):
             self._switch_on()
 
     def ramp_temperature(self, celsius: float, rate_k_per_min: float) -> None:
-        """Ramp from the present air temperature to ``celsius`` at ``rate_k_per_min`` (reference §2.3).
+        """Ramp from the present air temperature to ``celsius`` at ``rate_k_per_min`` (docs/instruments.md §2.3).
 
         The rate is read back; the target is not (the active set point moves during the ramp).
         """

@@ -2,7 +2,7 @@
 
 Covered: the comma-separated channel export with ``Test_Time`` in s, ``DateTime`` as Unix seconds,
 ``Current`` in A (positive charging), ``Voltage`` in V and ``Charge_Capacity``/``Discharge_Capacity``
-counters in Ah that restart every cycle (reference/analysis.md §3.1, the TRI/BEEP files), with the
+counters in Ah that restart every cycle (the TRI/BEEP files, docs/analysis.md §3.1), with the
 optional ``<name>_Metadata.csv`` beside it (its ``schedule_version`` becomes the version).
 
 The Excel export of MITS Pro (``.xlsx``, read with openpyxl): a ``Global_Info`` sheet and one

@@ -1,7 +1,7 @@
 """Battery Data Format (BDF) time series: read into a run file, and export a run's cycler stream.
 
 Covered: CSV (``.csv``, ``.bdf``, ``.bdf.gz``) and Parquet (``.parquet``, ``.bdf.parquet``; needs
-pyarrow) with the preferred labels of ontology 1.3.0 (batterydf 0.2.0, reference/analysis.md §3.5):
+pyarrow) with the preferred labels of ontology 1.3.0 (batterydf 0.2.0, docs/analysis.md §3.5):
 ``Test Time / s``, ``Voltage / V``, ``Current / A`` (positive charging) required; ``Cycle Count / 1``,
 ``Step ID``, ``Temperature T1 / degC`` and ``Unix Time / s`` used when present.  The older
 batterydf 0.1.0 labels ``Step Index / 1`` and ``Surface Temperature T1 / degC`` are read too.
