@@ -8,10 +8,10 @@ What it measures
     summary rate    on the first 8 runs: the per-cycle summary by cellrig (steps + 31 summary
                     columns) against a pandas ``groupby`` implementation of the same columns
                     with the same definitions (below, checked equal to 1e-9), both from
-                    already-loaded columns ("kernel", the reference's T1) and from the file
+                    already-loaded columns ("kernel": timing T1) and from the file
                     ("file": cellrig's ``cycle_summary(path)`` against cellrig's public reader
                     ``read_stream(path)`` (h5py straight into fresh numpy arrays) +
-                    ``pd.DataFrame`` + the pandas summary, the reference's T2).  Both run in one
+                    ``pd.DataFrame`` + the pandas summary: timing T2).  Both run in one
                     thread.
     campaign        ``analyse_campaign`` of the folder (catalog row, summary and life metrics of
                     every run) in one process of its own (dask's synchronous scheduler, a task

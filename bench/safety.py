@@ -17,7 +17,7 @@ What it measures
                 BT2200 integrates, whoever advanced it (a hook on the simulator): a channel that
                 fails its own limit test opens within the step that crossed, so the state beyond the
                 limit may last less than the monitor's gap between looks.  dT/dt: the supervisor's estimator (standards
-                reference §7: a linear fit over the last 10 samples spanning ≥ 9 s) applied, at the
+                docs/standards.md §7: a linear fit over the last 10 samples spanning ≥ 9 s) applied, at the
                 DAQ's own sample times, to the cell's true temperature (the monitor's trace, linearly
                 interpolated); the crossing is the first sample time whose fit exceeds the limit.
                 Stale data: the moment a ``stall`` fault stops the DAQ's scan (readings already due

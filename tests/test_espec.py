@@ -63,7 +63,7 @@ def test_readings():
 @pytest.mark.parametrize(
     ("air", "target", "rate", "program"),
     [
-        ("25.0", 130.0, 5.0, "RUN PRGM, TEMP25.0 GOTEMP130.0 TIME0:21"),  # the reference's GB 38031 profile
+        ("25.0", 130.0, 5.0, "RUN PRGM, TEMP25.0 GOTEMP130.0 TIME0:21"),  # docs/instruments.md §2.1: GB 38031 profile
         ("23.0", 130.0, 5.0, "RUN PRGM, TEMP23.0 GOTEMP130.0 TIME0:22"),  # 21.4 min: rounded up, never faster
         ("25.0", 155.0, 2.0, "RUN PRGM, TEMP25.0 GOTEMP155.0 TIME1:05"),
         ("80.0", 25.0, 5.0, "RUN PRGM, TEMP80.0 GOTEMP25.0 TIME0:11"),

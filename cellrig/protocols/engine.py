@@ -66,7 +66,7 @@ CHAMBER_PERIOD = 10.0  # lab seconds between chamber readings
 POLL = 1.0  # lab seconds between polls of a run's instruments …
 MIN_WALL_POLL = 0.002  # … but at least this much real time, however fast the lab clock runs …
 MAX_WALL_POLL = 0.25  # … and at most this much, so a trip on a real lab is acted on within a quarter second
-ABUSE_OBSERVE = 3600.0  # s recorded after an abuse test trips: GB/T 31485, GB 38031 observe 1 h (reference §2–4)
+ABUSE_OBSERVE = 3600.0  # s recorded after an abuse trip: GB/T 31485, GB 38031 observe 1 h (docs/standards.md §2–§4)
 COOLING_OBSERVE = 3600.0  # s at most recorded after another run trips, until its cell is back in its rated range
 
 

@@ -4,7 +4,7 @@ A protocol file::
 
     name: cycle-life
     title: Cycle life with periodic RPT
-    standard: practice (standards reference §8)
+    standard: "practice: CC-CV to C/20 (EVE LF304 datasheet), see docs/standards.md §8"
     kind: cycling                       # cycling | characterisation | abuse (abuse runs never resume)
     parameters:
       rate: {default: 1C, help: charge and discharge rate}
@@ -111,9 +111,9 @@ class Header(Model):
     standard: str = ""
     criteria: str = ""  # the pass criteria an abuse run is judged by (a standard of cellrig.analysis.safety.STANDARDS)
     kind: Literal["cycling", "characterisation", "abuse"] = "cycling"
-    verify: bool = False  # built on values the standards reference marks unverified
+    verify: bool = False  # built on values docs/standards.md marks unverified
     description: str = ""
-    sample_interval: Seconds = 10.0  # between DAQ scans (abuse tests: ≥ 1 Hz, standards reference §9)
+    sample_interval: Seconds = 10.0  # between DAQ scans (abuse tests: ≥ 1 Hz, docs/standards.md §9)
     observe_after_trip: Seconds | None = None  # recording after a trip (default: see engine.observation)
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     limits: dict[str, Any] = Field(default_factory=dict)

@@ -6,7 +6,7 @@ temperature plus 10 K); an abuse protocol is held only to the limits it states. 
 with a chamber is held to a chamber over-temperature limit: the lowest of the protocol's
 own, the lab file's ``max_temperature`` and the highest setpoint the protocol asks for plus
 :data:`CHAMBER_MARGIN_K`.  dT/dt is the slope of a linear fit over a sliding window of at
-least 10 samples spanning 9 s (standards reference §7: never on raw thermocouple
+least 10 samples spanning 9 s (docs/standards.md §7: never on raw thermocouple
 differences).
 
 Signals are supervised by what they are, not by their column name: the DAQ column of the

@@ -40,7 +40,7 @@ from ..instruments.abuse_rig import (
 from ._scpi import Reply, SCPIError, SimInstrument, command
 from .cell import NMC811, REST_STEP_S, Cell
 
-TICK = 1e-4  # s: the 10 kHz sample clock (≥ 10 kHz resolves a short's first ms: standards reference §9)
+TICK = 1e-4  # s: the 10 kHz sample clock (≥ 10 kHz resolves a short's first ms: docs/standards.md §9)
 CONTACT_FORCE = 0.05  # kN: contact is the first sample at or above this
 ACCEL = 5000.0  # mm/s²: the servo's acceleration and braking limit
 MOVING = ("PRESSING", "RETRACTING")

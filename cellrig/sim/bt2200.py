@@ -1,6 +1,6 @@
 """A simulated Keysight BT2200 (BT2202A mainframe with BT2203A cards) over its SCPI set.
 
-The command set follows the reference (``CELL:DEFine``, ``SEQuence:STEP:DEFine``,
+The command set follows docs/instruments.md §3.1 (``CELL:DEFine``, ``SEQuence:STEP:DEFine``,
 ``SEQuence:TEST:DEFine``, ``CELL:ENABle``, ``CELL:INITiate``, ``STATus:CELL:REPort?``)
 and the binary data log (``DATA:LOG?``: an IEEE 488.2 definite-length block holding an
 int32 record count, then per record a uint64 millisecond time stamp and, per channel,

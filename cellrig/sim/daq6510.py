@@ -3,7 +3,7 @@
 The stock ``KeithleyDAQ6510`` measures one thing at a time: ``:SENS:FUNC "VOLT"``,
 ``:SENS:VOLT:NPLC``, ``:SENS:VOLT:RANG:AUTO``, ``:ROUT:CLOS (@ch)`` / ``:ROUT:OPEN (@ch)`` and
 ``:READ?`` (the closed channel, or the front terminals, which nothing is wired to).  The scan
-commands are those of reference §4.2 (``:FUNC 'TEMP',(@…)``, ``:SENS:TEMP:TRAN``, ``:TC:TYPE``,
+commands are those of docs/instruments.md §4.2 (``:FUNC 'TEMP',(@…)``, ``:SENS:TEMP:TRAN``, ``:TC:TYPE``,
 ``:TC:RJUN:RSEL``, ``:ODET``, ``:ROUT:SCAN:CRE``, ``:ROUT:SCAN:COUN:SCAN``, ``:ROUT:SCAN:INT``,
 ``:INIT``, ``:ABOR``, ``:TRAC:ACT?``, ``:TRAC:DATA?``) plus ``:FUNC 'VOLT:DC',(@…)``,
 ``:SENS:VOLT:RANG <r>,(@…)`` and ``:TRAC:CLE`` (unverified).

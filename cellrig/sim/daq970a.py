@@ -1,4 +1,4 @@
-"""A simulated Keysight DAQ970A with multiplexer modules, over the command set of the reference (§4.1).
+"""A simulated Keysight DAQ970A with multiplexer modules, over the command set of docs/instruments.md §4.1.
 
 What each channel reads comes from ``probes``: channel → a function of simulated time giving a
 thermocouple temperature (°C) or a voltage (V), so a virtual world can wire thermocouples to

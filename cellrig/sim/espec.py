@@ -1,4 +1,4 @@
-"""A simulated ESPEC chamber speaking ESPEC's ASCII protocol (instruments reference §2.1).
+"""A simulated ESPEC chamber speaking ESPEC's ASCII protocol (docs/instruments.md §2.1).
 
 By default a battery-safety oven rated −40…200 °C (``TYPE?`` answers ``T,S2,200.0``).  CR LF
 both ways; a setting command answers ``OK: <cmd>``, a refused one ``NA:<message>``: ``CMD ERR``

@@ -3,8 +3,8 @@
 It answers what pymeasure's stock ``Keithley2450`` sends for sourcing voltage and measuring
 (``:SOUR:FUNC``, ``:SOUR:VOLT:RANG``, ``:SOUR:VOLT:LEV``, ``:SOUR:VOLT:ILIM``, ``:SENS:FUNC``,
 ``:SENS:<f>:NPLC``, ``:SENS:<f>:RANG:AUTO``, ``OUTPUT ON|OFF``, ``OUTPUT?``,
-``:OUTP:VOLT:SMOD``, ``:READ?``) plus the reference's ``:SOUR:VOLT:READ:BACK ON`` and
-``:READ? "defbuffer1", SOUR, READ`` (§3.2).
+``:OUTP:VOLT:SMOD``, ``:READ?``) plus ``:SOUR:VOLT:READ:BACK ON`` and
+``:READ? "defbuffer1", SOUR, READ`` (docs/instruments.md §3.2).
 
 Physics: a voltage source with a symmetric current limit on a
 :class:`~cellrig.sim.cell.Cell`: the current is what holds the cell at the source

@@ -1,6 +1,6 @@
 """A simulated Thermotron 3800 controller, answering what pymeasure's stock driver sends.
 
-CR both ways (the 3800's RS-232/485 framing, instruments reference §2.2 and §6.1).  Commands:
+CR both ways (the 3800's RS-232/485 framing, docs/instruments.md §2.2 and §6.1).  Commands:
 ``IDEN?``, ``PVAR1?`` (chamber temperature, ``22.000`` style), ``SETP1?``, ``SETP1,<v>`` (stored;
 the chamber goes there on ``RUNM``), ``RUNM`` (run manual), ``STOP``, ``INIT``, ``MODE?`` (bit
 code: 16 while running manual) and ``ALRM1?`` (bits: 4 low process, 5 high process).  Writes

@@ -1,4 +1,4 @@
-"""A simulated Watlow F4T chamber controller over SCPI on TCP (instruments reference §2.3).
+"""A simulated Watlow F4T chamber controller over SCPI on TCP (docs/instruments.md §2.3).
 
 LF both ways; long and short SCPI forms (``:SOURCE:CLOOP1:SPOINT`` = ``SOUR:CLOOP1:SPOINT``).
 Commands: ``*IDN?`` (``Watlow Electric,…``), ``:SOURce:CLOOP1:SPOINT <v>``/``?`` (the active set

@@ -12,7 +12,7 @@ from ..schema import Amps, Seconds, Volts, Watts
 from ..states import RunEnded, RunState, Trip
 from ._step import Activity, Duration, Step, StepContext
 
-CV_END_C_RATE = 20  # a CV phase without until_current ends at C/20 (standards reference §8)
+CV_END_C_RATE = 20  # a CV phase without until_current ends at C/20 (docs/standards.md §8)
 
 
 class CC(Step):

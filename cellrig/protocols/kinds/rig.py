@@ -10,8 +10,8 @@ from ..schema import KN, Mm, MmPerS, Volts
 from ..states import RunEnded, RunState
 from ._step import Activity, Step, StepContext
 
-RIG_ACQUISITION_HZ = 1000  # fast channel rate while the ram moves (≥ 1 kHz: standards reference §9)
-RIG_HOLD_HZ = 100  # while the ram holds (force and displacement: 100 Hz–1 kHz, standards reference §9)
+RIG_ACQUISITION_HZ = 1000  # fast channel rate while the ram moves (≥ 1 kHz: docs/standards.md §9)
+RIG_HOLD_HZ = 100  # while the ram holds (force and displacement: 100 Hz–1 kHz, docs/standards.md §9)
 
 
 class PressStep(Step):
