@@ -5,7 +5,7 @@ import pytest
 
 from cellrig.clock import ManualClock, ScaledClock
 from cellrig.instruments.keysight_bt2200 import KeysightBT2200
-from cellrig.sim import BT2200, NMC811, Cell, SimServer
+from cellrig.sim import BT2200, LFP, NMC811, SULFIDE_ASSB, Cell, SimServer
 from cellrig.sim._scpi import header_regex
 
 
@@ -366,3 +366,75 @@ def test_a_crossing_ends_the_run_tripped_by_the_cyclers_own_test_resumable_only_
     assert kinds.index("trip") < kinds.index("safe_state") and "trip_ack" in kinds
     assert r.events[r.events["kind"] == "trip"]["message"].tolist()[0] == reason
     assert resumed[0] == r.status == "tripped" and "the cycler's own test" in r.end_reason
+
+
+# -- where a step ends -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chemistry", [NMC811, LFP, SULFIDE_ASSB], ids=["nmc811", "lfp", "sulfide"])
+@pytest.mark.parametrize("rate", [1.0, 3.0], ids=["1C", "3C"])
+@pytest.mark.parametrize("charge", [False, True], ids=["discharge", "charge"])
+@pytest.mark.parametrize("action", ["NEXT", "FAIL"])
+def test_a_cc_step_ends_at_its_voltage_not_up_to_a_tick_past_it(chemistry, rate, charge, action):
+    """At the virtual lab's clock (``dt`` 2 s, a record every 10 s), a CC step to the chemistry's window ends
+    within 2 mV of its level on new and aged cells, though near an end of the curve the voltage runs away faster
+    than any tick before foresees: the step's records (what the supervisor reads) and, for a FAIL test, the
+    value the instrument measured when it fired."""
+    import random
+
+    from cellrig.sim.bt2200 import DONE, FAILED
+
+    level = chemistry.v_max if charge else chemistry.v_min
+    sign = 1 if charge else -1  # sign × (V − level) > 0: beyond the level
+    rng = random.Random(18)
+    for _ in range(10):
+        capacity = 2.0  # 3C = 6 A, within the channel's rating
+        life = rng.choice([0.0, 1.0, 1.2] + ([] if charge else [1.4]))  # rated lives: fade 0, 20, 35, 58 %
+        cell = Cell(
+            chemistry,
+            capacity,
+            soc=rng.uniform(0.3, 0.5) if charge else rng.uniform(0.15, 0.35),
+            capacity_variation=rng.gauss(1.0, 0.02),
+            resistance_variation=rng.gauss(1.0, 0.1),
+            throughput_ah=2 * capacity * chemistry.rated_cycles * life,
+        )
+        current = rate * capacity
+        assert sign * (cell.voltage(sign * current) - level) < -0.02  # the level lies ahead, not in the IR step
+        sim = BT2200(ManualClock(), {101: cell}, log_period=10, dt=2.0, log_states=True)
+        for cmd in (
+            "CELL:DEF 1001,(@101)",
+            f"SEQ:STEP:DEF 1,1,{'CHARGE' if charge else 'DISCHARGE'},36000,{current:g},{level:g}",
+            f"SEQ:TEST:DEF 1,1,1,{'VOLT_GE' if charge else 'VOLT_LE'},{level:g},AFTER,0,{action}",
+            "CELL:ENABLE (@1001),1",
+            "CELL:INIT (@1001)",
+        ):
+            assert sim.handle(cmd) is None, cmd
+        while sim.handle("STAT:CELL:REP? (@1001)") == "1":
+            sim.clock.t += 60.0
+        records = np.frombuffer(b"".join(sim.log), sim.record)
+        in_step = records[records["seq_state"][:, 0] != 0]
+        assert len(in_step) > 3 and sim.channels[101].status == (DONE if action == "NEXT" else FAILED)
+        assert (sign * (in_step["vsense"][:, 0] - level)).max() <= 0.002
+        if action == "FAIL":
+            *_, limit, measured = sim.handle("STAT:CELL:VERB? 1001").split(",")
+            assert float(limit) == level and 0.0 <= sign * (float(measured) - level) <= 0.002
+
+
+def test_a_snapshot_of_a_cell_names_all_of_it_and_puts_it_back_as_it_was():
+    """The cycler takes a tick again from a snapshot of the cell (its attributes read by name): the snapshot names
+    every attribute a cell comes to have, none of their values changes in place, and putting it back restores it."""
+    import copy
+
+    from cellrig.sim.bt2200 import _attributes, _put_back, _snapshot
+
+    cell = Cell(NMC811, 2.0, soc=0.5, throughput_ah=4000.0, temperature=5.0)
+    kept, snapshot = copy.deepcopy(cell), _snapshot(cell)
+    for current, dt in ((6.0, 600.0), (-6.0, 900.0), (0.0, 3600.0)):
+        cell.step(current, dt)
+    cell.short_ohm = 0.05  # a nail: it heats, vents and runs away
+    for _ in range(200):
+        cell.step(0.0, 10.0)
+    assert cell.vented and cell.reacted > 0.5
+    assert set(_attributes(cell)[0]) == set(vars(cell)) and snapshot == _snapshot(kept)
+    _put_back(cell, snapshot)
+    assert vars(cell) == vars(kept)

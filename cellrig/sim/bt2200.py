@@ -14,12 +14,12 @@ end of every step; IMon and VSense are means over the interval since the previou
 record carries the 32 channels of each installed card (the real one always 256), and the
 log period is a property of the virtual instrument (the real one logs every second).
 
-Step tests are evaluated at every integration step on the cell's instantaneous voltage and
-current (the instrument's own measurement), never on the averaged log records: a ``FAIL`` test
-opens the channel within one step ``dt`` of its crossing, whatever the log period; of levels crossed
-in the same step, the one crossed first (interpolated within the step) acts.  Which test
-failed, its level and the value measured are answered by ``STATus:CELL:VERBose?`` in the
-layout a public pre-charger documents.
+Step tests are evaluated on the cell's instantaneous voltage and current (the instrument's own
+measurement), never on the averaged log records.  A tick in which a step ends is bisected for the
+moment it ended, so a step ends, and a ``FAIL`` test opens the channel, within 0.1 % of ``dt`` of
+the crossing, whatever the log period; of levels crossed within that last sliver, the one crossed
+first (interpolated) acts.  Which test failed, its level and the value measured are answered by
+``STATus:CELL:VERBose?`` in the layout a public pre-charger documents.
 
 Where public sources leave the real instrument's behaviour open, the simulator can take
 either reading, so the driver is tested against both: ``log_states`` (CellId and
@@ -28,7 +28,9 @@ SequenceState filled in, or 0 as a public parser says real units return; default
 ``signed_current_tests`` (``CURR_GE``/``CURR_LE`` compare |I|, or signed I, negative on discharge).
 """
 
+import dataclasses
 import math
+import operator
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -46,7 +48,7 @@ TIMINGS = ("AT", "BEFORE", "AFTER")
 ACTIONS = ("NEXT", "FAIL")
 MAX_CURRENT = 6.25  # A per channel
 MAX_VOLTAGE = 5.0  # V
-SUBSTEPS = 10  # parts of a tick that may reach a test's level
+END_RESOLUTION = 0.001  # of a tick: how closely the moment a step ends is found
 
 #: STATus:CELL:REPort? codes, as the driver's STATUS_CODES names them.
 _CODE = {meaning: code for code, meaning in STATUS_CODES.items()}
@@ -90,7 +92,6 @@ class _Channel:
     resting: float = 0.0  # idle time not yet applied to the cell
     failed: tuple[Test, float] | None = None  # the FAIL test that ended the sequence, and the value it measured
     last: tuple[float, float] | None = None  # voltage and current at the end of the step's previous tick
-    change: tuple[float, float] = (0.0, 0.0)  # how much the step's previous tick changed them
     steps: list[tuple[int, Step, list[Test]]] = field(default_factory=list)
 
 
@@ -106,6 +107,30 @@ def cell_list(text: str) -> list[int]:
         lo, _, hi = part.strip().partition(":")
         out.extend(range(int(lo), int(hi or lo) + 1))
     return out
+
+
+_ATTRIBUTES: dict[type, tuple[tuple[str, ...], operator.attrgetter]] = {}
+
+
+def _attributes(obj: object) -> tuple[tuple[str, ...], operator.attrgetter]:
+    """The attribute names of ``obj``'s dataclass (as a fresh copy of it has them) and a getter of them all."""
+    kind = type(obj)
+    if kind not in _ATTRIBUTES:
+        names = tuple(vars(dataclasses.replace(obj)))
+        _ATTRIBUTES[kind] = names, operator.attrgetter(*names)
+    return _ATTRIBUTES[kind]
+
+
+def _snapshot(obj: object) -> tuple:
+    """Every attribute of ``obj``, read by name: CPython slows attribute access for the rest of an object's life
+    once its ``__dict__`` is read.  Shallow, so a snapshot only while the values are immutable (a cell's are)."""
+    return _attributes(obj)[1](obj)
+
+
+def _put_back(obj: object, snapshot: tuple) -> None:
+    """Set every attribute of ``obj`` as :func:`_snapshot` took it."""
+    for name, value in zip(_attributes(obj)[0], snapshot, strict=True):
+        setattr(obj, name, value)
 
 
 class BT2200(SimInstrument):
@@ -220,34 +245,33 @@ class BT2200(SimInstrument):
     def _integrate(self, ch: _Channel, dt: float) -> bool:
         """Advance one channel by ``dt``; return True if its step ended.
 
-        A tick that may reach a level of the step's tests is taken in :data:`SUBSTEPS` parts, so a
-        step ends near its level (as on the instrument, which checks far more often) instead of a
-        whole tick past it; the rest of the tick after a step ends, the cell rests.
+        A tick in which the step ends is taken again from its start, bisecting for the moment it ends
+        (to :data:`END_RESOLUTION` of the tick), so a step ends at its level, as on the instrument, which
+        checks far more often, not up to a tick past it.  For the rest of the tick the cell rests (not in
+        the step's record, which holds the means over the step's own time).
         """
-        before = ch.last
-        parts = SUBSTEPS if self._near_a_level(ch) else 1
-        for k in range(parts):
-            if self._advance_step(ch, dt / parts):
-                rest = dt * (parts - k - 1) / parts
-                if rest:  # not in the step's record, which holds the means over the step's own time
-                    ch.cell.step(0.0, rest)
-                return True
-        if before is not None and ch.last is not None:
-            ch.change = (ch.last[0] - before[0], ch.last[1] - before[1])
-        return False
+        start = _snapshot(ch), _snapshot(ch.cell)
+        if not self._advance_step(ch, dt):
+            return False
+        lo, hi, at = 0.0, dt, dt  # the step runs on at lo, has ended at hi; the channel stands at ``at``
+        while hi - lo > END_RESOLUTION * dt:
+            at = (lo + hi) / 2
+            if self._advance_step(self._restore(ch, start), at):
+                hi = at
+            else:
+                lo = at
+        if at != hi:
+            self._advance_step(self._restore(ch, start), hi)
+        if hi < dt:
+            ch.cell.step(0.0, dt - hi)
+        return True
 
-    def _near_a_level(self, ch: _Channel) -> bool:
-        """Whether this tick may cross a level of the running step's tests, judged by the previous tick's change
-        (the first tick of a step always may)."""
-        if ch.last is None:
-            return True
-        (volts, current), (dv, di) = ch.last, ch.change
-        for test in ch.steps[ch.step][2]:
-            voltage = test.kind.startswith("VOLT")
-            margin = 2 * abs(dv if voltage else di) + (1e-3 if voltage else 1e-4)
-            if abs(self._measured(test, volts, current) - test.value) <= margin:
-                return True
-        return False
+    @staticmethod
+    def _restore(ch: _Channel, start: tuple[tuple, tuple]) -> _Channel:
+        """Put a channel and its cell back as they were at ``start`` (their snapshots); return the channel."""
+        _put_back(ch, start[0])
+        _put_back(ch.cell, start[1])
+        return ch
 
     def _advance_step(self, ch: _Channel, dt: float) -> bool:
         """Advance one channel's step by ``dt``; return True if it ended."""
@@ -282,7 +306,7 @@ class BT2200(SimInstrument):
             ch.status = FAILED
         elif ch.step + 1 < len(ch.steps):
             ch.step += 1
-            ch.step_time, ch.last, ch.change = 0.0, None, (0.0, 0.0)
+            ch.step_time, ch.last = 0.0, None
         else:
             ch.status = DONE
         ch.ended = -number if action == "FAIL" else number
