@@ -117,3 +117,11 @@ def test_the_sulfide_cell_needs_its_stack_pressure_and_liquid_cells_do_not_care(
         cell.throughput_ah = 2 * 5.0 * 500
     assert loose.retained_capacity_ah < rated.retained_capacity_ah
     assert Cell(NMC811, 5.0, stack_pressure_kpa=0.0).r0 == Cell(NMC811, 5.0).r0
+
+
+def test_weeks_at_45_c_use_up_none_of_the_runaway_reactant():
+    """Self-heating is dormant far below its onset: a cell stored warm for two months keeps its voltage."""
+    cell = Cell(LFP, 5.0, soc=1.0, temperature=45.0, ambient=45.0, ageing=0.0)
+    for _ in range(60 * 24):
+        cell.step(0.0, 3600.0)
+    assert cell.reacted == 0.0 and cell.ocv() == pytest.approx(LFP.v_max, abs=1e-3)

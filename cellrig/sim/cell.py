@@ -25,6 +25,7 @@ R_GAS = 8.314  # J/(mol K)
 T_REF = 298.15  # K (25 °C)
 ONSET_RATE = 0.02 / 60  # K/s self-heating at T1 (ARC seek threshold, standards reference §7)
 TRIGGER_RATE = 1.0  # K/s self-heating at T2 (the 1 °C/s criterion, standards reference §7)
+DORMANT_THETAS = 2.0  # self-heating below T1 by this many e-foldings (under 14 % of the onset rate) is none
 REST_STEP_S = 10.0  # s: a cell carrying no current is stepped at most this often (relaxation is slow)
 
 
@@ -321,11 +322,12 @@ class Cell:
         self.temperature = settle + (self.temperature - settle) * math.exp(-h * dt / self.heat_capacity_j_per_k)
 
     def self_heating_rate(self) -> float:
-        """K/s of runaway self-heating now: 0.02 K/min at T1, 1 K/s at T2, exponential between."""
+        """K/s of runaway self-heating now: 0.02 K/min at T1, 1 K/s at T2, exponential between; none more than
+        :data:`DORMANT_THETAS` e-foldings below T1 (else weeks at 45 °C would slowly use up the cell)."""
         c = self.chemistry
-        if self.reacted >= 1.0:
-            return 0.0
         theta = (c.t2 - c.t1) / math.log(TRIGGER_RATE / ONSET_RATE)
+        if self.reacted >= 1.0 or self.temperature < c.t1 - DORMANT_THETAS * theta:
+            return 0.0
         rate = ONSET_RATE * math.exp(min((self.temperature - c.t1) / theta, 50.0))
         return rate * (1.0 - self.reacted)
 
