@@ -389,14 +389,15 @@ def test_a_cc_step_ends_at_its_voltage_not_up_to_a_tick_past_it(chemistry, rate,
     rng = random.Random(18)
     for _ in range(10):
         capacity = 2.0  # 3C = 6 A, within the channel's rating
-        life = rng.choice([0.0, 1.0, 1.2] + ([] if charge else [1.4]))  # rated lives: fade 0, 20, 35, 58 %
+        fade = rng.choice([0.0, 0.2, 0.35] + ([] if charge else [0.58]))
         cell = Cell(
             chemistry,
             capacity,
-            soc=rng.uniform(0.3, 0.5) if charge else rng.uniform(0.15, 0.35),
+            soc=rng.uniform(0.1, 0.3) if charge else rng.uniform(0.15, 0.35),
             capacity_variation=rng.gauss(1.0, 0.02),
             resistance_variation=rng.gauss(1.0, 0.1),
-            throughput_ah=2 * capacity * chemistry.rated_cycles * life,
+            lli=0.7 * fade,
+            lam=0.3 * fade,
         )
         current = rate * capacity
         assert sign * (cell.voltage(sign * current) - level) < -0.02  # the level lies ahead, not in the IR step
