@@ -421,6 +421,26 @@ def test_a_cc_step_ends_at_its_voltage_not_up_to_a_tick_past_it(chemistry, rate,
             assert float(limit) == level and 0.0 <= sign * (float(measured) - level) <= 0.002
 
 
+@pytest.mark.parametrize("chemistry", [NMC811, LFP, SULFIDE_ASSB], ids=["nmc811", "lfp", "sulfide"])
+def test_a_worn_cell_charged_at_its_rated_current_holds_the_cv_level(chemistry):
+    """A cell worn to 6 % of its capacity takes its rated 1C as 17C: the virtual cycler regulates within the tick,
+    as the instrument does continuously, so the CV phase holds its level instead of overshooting it (the supervisor
+    tripped such a cell at its 4.25 V limit when the current was set once a tick)."""
+    cell = Cell(chemistry, 5.0, soc=0.0, lli=0.64, lam=0.3)
+    sim = BT2200(ManualClock(), {101: cell}, log_period=2, dt=2.0, log_states=True)
+    for cmd in (
+        "CELL:DEF 1001,(@101)",
+        f"SEQ:STEP:DEF 1,1,CHARGE,3600,5,{chemistry.v_max:g}",
+        "CELL:ENABLE (@1001),1",
+        "CELL:INIT (@1001)",
+    ):
+        assert sim.handle(cmd) is None, cmd
+    while sim.handle("STAT:CELL:REP? (@1001)") == "1":
+        sim.clock.t += 60.0
+    records = np.frombuffer(b"".join(sim.log), sim.record)
+    assert cell.soc > 0.95 and records["vsense"][:, 0].max() <= chemistry.v_max + 0.002
+
+
 def test_a_snapshot_of_a_cell_names_all_of_it_and_puts_it_back_as_it_was():
     """The cycler takes a tick again from a snapshot of the cell (its attributes read by name): the snapshot names
     every attribute a cell comes to have, none of their values changes in place, and putting it back restores it."""
