@@ -1,7 +1,7 @@
 """The demo: a sulfide all-solid-state cell's claims tested on the virtual lab — would it pass, how long will it live?
 
 Three chemistries side by side (sulfide all-solid-state, NMC811 and LFP, 5 Ah each):
-cycle life with RPTs at 25 °C and 45 °C until 80 % retention or 30 cycles (cells aged 60× faster
+cycle life with RPTs at 25 °C and 45 °C until 80 % retention or 36 cycles (cells aged 60× faster
 than rated: the NMC811 cells reach end of life within the demo, the 25 °C LFP and sulfide cells, like
 their published counterparts, live far longer and are still going when it stops), a temperature
 sweep from -20 to 85 °C, HPPC, then abuse tests on fresh cells — a 200 °C hot box, GB/T 31485 nail penetration and
@@ -32,7 +32,7 @@ from .storage import open_run
 
 MARK = "demo.json"  # what tells `cellrig resume` that a folder is a demo's
 AGEING = 60.0  # the demo's cells age this many times faster than rated (time and throughput alike)
-LIFE_CYCLES = 30  # at most: the NMC811 cells reach end of life, the 25 °C LFP and sulfide cells are still going
+LIFE_CYCLES = 36  # at most: the NMC811 cells reach end of life, the 25 °C LFP and sulfide cells are still going
 LABELS = {"nmc811": "NMC", "lfp": "LFP", "sulfide": "SUL"}
 LIFE_TEMPERATURES = {"chamber": "25 °C", "chamber2": "45 °C"}  # the cycle-life runs' by the chamber they are in
 
