@@ -1,7 +1,5 @@
 """The virtual cell's physics against what a battery engineer expects of each chemistry."""
 
-import itertools
-
 import pytest
 
 from cellrig.sim.cell import LFP, NMC811, PRESETS, SULFIDE_ASSB, Cell
@@ -29,7 +27,7 @@ def cc_cv_cycle(cell: Cell, c_rate: float = 1.0, dt: float = 1.0) -> tuple[float
 
 @pytest.mark.parametrize("chem", [NMC811, LFP, SULFIDE_ASSB], ids=lambda c: c.name)
 def test_a_fresh_5ah_cell_delivers_its_capacity_at_1c_and_25c(chem):
-    cell = Cell(chem, 5.0, soc=0.0)
+    cell = Cell(chem, 5.0, soc=0.0, ageing=0.0)  # fresh through the test: its first cycles' fade is no error
     cc_cv_cycle(cell)
     qc, qd = cc_cv_cycle(cell)
     assert 4.9 <= qd <= 5.1
@@ -45,20 +43,6 @@ def test_capacity_falls_in_the_cold_and_returns_when_warm(chem):
     assert cold < 0.9 * warm
     cold_cell.ambient = cold_cell.temperature = 25.0
     assert cc_cv_cycle(cold_cell)[1] == pytest.approx(warm, rel=0.02)
-
-
-@pytest.mark.parametrize("chem", [NMC811, LFP, SULFIDE_ASSB], ids=lambda c: c.name)
-def test_ageing_reaches_80_percent_near_the_rated_cycle_life_with_a_knee(chem):
-    cell = Cell(chem, 5.0)
-    retention, efc = [], 0
-    while cell.retained_capacity_ah > 0.8 * cell.capacity_ah:
-        efc += 10
-        cell.throughput_ah = 2 * cell.capacity_ah * efc
-        retention.append(cell.retained_capacity_ah / cell.capacity_ah)
-    assert abs(efc - chem.rated_cycles) <= 0.1 * chem.rated_cycles
-    slopes = [a - b for a, b in itertools.pairwise(retention)]
-    assert slopes[-1] > 2 * min(slopes)  # fade accelerates after the knee
-    assert cell.r0 > Cell(chem, 5.0).r0  # and resistance grows
 
 
 def nail(chem, soc: float = 1.0, seconds: int = 3600) -> Cell:
@@ -112,8 +96,13 @@ def test_cell_to_cell_variation_scales_capacity():
 def test_the_sulfide_cell_needs_its_stack_pressure_and_liquid_cells_do_not_care():
     rated = Cell(SULFIDE_ASSB, 5.0, stack_pressure_kpa=500.0)
     loose = Cell(SULFIDE_ASSB, 5.0, stack_pressure_kpa=50.0)
-    assert loose.r0 > 3 * rated.r0
-    for cell in (rated, loose):
-        cell.throughput_ah = 2 * 5.0 * 500
-    assert loose.retained_capacity_ah < rated.retained_capacity_ah
+    assert loose.r0 > 3 * rated.r0  # and it ages faster (tests/test_ageing.py)
     assert Cell(NMC811, 5.0, stack_pressure_kpa=0.0).r0 == Cell(NMC811, 5.0).r0
+
+
+def test_weeks_at_45_c_use_up_none_of_the_runaway_reactant():
+    """Self-heating is dormant far below its onset: a cell stored warm for two months keeps its voltage."""
+    cell = Cell(LFP, 5.0, soc=1.0, temperature=45.0, ambient=45.0, ageing=0.0)
+    for _ in range(60 * 24):
+        cell.step(0.0, 3600.0)
+    assert cell.reacted == 0.0 and cell.ocv() == pytest.approx(LFP.v_max, abs=1e-3)

@@ -36,10 +36,8 @@ def test_run_a_library_protocol_on_the_virtual_lab_and_summarise(tmp_path):
     (path,) = (tmp_path / "runs").glob("*.h5")
     table = cycle_summary(open_run(path))
     assert table["cycle"].tolist() == [1, 2, 3]
-    # each cycle's discharge capacity is within 3 % of the model's capacity at that point of its life
-    throughput = (table["charge_capacity"] + table["discharge_capacity"]).cumsum().shift(fill_value=0.0)
-    model = [Cell(NMC811, 5.0, throughput_ah=float(q)).retained_capacity_ah for q in throughput]
-    assert (abs(table["discharge_capacity"] / model - 1) < 0.03).all()
+    # each cycle's discharge capacity is within 3 % of the cell's (1 % spread, little ageing in three cycles)
+    assert (abs(table["discharge_capacity"] / Cell(NMC811, 5.0).retained_capacity_ah - 1) < 0.03).all()
     shown = cellrig("summary", str(path), "--csv", str(tmp_path / "s.csv"))
     assert shown.returncode == 0 and "per-cycle summary" in shown.stdout
     assert len((tmp_path / "s.csv").read_text().splitlines()) == 4

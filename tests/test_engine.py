@@ -142,7 +142,7 @@ def test_a_dropped_connection_and_lost_replies_mid_run_are_recovered_without_los
 def test_a_loop_until_retention_ends_at_end_of_life_with_rpts_on_schedule(tmp_path):
     cell = cell_spec("nmc811-5Ah", "NMC-EOL")
     overrides = {"rpt_every": 5, "rest": "5 min", "eol": "90 %", "confirm": 2}
-    with virtual(speed=10_000, ageing=100) as (_v, lab):
+    with virtual(speed=10_000, ageing=40) as (_v, lab):
         protocol = library.protocol("cycle-life", cell, overrides)
         runner, outcome = run(lab, protocol, CYCLING, tmp_path)
     assert outcome == ("finished", None)

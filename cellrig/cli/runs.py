@@ -151,7 +151,11 @@ def _fail(exc: Exception) -> click.ClickException:
     help="Virtual lab clock speed (default: the fastest the protocol's instruments can follow, said at start).",
 )
 @click.option(
-    "--ageing", type=click.FloatRange(min=1), default=1.0, show_default=True, help="Virtual cells age this much faster."
+    "--ageing",
+    type=click.FloatRange(min=1),
+    default=1.0,
+    show_default=True,
+    help="Virtual cells age this much faster (N× the time and throughput; docs/ageing.md).",
 )
 @click.option(
     "--specimen",

@@ -29,7 +29,8 @@ from ._common import console, err
     type=click.FloatRange(min=1),
     default=1.0,
     show_default=True,
-    help="Cells age this many times faster than rated (reach end of life in a short campaign).",
+    help="Cells age this many times faster: the ageing laws see N× the time and the charge throughput, at unchanged "
+    "C-rates and temperatures (end of life within a short campaign; docs/ageing.md).",
 )
 @click.option(
     "--specimen",

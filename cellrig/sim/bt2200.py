@@ -49,6 +49,8 @@ ACTIONS = ("NEXT", "FAIL")
 MAX_CURRENT = 6.25  # A per channel
 MAX_VOLTAGE = 5.0  # V
 END_RESOLUTION = 0.001  # of a tick: how closely the moment a step ends is found
+CV_OVERSHOOT = 0.002  # V past a step's voltage level at the end of a tick that has it taken again in sub-steps
+MAX_SUBSTEPS = 256  # per tick, at most
 
 #: STATus:CELL:REPort? codes, as the driver's STATUS_CODES names them.
 _CODE = {meaning: code for code, meaning in STATUS_CODES.items()}
@@ -276,17 +278,10 @@ class BT2200(SimInstrument):
     def _advance_step(self, ch: _Channel, dt: float) -> bool:
         """Advance one channel's step by ``dt``; return True if it ended."""
         number, step, tests = ch.steps[ch.step]
-        cell = ch.cell
-        if step.mode == "REST":
-            current = 0.0
-        elif step.mode in ("CHARGE", "PRECHARGE"):
-            current = max(min(step.current, cell.current_for_voltage(step.voltage)), 0.0)
-        else:
-            current = min(max(-step.current, cell.current_for_voltage(step.voltage)), 0.0)
-        cell.step(current, dt)
-        volts = cell.voltage(current)
+        mean, current = self._drive(ch.cell, step, dt)
+        volts = ch.cell.voltage(current)
         ch.current = current
-        ch.q += current * dt
+        ch.q += mean * dt
         ch.e += volts * dt
         ch.dt += dt
         ch.step_time += dt
@@ -311,6 +306,29 @@ class BT2200(SimInstrument):
             ch.status = DONE
         ch.ended = -number if action == "FAIL" else number
         return True
+
+    @staticmethod
+    def _drive(cell: Cell, step: Step, dt: float) -> tuple[float, float]:
+        """Hold the step's current, or its voltage once there, for ``dt``; get the mean and the final current.
+
+        The instrument regulates continuously: a tick that ends past the voltage level by more than
+        :data:`CV_OVERSHOOT` (a cell small for the current, where its voltage runs away within the tick) is
+        taken again from its start in 4× as many sub-steps, each holding the current that meets the level."""
+        if step.mode == "REST":
+            cell.step(0.0, dt)
+            return 0.0, 0.0
+        sign = 1.0 if step.mode in ("CHARGE", "PRECHARGE") else -1.0
+        start, n = _snapshot(cell), 1
+        while True:
+            total = 0.0
+            for _ in range(n):
+                current = sign * max(min(step.current, sign * cell.current_for_voltage(step.voltage)), 0.0)
+                cell.step(current, dt / n)
+                total += current
+            if sign * (cell.voltage(current) - step.voltage) <= CV_OVERSHOOT or n >= MAX_SUBSTEPS:
+                return total / n, current
+            _put_back(cell, start)
+            n *= 4
 
     def _crossed_at(self, test: Test, last: tuple[float, float] | None, measured: float) -> float:
         """Where within the tick ``test``'s level was crossed (0 at its start, 1 at its end), interpolated."""

@@ -1,13 +1,15 @@
 """A battery cell for the virtual lab.
 
 Electrical: an equivalent circuit (OCV(SOC), R0, one RC pair) whose resistance rises in the
-cold (Arrhenius) and whose accessible capacity shrinks below 25 °C.  Ageing: capacity fade
-with equivalent full cycles — a square-root (SEI) term plus a knee — and resistance growth,
-faster when hot.  Thermal: one lumped mass with Joule and reversible (entropic) heat and
+cold (Arrhenius) and whose accessible capacity shrinks below 25 °C.  Ageing (:mod:`.ageing`):
+each chemistry's published calendar and cycle laws and lithium plating, applied once a minute of
+cell time to what the cell went through, as loss of lithium inventory (LLI: the bottom of the
+OCV curve is out of reach) and of active material (LAM: the whole curve shrinks), with the
+resistance growth they bring.  Thermal: one lumped mass with Joule and reversible (entropic) heat and
 convection to its surroundings.  Abuse: an internal short (from a nail or crush, or when the
 separator melts) discharges the cell through itself; self-heating follows an Arrhenius rate
 linearised around the onset temperature T1 (dT/dt = 0.02 K/min there, 1 K/s at the trigger T2,
-the definitions of the standards reference §7) and consumes a reactant whose heat takes an
+the definitions of docs/standards.md §7) and consumes a reactant whose heat takes an
 adiabatic cell to about T3; venting loses mass and releases gas (H₂S for sulfide cells).
 
 Sign convention: current is positive when charging.  The model is stepped with fixed time
@@ -18,13 +20,31 @@ import bisect
 import functools
 import math
 from dataclasses import dataclass
+from random import Random
 
 import numpy as np
 
-R_GAS = 8.314  # J/(mol K)
-T_REF = 298.15  # K (25 °C)
-ONSET_RATE = 0.02 / 60  # K/s self-heating at T1 (ARC seek threshold, standards reference §7)
-TRIGGER_RATE = 1.0  # K/s self-heating at T2 (the 1 °C/s criterion, standards reference §7)
+from .ageing import (
+    R_GAS,
+    T_REF,
+    WINDOW_S,
+    Ageing,
+    InterfaceGrowth,
+    NaumannCalendar,
+    Plating,
+    SchmalstiegCalendar,
+    SchmalstiegCycle,
+    WangCycle,
+    Window,
+    advance,
+)
+
+ONSET_RATE = 0.02 / 60  # K/s self-heating at T1 (ARC seek threshold, docs/standards.md §7)
+TRIGGER_RATE = 1.0  # K/s self-heating at T2 (the 1 °C/s criterion, docs/standards.md §7)
+DORMANT_THETAS = 2.0  # self-heating below T1 by this many e-foldings (under 14 % of the onset rate) is none
+LLI_TAIL = 0.05  # share of an aged cell's charge on the steep tail at the end of discharge
+MIN_HALF_CYCLE = 0.05  # a reversal after less than this swing of SOC (a pulse) is not a half-cycle
+MEAN_OVER = 2.0  # Ah/Ah: the throughput (about a cycle) the mean voltage of the cycle ageing is taken over
 REST_STEP_S = 10.0  # s: a cell carrying no current is stepped at most this often (relaxation is slow)
 
 
@@ -47,8 +67,6 @@ class Chemistry:
     cold_capacity_per_k: float  # accessible-capacity loss per K below 25 °C
     specific_energy_wh_kg: float  # sets the cell mass
     entropic_v_per_k: float  # dU/dT for the reversible heat
-    rated_cycles: int  # equivalent full cycles to 80 % at 25 °C, 1C
-    knee_fraction: float  # where in the life the knee starts
     t1: float  # °C, self-heating onset
     t2: float  # °C, thermal-runaway trigger
     t3: float  # °C, peak of an adiabatic runaway
@@ -57,6 +75,7 @@ class Chemistry:
     electrolyte_fraction: float  # of cell mass
     gas: str  # what venting releases
     nail_short_ohm_ah: float  # internal-short resistance × capacity with a nail fully through
+    ageing: Ageing
     source: str
     stack_pressure_kpa: float = 0.0  # the fixture pressure it is rated at; below it contact is lost
 
@@ -80,8 +99,6 @@ NMC811 = Chemistry(
     cold_capacity_per_k=0.004,
     specific_energy_wh_kg=260,
     entropic_v_per_k=-0.0001,
-    rated_cycles=1000,
-    knee_fraction=0.7,
     t1=100.0,
     t2=180.0,
     t3=750.0,
@@ -90,11 +107,17 @@ NMC811 = Chemistry(
     electrolyte_fraction=0.15,
     gas="CO/H2",
     nail_short_ohm_ah=0.25,
+    ageing=Ageing(
+        calendar=SchmalstiegCalendar(),
+        cycle=SchmalstiegCycle(),
+        plating=Plating(critical_c_rate=1.6, rate=0.003),
+        source="Schmalstieg et al. 2014 (calendar, cycle); Waldmann et al. 2014 (temperature, plating)",
+    ),
     source="Chen et al. 2020 (OCV, LG M50); Feng et al. 2018 (T1/T2/T3, unverified)",
 )
 
 #: LFP/graphite: flat 3.2–3.3 V plateau; cycle life of the EVE 304 Ah datasheet (≥ 3500 cycles at 25 °C,
-#: standards reference S13); T1/T2/T3 representative of LFP ARC results in Feng et al. 2018 (unverified).
+#: docs/standards.md §8, S13); T1/T2/T3 representative of LFP ARC results in Feng et al. 2018 (unverified).
 LFP = Chemistry(
     name="LFP/graphite",
     soc=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95, 0.98, 1.0),
@@ -111,8 +134,6 @@ LFP = Chemistry(
     cold_capacity_per_k=0.005,
     specific_energy_wh_kg=165,
     entropic_v_per_k=-0.00005,
-    rated_cycles=3500,
-    knee_fraction=0.75,
     t1=120.0,
     t2=250.0,
     t3=450.0,
@@ -121,12 +142,18 @@ LFP = Chemistry(
     electrolyte_fraction=0.15,
     gas="CO/H2",
     nail_short_ohm_ah=0.25,
-    source="EVE 304 Ah datasheet via standards reference S13 (cycle life); Feng et al. 2018 (T1/T2/T3, unverified)",
+    ageing=Ageing(
+        calendar=NaumannCalendar(),
+        cycle=WangCycle(),
+        plating=Plating(critical_c_rate=3.3, rate=0.0002, lam_scale=0.1),
+        source="Naumann et al. 2018 (calendar); Wang et al. 2011 (cycle); Waldmann et al. 2014 (plating)",
+    ),
+    source="EVE LF304 datasheet (cycle life; docs/standards.md §8, S13); Feng et al. 2018 (T1/T2/T3, unverified)",
 )
 
 #: Sulfide all-solid-state cell matching a maker's published claims: 350 Wh/kg, rated −20…85 °C, > 3000 cycles,
 #: survives a 200 °C chamber, nail and crush without fire.  No liquid to vent; the sulfide releases H₂S when damaged
-#: (standards reference §6, unverified).  Its T1/T2/T3 are set to honour those claims, not measured.
+#: (docs/standards.md §6, unverified).  Its T1/T2/T3 are set to honour those claims, not measured.
 SULFIDE_ASSB = Chemistry(
     name="sulfide all-solid-state (Si/NMC)",
     soc=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
@@ -143,8 +170,6 @@ SULFIDE_ASSB = Chemistry(
     cold_capacity_per_k=0.005,
     specific_energy_wh_kg=350,
     entropic_v_per_k=-0.00008,
-    rated_cycles=3200,
-    knee_fraction=0.8,
     t1=240.0,
     t2=320.0,
     t3=520.0,
@@ -153,6 +178,11 @@ SULFIDE_ASSB = Chemistry(
     electrolyte_fraction=0.0,
     gas="H2S",
     nail_short_ohm_ah=5.0,
+    ageing=Ageing(
+        calendar=InterfaceGrowth(k_ref=0.002, activation_j_mol=50_000.0, by_throughput=False),
+        cycle=InterfaceGrowth(k_ref=0.0022, activation_j_mol=15_000.0, by_throughput=True),
+        source="assumed: interphase growth and contact loss, set to the maker's >3000 cycles (docs/ageing.md)",
+    ),
     source="maker's claims (350 Wh/kg, -20…85 °C, >3000 cycles, 200 °C / nail / crush without fire)",
     stack_pressure_kpa=500.0,  # the maker's preload "cut by 90 %": from ~5 MPa to ~0.5 MPa (illustrative)
 )
@@ -173,9 +203,19 @@ def _smooth_ocv(chem: Chemistry) -> tuple[tuple[float, ...], tuple[float, ...]]:
 PRESETS = {"nmc811": NMC811, "lfp": LFP, "sulfide": SULFIDE_ASSB}
 
 
+def production_spread(random: Random) -> dict[str, float]:
+    """A production line's cell-to-cell spread, as :class:`Cell` fields: standard deviation 1 % capacity, 3 %
+    resistance and 8 % ageing rate (lognormal: lives about 15 % apart under one protocol; assumed, docs/ageing.md)."""
+    return {
+        "capacity_variation": random.gauss(1.0, 0.01),
+        "resistance_variation": random.gauss(1.0, 0.03),
+        "ageing_variation": random.lognormvariate(0.0, 0.08),
+    }
+
+
 @dataclass
 class Cell:
-    """State of one cell.  ``variation`` scales capacity and resistance (cell-to-cell spread)."""
+    """State of one cell.  The ``*_variation`` factors are its spread from the chemistry's typical cell."""
 
     chemistry: Chemistry = NMC811
     capacity_ah: float = 5.0
@@ -186,8 +226,14 @@ class Cell:
     stack_pressure_kpa: float | None = None  # the fixture's pressure; None = as rated
     capacity_variation: float = 1.0
     resistance_variation: float = 1.0
+    ageing_variation: float = 1.0  # scales every ageing rate
     v_rc: float = 0.0
     throughput_ah: float = 0.0
+    lli: float = 0.0  # capacity lost as lithium inventory (fraction of rated)
+    lam: float = 0.0  # capacity lost as active material
+    calendar_loss: float = 0.0  # each mechanism's loss so far (what its power law continues from)
+    cycle_loss: float = 0.0
+    plating_loss: float = 0.0
     short_ohm: float = math.inf  # internal short imposed from outside (nail, crush)
     reacted: float = 0.0  # fraction of the runaway reactant consumed
     vented: bool = False
@@ -197,8 +243,10 @@ class Cell:
 
     def __post_init__(self) -> None:
         self._ocv_table = _smooth_ocv(self.chemistry)
-        self._fade_at: tuple[float, float | None] | None = None
-        self._fade = 0.0
+        # what the cell went through since its last ageing update (floats only: a snapshot of a cell is shallow)
+        self._seconds = self._charged = self._charge_s = self._discharged = self._discharge_s = 0.0
+        self._mean_v = self.ocv()  # running mean OCV over about a cycle
+        self._from_soc, self._charging, self._depth = self.soc, True, 0.0  # the half-cycle so far, the last one's depth
 
     # -- derived properties --------------------------------------------------------------
 
@@ -218,22 +266,9 @@ class Cell:
             return 0.0
         return min(max(1.0 - self.stack_pressure_kpa / rated, 0.0), 1.0)
 
-    @property
-    def efc(self) -> float:
-        """Equivalent full cycles so far."""
-        return self.throughput_ah / (2 * self.capacity_ah)
-
     def fade(self) -> float:
-        """Fraction of capacity lost to ageing: √efc term plus a knee (20 % at the rated life)."""
-        key = (self.throughput_ah, self.stack_pressure_kpa)
-        if key != self._fade_at:  # fade changes only with throughput: computed once per step
-            c = self.chemistry
-            n = self.ageing * self.efc / c.rated_cycles * (1.0 + 3.0 * self.contact_loss())  # loose stacks age faster
-            knee = c.knee_fraction
-            sei = 0.12 * math.sqrt(n)
-            late = 0.08 * ((n - knee) / (1 - knee)) ** 2 if n > knee else 0.0
-            self._fade_at, self._fade = key, sei + late
-        return self._fade
+        """Fraction of capacity lost to ageing (LLI + LAM)."""
+        return self.lli + self.lam
 
     @property
     def retained_capacity_ah(self) -> float:
@@ -246,7 +281,10 @@ class Cell:
 
     @property
     def r0(self) -> float:
-        growth = (1.0 + 1.5 * self.fade()) * (1.0 + 4.0 * self.contact_loss())
+        a = self.chemistry.ageing
+        growth = (1.0 + a.resistance_per_lli * self.lli + a.resistance_per_lam * self.lam) * (
+            1.0 + 4.0 * self.contact_loss()
+        )
         return self.chemistry.r0_ohm_ah / self.capacity_ah * self.resistance_variation * growth * self._arrhenius()
 
     @property
@@ -263,6 +301,13 @@ class Cell:
         so the voltage reaches its floor early (the charge is still there when the cell warms)."""
         f = self.accessible_fraction()
         soc = (self.soc - (1.0 - f)) / f if f < 1.0 else self.soc
+        if self.lli:  # the lithium lost is the bottom of the curve: the positive electrode is never refilled,
+            # and the discharge ends where the negative empties, on a steep tail through the rest of the curve
+            cut = min(self.lli / max(1.0 - self.lam, 0.05), 0.9)
+            if soc < LLI_TAIL:
+                soc *= (LLI_TAIL + cut) / LLI_TAIL
+            else:
+                soc = LLI_TAIL + cut + (soc - LLI_TAIL) * (1.0 - LLI_TAIL - cut) / (1.0 - LLI_TAIL)
         xs, ys = self._ocv_table
         i = min(max(bisect.bisect_right(xs, soc), 1), len(xs) - 1)
         x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
@@ -301,6 +346,7 @@ class Cell:
         eff = c.coulombic_efficiency if total > 0 else 1.0
         self.soc = min(max(self.soc + total * eff * dt / q_full, 0.0), 1.0)
         self.throughput_ah += abs(current) * dt / 3600.0
+        self._gather(current, dt)
         decay = math.exp(-dt / c.tau_s)
         self.v_rc = self.v_rc * decay + self.r1 * current * (1.0 - decay)
         t_k = self.temperature + 273.15
@@ -309,6 +355,64 @@ class Cell:
         self._relax(joule + reversible, dt)
         self._self_heat(dt)
         self._vent(dt)
+
+    # -- ageing --------------------------------------------------------------------------
+
+    def _gather(self, current: float, dt: float) -> None:
+        """Add one step's time and charge to the ageing window; age the cell once the window is full."""
+        self._seconds += dt
+        if current > 0:
+            self._charged += current * dt
+            self._charge_s += dt
+        elif current < 0:
+            self._discharged -= current * dt
+            self._discharge_s += dt
+        if self._seconds >= WINDOW_S:
+            self._age()
+
+    def _window(self) -> Window:
+        """The window just ended, its conditions as the cell is now (they change little in a minute)."""
+        ah = 3600.0 * self.capacity_ah
+        charged, discharged = self._charged / ah, self._discharged / ah
+        volts = self.ocv()
+        self._mean_v += (volts - self._mean_v) * min((charged + discharged) / MEAN_OVER, 1.0)
+        if charged != discharged:  # a half-cycle ends where the current turns, unless the swing was a pulse
+            charging = charged > discharged
+            swing = abs(self.soc - self._from_soc)
+            if charging != self._charging and swing >= MIN_HALF_CYCLE:
+                self._depth, self._from_soc, self._charging = swing, self.soc, charging
+        return Window(
+            seconds=self._seconds,
+            rest_seconds=self._seconds - self._charge_s - self._discharge_s,
+            kelvin=self.temperature + 273.15,
+            ocv=volts,
+            soc=self.soc,
+            mean_voltage=self._mean_v,
+            dod=max(self._depth, abs(self.soc - self._from_soc)),
+            charged=charged,
+            discharged=discharged,
+            charge_rate=self._charged / self._charge_s / self.capacity_ah if self._charge_s else 0.0,
+            discharge_rate=self._discharged / self._discharge_s / self.capacity_ah if self._discharge_s else 0.0,
+        )
+
+    def _age(self) -> None:
+        """Apply the chemistry's laws to the window just ended (its time and throughput × :attr:`ageing`)."""
+        w = self._window()
+        self._seconds = self._charged = self._charge_s = self._discharged = self._discharge_s = 0.0
+        a, scale, spread, contact = self.chemistry.ageing, self.ageing, self.ageing_variation, self.contact_loss()
+        calendar = advance(a.calendar, self.calendar_loss, w, scale, spread, contact) - self.calendar_loss
+        cycle = advance(a.cycle, self.cycle_loss, w, scale, spread, contact) - self.cycle_loss
+        plating = 0.0
+        if a.plating and w.charged:
+            plating = (
+                a.plating.rate * a.plating.over_rate(w.charge_rate, w.kelvin, self.lam) * w.charged * scale * spread
+            )
+        lam = cycle * a.cycle.lam_share + (plating * a.plating.lam_share if a.plating else 0.0)
+        self.lam += lam
+        self.lli += calendar + cycle + plating - lam
+        self.calendar_loss += calendar
+        self.cycle_loss += cycle
+        self.plating_loss += plating
 
     def _relax(self, power_w: float, dt: float) -> None:
         """Heat ``power_w`` in, convection and radiation out: exact for a constant loss coefficient,
@@ -321,11 +425,12 @@ class Cell:
         self.temperature = settle + (self.temperature - settle) * math.exp(-h * dt / self.heat_capacity_j_per_k)
 
     def self_heating_rate(self) -> float:
-        """K/s of runaway self-heating now: 0.02 K/min at T1, 1 K/s at T2, exponential between."""
+        """K/s of runaway self-heating now: 0.02 K/min at T1, 1 K/s at T2, exponential between; none more than
+        :data:`DORMANT_THETAS` e-foldings below T1 (else weeks at 45 °C would slowly use up the cell)."""
         c = self.chemistry
-        if self.reacted >= 1.0:
-            return 0.0
         theta = (c.t2 - c.t1) / math.log(TRIGGER_RATE / ONSET_RATE)
+        if self.reacted >= 1.0 or self.temperature < c.t1 - DORMANT_THETAS * theta:
+            return 0.0
         rate = ONSET_RATE * math.exp(min((self.temperature - c.t1) / theta, 50.0))
         return rate * (1.0 - self.reacted)
 

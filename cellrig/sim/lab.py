@@ -22,7 +22,7 @@ from ..clock import ScaledClock
 from ._scpi import Fault, FaultKind, Reply, SimInstrument, SimServer
 from .abuse_rig import PouchCell, PressSim
 from .bt2200 import BT2200
-from .cell import PRESETS, Cell
+from .cell import PRESETS, Cell, production_spread
 from .daq970a import DAQ970A
 from .daq6510 import DAQ6510
 from .espec import Espec
@@ -241,15 +241,8 @@ class VirtualLab:
         self.sims[role].inject(kind, count, match, **details)
 
     def cell(self, name: str, preset: str, capacity_ah: float = 5.0, soc: float = 0.5) -> Cell:
-        """A cell of the world with a production line's spread (standard deviation 1 % capacity, 3 % resistance)."""
-        cell = Cell(
-            PRESETS[preset],
-            capacity_ah,
-            soc=soc,
-            capacity_variation=self.random.gauss(1.0, 0.01),
-            resistance_variation=self.random.gauss(1.0, 0.03),
-            ageing=self.ageing,
-        )
+        """A cell of the world, with a production line's spread (:func:`~.cell.production_spread`)."""
+        cell = Cell(PRESETS[preset], capacity_ah, soc=soc, ageing=self.ageing, **production_spread(self.random))
         return self.world.add_cell(name, cell)
 
     def start(self, port: int = 0) -> "VirtualLab":
