@@ -10,7 +10,8 @@ What it measures
                  ages, self-heating, the other mechanisms running alongside.
     batch        a Severson-like batch (Severson et al. 2019: A123 LFP/graphite, 1.1 Ah, 30 °C):
                  ``--cells`` cells, each with a production line's spread and its own two-step fast
-                 charge (C1 to Q1, then C2 to 80 % of nominal, C1 and C2 drawn from 3.6–6C), then
+                 charge (C1 to Q1, then C2 to 80 % of nominal; C1 drawn from 3.6–8C, Q1 from 10–70 %,
+                 C2 from 3.6–4.8C: assumed ranges, of the kind Severson et al. tested), then
                  1C CC-CV to 3.6 V, rests of 5 min, a 4C discharge to 2.5 V, until the discharge
                  capacity falls below 80 % of nominal.  The first 100 cycles are recorded and handed
                  to cellrig's own early-prediction code (``cellrig.analysis.early``).  Printed: the
@@ -254,7 +255,7 @@ def severson_cell(protocol: Protocol, seed: int) -> tuple[dict[str, float], int]
 
 def protocols(cells: int, seed: int) -> list[Protocol]:
     rng = random.Random(seed)
-    return [Protocol(rng.uniform(3.6, 6.0), rng.uniform(0.2, 0.6), rng.uniform(3.6, 6.0)) for _ in range(cells)]
+    return [Protocol(rng.uniform(3.6, 8.0), rng.uniform(0.1, 0.7), rng.uniform(3.6, 4.8)) for _ in range(cells)]
 
 
 def batch(cells: int, seed: int) -> bool:

@@ -145,7 +145,7 @@ LFP = Chemistry(
     ageing=Ageing(
         calendar=NaumannCalendar(),
         cycle=WangCycle(),
-        plating=Plating(critical_c_rate=3.3, rate=0.0002, lam_scale=0.1),
+        plating=Plating(critical_c_rate=3.6, rate=0.0002, lam_scale=0.1),
         source="Naumann et al. 2018 (calendar); Wang et al. 2011 (cycle); Waldmann et al. 2014 (plating)",
     ),
     source="EVE LF304 datasheet (cycle life; docs/standards.md §8, S13); Feng et al. 2018 (T1/T2/T3, unverified)",
