@@ -253,17 +253,17 @@ class BT2200(SimInstrument):
         the step's record, which holds the means over the step's own time).
         """
         start = _snapshot(ch), _snapshot(ch.cell)
-        if not self._advance_step(ch, dt):
+        if not self._advance_step(ch, dt, start[1]):
             return False
         lo, hi, at = 0.0, dt, dt  # the step runs on at lo, has ended at hi; the channel stands at ``at``
         while hi - lo > END_RESOLUTION * dt:
             at = (lo + hi) / 2
-            if self._advance_step(self._restore(ch, start), at):
+            if self._advance_step(self._restore(ch, start), at, start[1]):
                 hi = at
             else:
                 lo = at
         if at != hi:
-            self._advance_step(self._restore(ch, start), hi)
+            self._advance_step(self._restore(ch, start), hi, start[1])
         if hi < dt:
             ch.cell.step(0.0, dt - hi)
         return True
@@ -275,10 +275,11 @@ class BT2200(SimInstrument):
         _put_back(ch.cell, start[1])
         return ch
 
-    def _advance_step(self, ch: _Channel, dt: float) -> bool:
-        """Advance one channel's step by ``dt``; return True if it ended."""
+    def _advance_step(self, ch: _Channel, dt: float, cell_at_start: tuple) -> bool:
+        """Advance one channel's step by ``dt`` from its cell's state ``cell_at_start`` (a snapshot of it as it
+        stands); return True if it ended."""
         number, step, tests = ch.steps[ch.step]
-        mean, current = self._drive(ch.cell, step, dt)
+        mean, current = self._drive(ch.cell, step, dt, cell_at_start)
         volts = ch.cell.voltage(current)
         ch.current = current
         ch.q += mean * dt
@@ -308,17 +309,18 @@ class BT2200(SimInstrument):
         return True
 
     @staticmethod
-    def _drive(cell: Cell, step: Step, dt: float) -> tuple[float, float]:
+    def _drive(cell: Cell, step: Step, dt: float, start: tuple) -> tuple[float, float]:
         """Hold the step's current, or its voltage once there, for ``dt``; get the mean and the final current.
 
         The instrument regulates continuously: a tick that ends past the voltage level by more than
         :data:`CV_OVERSHOOT` (a cell small for the current, where its voltage runs away within the tick) is
-        taken again from its start in 4× as many sub-steps, each holding the current that meets the level."""
+        taken again from ``start`` (the cell's snapshot as it stands) in 4× as many sub-steps, each holding the
+        current that meets the level."""
         if step.mode == "REST":
             cell.step(0.0, dt)
             return 0.0, 0.0
         sign = 1.0 if step.mode in ("CHARGE", "PRECHARGE") else -1.0
-        start, n = _snapshot(cell), 1
+        n = 1
         while True:
             total = 0.0
             for _ in range(n):
