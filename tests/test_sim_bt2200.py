@@ -371,6 +371,15 @@ def test_a_crossing_ends_the_run_tripped_by_the_cyclers_own_test_resumable_only_
 # -- where a step ends -----------------------------------------------------------------------------
 
 
+def run_to_its_end(sim: BT2200, *sequence: str) -> np.ndarray:
+    """Run ``sequence`` (its SEQ:… definitions) on cell 1001 of channel 101 until it ends; the log's records."""
+    for cmd in ("CELL:DEF 1001,(@101)", *sequence, "CELL:ENABLE (@1001),1", "CELL:INIT (@1001)"):
+        assert sim.handle(cmd) is None, cmd
+    while sim.handle("STAT:CELL:REP? (@1001)") == "1":
+        sim.clock.t += 60.0
+    return np.frombuffer(b"".join(sim.log), sim.record)
+
+
 @pytest.mark.parametrize("chemistry", [NMC811, LFP, SULFIDE_ASSB], ids=["nmc811", "lfp", "sulfide"])
 @pytest.mark.parametrize("rate", [1.0, 3.0], ids=["1C", "3C"])
 @pytest.mark.parametrize("charge", [False, True], ids=["discharge", "charge"])
@@ -402,17 +411,11 @@ def test_a_cc_step_ends_at_its_voltage_not_up_to_a_tick_past_it(chemistry, rate,
         current = rate * capacity
         assert sign * (cell.voltage(sign * current) - level) < -0.02  # the level lies ahead, not in the IR step
         sim = BT2200(ManualClock(), {101: cell}, log_period=10, dt=2.0, log_states=True)
-        for cmd in (
-            "CELL:DEF 1001,(@101)",
+        records = run_to_its_end(
+            sim,
             f"SEQ:STEP:DEF 1,1,{'CHARGE' if charge else 'DISCHARGE'},36000,{current:g},{level:g}",
             f"SEQ:TEST:DEF 1,1,1,{'VOLT_GE' if charge else 'VOLT_LE'},{level:g},AFTER,0,{action}",
-            "CELL:ENABLE (@1001),1",
-            "CELL:INIT (@1001)",
-        ):
-            assert sim.handle(cmd) is None, cmd
-        while sim.handle("STAT:CELL:REP? (@1001)") == "1":
-            sim.clock.t += 60.0
-        records = np.frombuffer(b"".join(sim.log), sim.record)
+        )
         in_step = records[records["seq_state"][:, 0] != 0]
         assert len(in_step) > 3 and sim.channels[101].status == (DONE if action == "NEXT" else FAILED)
         assert (sign * (in_step["vsense"][:, 0] - level)).max() <= 0.002
@@ -428,16 +431,7 @@ def test_a_worn_cell_charged_at_its_rated_current_holds_the_cv_level(chemistry):
     tripped such a cell at its 4.25 V limit when the current was set once a tick)."""
     cell = Cell(chemistry, 5.0, soc=0.0, lli=0.64, lam=0.3)
     sim = BT2200(ManualClock(), {101: cell}, log_period=2, dt=2.0, log_states=True)
-    for cmd in (
-        "CELL:DEF 1001,(@101)",
-        f"SEQ:STEP:DEF 1,1,CHARGE,3600,5,{chemistry.v_max:g}",
-        "CELL:ENABLE (@1001),1",
-        "CELL:INIT (@1001)",
-    ):
-        assert sim.handle(cmd) is None, cmd
-    while sim.handle("STAT:CELL:REP? (@1001)") == "1":
-        sim.clock.t += 60.0
-    records = np.frombuffer(b"".join(sim.log), sim.record)
+    records = run_to_its_end(sim, f"SEQ:STEP:DEF 1,1,CHARGE,3600,5,{chemistry.v_max:g}")
     assert cell.soc > 0.95 and records["vsense"][:, 0].max() <= chemistry.v_max + 0.002
 
 
