@@ -370,8 +370,9 @@ class Cell:
         if self._seconds >= WINDOW_S:
             self._age()
 
-    def _window(self) -> Window:
-        """The window just ended, its conditions as the cell is now (they change little in a minute)."""
+    def _close_window(self) -> Window:
+        """The window just ended, its conditions as the cell is now (they change little in a minute); the running
+        mean voltage and the half-cycle it tracks move on to it."""
         ah = 3600.0 * self.capacity_ah
         charged, discharged = self._charged / ah, self._discharged / ah
         volts = self.ocv()
@@ -397,7 +398,7 @@ class Cell:
 
     def _age(self) -> None:
         """Apply the chemistry's laws to the window just ended (its time and throughput × :attr:`ageing`)."""
-        w = self._window()
+        w = self._close_window()
         self._seconds = self._charged = self._charge_s = self._discharged = self._discharge_s = 0.0
         a, scale, spread, contact = self.chemistry.ageing, self.ageing, self.ageing_variation, self.contact_loss()
         calendar = advance(a.calendar, self.calendar_loss, w, scale, spread, contact) - self.calendar_loss
