@@ -93,6 +93,21 @@ def test_driver_over_a_real_socket_reads_the_log_and_sees_errors():
     assert log["seq_state"][0, 0] == 1 and log["cell_id"][0, 0] == 1001
 
 
+def test_a_step_started_just_after_the_log_was_cleared_still_gets_its_start_record():
+    """The periodic record of the instant the step starts was logged, then cleared: the step's start is logged
+    anew, so its first interval has a beginning (a race the scaled-clock socket test above lost now and then)."""
+    sim = BT2200(ManualClock(), {101: Cell(NMC811, 5.0, soc=0.0)}, log_period=10, log_states=True)
+    sim.clock.t = 20.0
+    sim.advance()
+    assert sim.last_record_t == 20.0
+    for cmd in ("CELL:DEF 1001,(@101)", "SEQ:STEP:DEF 1,1,CHARGE,600,5,4.2", "CELL:ENABLE (@1001),1", "DATA:LOG:CLE"):
+        assert sim.handle(cmd) is None, cmd
+    assert not sim.log
+    assert sim.handle("CELL:INIT (@1001)") is None
+    (start,) = (np.frombuffer(r, sim.record) for r in sim.log)
+    assert start["timestamp_ms"][0] == 20_000 and start["seq_state"][0, 0] == 1
+
+
 def test_stopping_the_server_drops_connected_clients():
     sim = sim_with_cell()
     server = SimServer(sim).start()

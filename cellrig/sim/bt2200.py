@@ -558,6 +558,7 @@ class BT2200(SimInstrument):
     @command("DATA:LOG:CLEar")
     def _clear_log(self, args: str) -> Reply:
         self.log.clear()
+        self.last_record_t = None  # a step started at this instant gets a record of its own (_start_record)
         return None
 
     @command("DATA:LOG?")
