@@ -42,6 +42,7 @@ from .ageing import (
 ONSET_RATE = 0.02 / 60  # K/s self-heating at T1 (ARC seek threshold, docs/standards.md §7)
 TRIGGER_RATE = 1.0  # K/s self-heating at T2 (the 1 °C/s criterion, docs/standards.md §7)
 DORMANT_THETAS = 2.0  # self-heating below T1 by this many e-foldings (under 14 % of the onset rate) is none
+MIN_RETAINED = 0.05  # of its capacity: what a cell worn out keeps (ageing stops there)
 LLI_TAIL = 0.05  # share of an aged cell's charge on the steep tail at the end of discharge
 MIN_HALF_CYCLE = 0.05  # a reversal after less than this swing of SOC (a pulse) is not a half-cycle
 MEAN_OVER = 2.0  # Ah/Ah: the throughput (about a cycle) the mean voltage of the cycle ageing is taken over
@@ -203,6 +204,22 @@ def _smooth_ocv(chem: Chemistry) -> tuple[tuple[float, ...], tuple[float, ...]]:
 PRESETS = {"nmc811": NMC811, "lfp": LFP, "sulfide": SULFIDE_ASSB}
 
 
+def _on_curve(soc: float, cut: float) -> float:
+    """Where on the new cell's OCV curve a cell at ``soc`` stands when ``cut`` of the curve's bottom is out of
+    reach (lost lithium: the positive electrode is never refilled); the discharge ends where the negative
+    empties, on a steep tail (the last :data:`LLI_TAIL` of the charge) through the rest of the curve."""
+    if soc < LLI_TAIL:
+        return soc * (LLI_TAIL + cut) / LLI_TAIL
+    return LLI_TAIL + cut + (soc - LLI_TAIL) * (1.0 - LLI_TAIL - cut) / (1.0 - LLI_TAIL)
+
+
+def _soc_at(x: float, cut: float) -> float:
+    """The SOC that stands at ``x`` on the curve: the inverse of :func:`_on_curve`."""
+    if x < LLI_TAIL + cut:
+        return x * LLI_TAIL / (LLI_TAIL + cut)
+    return LLI_TAIL + (x - LLI_TAIL - cut) * (1.0 - LLI_TAIL) / (1.0 - LLI_TAIL - cut)
+
+
 def production_spread(random: Random) -> dict[str, float]:
     """A production line's cell-to-cell spread, as :class:`Cell` fields: standard deviation 1 % capacity, 3 %
     resistance and 8 % ageing rate (lognormal: lives about 15 % apart under one protocol; assumed, docs/ageing.md)."""
@@ -273,7 +290,7 @@ class Cell:
     @property
     def retained_capacity_ah(self) -> float:
         """Capacity at 25 °C after ageing."""
-        return self.capacity_ah * self.capacity_variation * max(1.0 - self.fade(), 0.05)
+        return self.capacity_ah * self.capacity_variation * (1.0 - self.fade())
 
     def _arrhenius(self) -> float:
         t = min(self.temperature, 80.0) + 273.15  # the fit holds over the operating range only
@@ -296,18 +313,17 @@ class Cell:
         cold = max(25.0 - self.temperature, 0.0)
         return max(1.0 - self.chemistry.cold_capacity_per_k * cold, 0.2)
 
+    def _lli_cut(self) -> float:
+        """The share of the positive electrode's curve the lost lithium puts out of reach."""
+        return min(self.lli / max(1.0 - self.lam, 0.05), 0.9)
+
     def ocv(self) -> float:
         """Open-circuit voltage.  In the cold the bottom of the capacity is kinetically out of reach,
         so the voltage reaches its floor early (the charge is still there when the cell warms)."""
         f = self.accessible_fraction()
         soc = (self.soc - (1.0 - f)) / f if f < 1.0 else self.soc
-        if self.lli:  # the lithium lost is the bottom of the curve: the positive electrode is never refilled,
-            # and the discharge ends where the negative empties, on a steep tail through the rest of the curve
-            cut = min(self.lli / max(1.0 - self.lam, 0.05), 0.9)
-            if soc < LLI_TAIL:
-                soc *= (LLI_TAIL + cut) / LLI_TAIL
-            else:
-                soc = LLI_TAIL + cut + (soc - LLI_TAIL) * (1.0 - LLI_TAIL - cut) / (1.0 - LLI_TAIL)
+        if self.lli:
+            soc = _on_curve(soc, self._lli_cut())
         xs, ys = self._ocv_table
         i = min(max(bisect.bisect_right(xs, soc), 1), len(xs) - 1)
         x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
@@ -409,8 +425,12 @@ class Cell:
                 a.plating.rate * a.plating.over_rate(w.charge_rate, w.kelvin, self.lam) * w.charged * scale * spread
             )
         lam = cycle * a.cycle.lam_share + (plating * a.plating.lam_share if a.plating else 0.0)
-        self.lam += lam
-        self.lli += calendar + cycle + plating - lam
+        lost = calendar + cycle + plating
+        share = min(max(1.0 - MIN_RETAINED - self.fade(), 0.0) / lost, 1.0) if lost else 0.0  # of it still to lose
+        where = _on_curve(self.soc, self._lli_cut())
+        self.lam += lam * share
+        self.lli += (lost - lam) * share
+        self.soc = _soc_at(where, self._lli_cut())  # the positive electrode as it was, the charge less
         self.calendar_loss += calendar
         self.cycle_loss += cycle
         self.plating_loss += plating
