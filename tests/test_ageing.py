@@ -143,3 +143,13 @@ def test_the_sulfide_cell_ages_faster_below_its_stack_pressure():
     cycled(rated, 10)
     cycled(loose, 10)
     assert loose.fade() > 1.5 * rated.fade()
+
+
+@pytest.mark.parametrize("chemistry", [NMC811, LFP, SULFIDE_ASSB], ids=lambda c: c.name)
+def test_a_full_cell_stays_full_through_an_ageing_update(chemistry):
+    """The update keeps the point on the curve: a charge that ended at 100 % must not be left a rounding below it
+    (a loop charging until full then never ended)."""
+    for lli in np.linspace(0.01, 0.6, 60):
+        cell = Cell(chemistry, 5.0, soc=1.0, lli=float(lli), temperature=45.0, ambient=45.0, ageing=50.0)
+        cell.step(0.0, WINDOW_S)
+        assert cell.lli > lli and cell.soc == 1.0

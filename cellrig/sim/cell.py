@@ -210,14 +210,14 @@ def _on_curve(soc: float, cut: float) -> float:
     empties, on a steep tail (the last :data:`LLI_TAIL` of the charge) through the rest of the curve."""
     if soc < LLI_TAIL:
         return soc * (LLI_TAIL + cut) / LLI_TAIL
-    return LLI_TAIL + cut + (soc - LLI_TAIL) * (1.0 - LLI_TAIL - cut) / (1.0 - LLI_TAIL)
+    return 1.0 - (1.0 - soc) * (1.0 - LLI_TAIL - cut) / (1.0 - LLI_TAIL)  # from the top: a full cell stays at 1.0
 
 
 def _soc_at(x: float, cut: float) -> float:
     """The SOC that stands at ``x`` on the curve: the inverse of :func:`_on_curve`."""
     if x < LLI_TAIL + cut:
         return x * LLI_TAIL / (LLI_TAIL + cut)
-    return LLI_TAIL + (x - LLI_TAIL - cut) * (1.0 - LLI_TAIL) / (1.0 - LLI_TAIL - cut)
+    return 1.0 - (1.0 - x) * (1.0 - LLI_TAIL) / (1.0 - LLI_TAIL - cut)
 
 
 def production_spread(random: Random) -> dict[str, float]:
