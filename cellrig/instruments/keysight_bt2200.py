@@ -31,6 +31,7 @@ cannot reach or measure (outside 0–5 V, above 6.25 A) is left to the superviso
 """
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,10 @@ EARLY_END_FACTOR = 2.0
 GUARD_MARGIN = {"voltage": 0.01, "current": 0.02}
 CURRENT_RANGE = (0.0, 6.25)  # A per channel, BT2203A class
 VOLTAGE_RANGE = (0.0, 5.0)  # V
+#: Real seconds one drain of the data log sends ``DATA:LOG?`` for at most: a log refilling faster than
+#: it is read (a virtual lab on a clock its host cannot follow) is read on at the next drain, and the
+#: records' age shows it.
+MAX_DRAIN_S = 1.0
 CELL_IDS = (1001, 8032)
 
 _PRECHARGER = "dhsys21/PRECHARGER_Romania, dhsys21/PreCharger (BT2202 production code)"
@@ -210,11 +215,14 @@ class KeysightBT2200(ManagedConnection, SCPIMixin, Instrument):
 
         The log holds every channel; what other channels' consumers have not taken yet is
         kept for them, so several channels can run from one mainframe without losing records.
+        A drain stops after :data:`MAX_DRAIN_S`.
         """
         with self.lock:
             self.watch(channel)
-            queue = self._backlog[channel]
-            while len(records := self.fetch_log()):
+            queue, until = self._backlog[channel], time.monotonic() + MAX_DRAIN_S
+            while time.monotonic() < until:
+                if not len(records := self.fetch_log()):
+                    break
                 for backlog in self._backlog.values():
                     backlog.append(records)
             self._backlog[channel] = []

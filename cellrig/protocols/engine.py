@@ -410,6 +410,10 @@ class Runner:
         self.last[stream] = float(t[-1])
         if self.supervising:
             self.supervisor.check(stream, columns, t)
+            behind = self.supervisor.lag(stream, float(t[-1]), self.now(), time.monotonic())
+            if behind:
+                self.event("lag", behind)
+                raise RunEnded(RunState.FAILED, behind)
 
     def poll(self) -> None:
         """Fetch what every instrument of the run measured, record it, supervise it."""

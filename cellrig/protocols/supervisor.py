@@ -14,6 +14,11 @@ binding's cell-temperature probe, the gas probe's column.  A reading that is NaN
 infinite trips ("invalid reading"), and so does a supervised stream that delivers no new
 sample for :data:`STALE_INTERVALS` of its intervals ("stale data"; on an accelerated
 virtual lab also :data:`STALE_MIN_REAL_S` of real time).
+
+On an accelerated clock the readings must also keep up with it: a stream whose newest sample is
+more than :data:`MAX_LAG_REAL_S` of real time behind the clock ends the run (:meth:`Supervisor.lag`),
+saying the speed asked and the speed the host held.  A host too slow for its clock would otherwise
+fall further behind without end, its instruments' buffers overflowing.
 """
 
 import math
@@ -35,6 +40,8 @@ STALE_INTERVALS = 2.0  # intervals without a new sample before a stream is stale
 #: … and, on an accelerated clock, at least this much real time: a virtual lab whose host falls
 #: behind its clock for a moment (a busy machine) delivers late, not never.
 STALE_MIN_REAL_S = 5.0
+MAX_LAG_REAL_S = 3.0  # on an accelerated clock: readings this far behind it (real time) end the run
+HELD_OVER_S = 30.0  # real seconds the speed a host held is measured over
 
 
 def chamber_setpoints(protocol: Protocol) -> list[float]:
@@ -84,7 +91,9 @@ class Supervisor:
     def __init__(self, limits: Limits, columns: dict[str, str] | None = None, scale: float = 1.0) -> None:
         self.limits = limits
         self.columns = dict(columns or {})
+        self.scale = scale
         self.real_floor = STALE_MIN_REAL_S if scale > 1 else 0.0
+        self.pace: dict[str, deque[tuple[float, float]]] = {}  # stream -> (real time, newest sample) lately
         self.recent: deque[tuple[float, float]] = deque(maxlen=DTDT_WINDOW)
         self.watches: dict[str, _Watch] = {}
 
@@ -177,3 +186,38 @@ class Supervisor:
                     f"({silent / w.interval:.1f} × its {w.interval:g} s interval) at t = {run_time:.1f} s"
                 )
                 raise Trip("stale data", reason, run_time)
+
+    # -- keeping up with an accelerated clock -------------------------------------------------------
+
+    def lag(self, stream: str, newest: float, now: float, real: float) -> str | None:
+        """Why the run cannot go on if ``stream``'s ``newest`` sample (run time) is more than
+        :data:`MAX_LAG_REAL_S` of real time behind the clock's ``now`` (run time); else None.
+
+        ``real``: real time (monotonic).  The speed the host held is the streams' progress in lab
+        seconds per real second over the last :data:`HELD_OVER_S`.
+        """
+        if self.scale <= 1:  # a real lab's instruments keep their own time: their clocks may drift apart
+            return None
+        pace = self.pace.setdefault(stream, deque())
+        pace.append((real, newest))
+        while real - pace[0][0] > HELD_OVER_S:
+            pace.popleft()
+        behind = now - newest
+        if behind <= MAX_LAG_REAL_S * self.scale:
+            return None
+        real0, newest0 = pace[0]
+        held = (newest - newest0) / (real - real0) if real > real0 else 0.0
+        advice = f"run it at --speed {_two_figures(0.8 * held):g} or slower" if held >= 1 else "it held no speed"
+        return (
+            f"the virtual lab cannot follow its ×{self.scale:g} clock: the newest {stream} reading was "
+            f"{behind:.0f} s ({behind / self.scale:.1f} s of real time) behind it at t = {now:.1f} s; "
+            f"this host held ×{held:.0f}, {advice}"
+        )
+
+
+def _two_figures(x: float) -> float:
+    """``x`` rounded down to two significant figures."""
+    if x <= 0:
+        return 0.0
+    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return math.floor(x / step) * step

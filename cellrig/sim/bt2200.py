@@ -51,6 +51,9 @@ MAX_VOLTAGE = 5.0  # V
 END_RESOLUTION = 0.001  # of a tick: how closely the moment a step ends is found
 CV_OVERSHOOT = 0.002  # V past a step's voltage level at the end of a tick that has it taken again in sub-steps
 MAX_SUBSTEPS = 256  # per tick, at most
+#: Records the data log holds; the oldest are overwritten beyond (assumed: no public source gives the
+#: BT2200's log size; 100,000 records of a 32-channel card are 78 MB).
+LOG_CAPACITY = 100_000
 
 #: STATus:CELL:REPort? codes, as the driver's STATUS_CODES names them.
 _CODE = {meaning: code for code, meaning in STATUS_CODES.items()}
@@ -170,7 +173,7 @@ class BT2200(SimInstrument):
         self.t = 0.0
         self.since_record = 0.0
         self.last_record_t: float | None = None
-        self.log: deque[bytes] = deque(maxlen=1_000_000)
+        self.log: deque[bytes] = deque(maxlen=LOG_CAPACITY)
         self.reset()
 
     def reset(self) -> None:

@@ -5,15 +5,23 @@ that present is the world's time: before any simulator answers a command, the wo
 every simulator forward together in fixed steps, so a thermocouple on a DAQ reads the cell
 temperature the cycler's current produced at that very instant, and a cell in a chamber
 feels that chamber's air.  One lock serialises all simulators of the world.
+
+A walk stops after :data:`WALK_BUDGET_S` of real time, however far behind the clock it still is:
+a host too slow for the clock's speed then leaves the world ever further behind (which the
+engine sees in its readings' times and ends the run for), instead of holding every simulator's
+lock for longer and longer walks.  Where a walk stops changes nothing the simulators compute.
 """
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..clock import Clock
 from .cell import Cell
+
+WALK_BUDGET_S = 0.5  # real seconds one walk may take before the simulators answer from where it got to
 
 
 class Simulated(Protocol):
@@ -82,11 +90,12 @@ class World:
         """Walk everything forward to the clock's present in steps of ``dt``.
 
         While every simulator is quiet (nothing cycling, ramping or moving), steps of up to
-        ``quiet_dt`` seconds carry the idle cells and air forward.
+        ``quiet_dt`` seconds carry the idle cells and air forward.  At most :data:`WALK_BUDGET_S`
+        of real time is spent.
         """
         with self.lock:
-            target = self.clock.now()
-            while self.t + self.dt <= target:
+            target, budget = self.clock.now(), time.monotonic() + WALK_BUDGET_S
+            while self.t + self.dt <= target and time.monotonic() < budget:
                 dt = self.dt
                 if all(sim.quiet() for sim in self.sims):
                     dt = max(self.dt, min(self.quiet_dt, target - self.t) // self.dt * self.dt)
