@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from pyvisa import rname
 
+from .calibration import Calibration, read_calibration
 from .clock import Clock, ScaledClock, wall_clock
 from .inputs import InputError, read_text
 from .instruments._connection import ConnectionPolicy
@@ -40,7 +41,7 @@ from .instruments.roles import Identity
 from .lab_control import ServedCells
 from .lab_locks import LabLocks
 
-_ENTRY_KEYS = {"driver", "resource", "options", "limits", "safe_state", "timeout_s", "retries"}
+_ENTRY_KEYS = {"driver", "resource", "options", "limits", "safe_state", "timeout_s", "retries", "calibration"}
 
 
 class LabFileError(ValueError):
@@ -58,6 +59,7 @@ class RoleSpec:
     limits: dict[str, float]  # what the file sets; the rest is the instrument's own rating
     safe_state: str
     policy: ConnectionPolicy
+    calibration: Calibration = field(default_factory=Calibration)
 
     @property
     def info(self) -> DriverInfo:
@@ -306,10 +308,11 @@ def _check_entry(name: str, entry: Any, problems: list[str]) -> RoleSpec | None:
         problems.append(f"{where}.timeout_s: expected a positive number of seconds, got {timeout_s!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         problems.append(f"{where}.retries: expected a whole number ≥ 0, got {retries!r}")
+    calibration = read_calibration(f"{where}.calibration", entry.get("calibration", {}), problems)
     if len(problems) > start:
         return None
     policy = ConnectionPolicy(timeout_s=float(timeout_s), retries=retries)
-    return RoleSpec(name, driver, str(resource), dict(options), limits, safe, policy)
+    return RoleSpec(name, driver, str(resource), dict(options), limits, safe, policy, calibration)
 
 
 def _check_limits(where: str, info: DriverInfo, given: Any, problems: list[str]) -> dict[str, float]:

@@ -229,7 +229,7 @@ def test_two_runs_started_in_one_second_in_one_folder_get_a_name_each(tmp_path, 
         def now(cls, tz=None):
             return dt.datetime(2026, 5, 1, 12, 0, 0, tzinfo=tz)
 
-    monkeypatch.setattr(engine, "dt", types.SimpleNamespace(datetime=Frozen, UTC=dt.UTC))
+    monkeypatch.setattr(engine, "dt", types.SimpleNamespace(datetime=Frozen, UTC=dt.UTC, date=dt.date))
     with virtual() as (_v, lab):
         runners = [Runner.start(parse(THREE_CYCLES), CYCLING, tmp_path, Shared(lab)) for _ in range(2)]
         for r in runners:

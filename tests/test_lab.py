@@ -112,7 +112,10 @@ def test_lab_check_says_which_instrument_is_the_wrong_model(tmp_path):
         lab = Lab.from_file(path)
         with lab:
             rows = {row.role: row for row in lab.check()}
-        out = subprocess.run([str(CELLRIG), "lab", "check", str(path)], capture_output=True, text=True, timeout=120)
+        wide = {**os.environ, "COLUMNS": "200"}
+        out = subprocess.run(
+            [str(CELLRIG), "lab", "check", str(path)], capture_output=True, text=True, timeout=120, env=wide
+        )
     finally:
         server.stop()
     assert out.returncode == 1 and "model mismatch" in out.stdout and "unreachable" in out.stdout

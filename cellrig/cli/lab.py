@@ -1,5 +1,6 @@
 """The ``lab`` commands: check a lab file's instruments, list the VISA resources."""
 
+import datetime as dt
 import sys
 import warnings
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from ..calibration import Calibration
 from ..instruments.commands import commands_of
 from ..instruments.registry import VISA_LIBRARY
 from ..lab import Lab, LabFileError
@@ -24,8 +26,9 @@ def lab() -> None:
 def lab_check(lab_file: Path, verbose: bool) -> None:
     """Open every instrument in LAB_FILE, compare it with the file and program its limits.
 
-    Prints role, model, serial, firmware, resource and status for each; exits non-zero if
-    any instrument is unreachable or is not the model the file says.
+    Prints role, model, serial, firmware, resource, calibration (expired in red, due within 30
+    days in yellow) and status for each; exits non-zero if any instrument is unreachable or is
+    not the model the file says.
     """
     try:
         the_lab = Lab.from_file(lab_file)
@@ -34,13 +37,14 @@ def lab_check(lab_file: Path, verbose: bool) -> None:
     with the_lab:
         rows = the_lab.check()
     table = Table(title=f"lab check: {the_lab.name}", title_justify="left")
-    for header in ("role", "model", "serial", "firmware", "resource", "status"):
+    for header in ("role", "model", "serial", "firmware", "resource", "calibration", "status"):
         table.add_column(header)
+    today = dt.date.today()
     for row in rows:
         ident = row.identity
         cells = (ident.model, ident.serial, ident.firmware) if ident else ("?", "", "")
         status = f"[green]{row.status}[/]" if row.ok else f"[red]{row.status}[/]"
-        table.add_row(row.role, *cells, row.spec.resource, status)
+        table.add_row(row.role, *cells, row.spec.resource, _calibration(row.spec.calibration, today), status)
     console.print(table)
     if verbose:
         for row in rows:
@@ -53,6 +57,15 @@ def lab_check(lab_file: Path, verbose: bool) -> None:
             console.print(detail if commands else f"{row.role}: {row.spec.driver}: no command table yet")
     if not all(row.ok for row in rows):
         sys.exit(1)
+
+
+def _calibration(calibration: Calibration, today: dt.date) -> str:
+    """Each certificate on record, coloured by its state (expired red, due soon yellow)."""
+    said = []
+    for what, cert in calibration.certificates().items():
+        colour = {"expired": "red", "due soon": "yellow"}.get(cert.state(today), "green")
+        said.append(f"[{colour}]{'' if what == 'instrument' else what + ': '}{cert.says(today)}[/]")
+    return "\n".join(said) or "none on record"
 
 
 @lab.command("list")

@@ -21,6 +21,7 @@ import datetime as dt
 import getpass
 import itertools
 import json
+import logging
 import socket
 import time
 from collections import deque
@@ -39,7 +40,7 @@ from . import control
 from . import language as L
 from .cells import CellSpec
 from .kinds import Activity, activity
-from .preflight import Binding, check, hardware_limits
+from .preflight import Binding, calibration_record, check, hardware_limits
 from .program import Check, Count, Enter, Leaf
 from .schema import Limits
 from .sharing import ChamberShare, DAQHub, Timebase
@@ -62,6 +63,7 @@ RIG_COLUMNS = {
     "force": Column("kN", "f8", "load cell, compressive positive"),
     "voltage": Column("V", "f8", "cell voltage on the rig's fast channel"),
 }
+log = logging.getLogger(__name__)
 CHAMBER_PERIOD = 10.0  # lab seconds between chamber readings
 POLL = 1.0  # lab seconds between polls of a run's instruments …
 MIN_WALL_POLL = 0.002  # … but at least this much real time, however fast the lab clock runs …
@@ -318,11 +320,15 @@ class Runner:
             "cell": protocol.cell.as_meta(),
             "binding": binding.as_meta(),
             "lab": _lab_meta(shared.lab),
+            "calibration": calibration_record(shared.lab, binding, dt.date.today()),
             "clock": {"scale": clock.scale, "started": clock.now()},
             "started": dt.datetime.now(dt.UTC).isoformat(),
             "operator": getpass.getuser(),
             "host": socket.gethostname(),
         }
+        for what, rec in meta["calibration"].items():  # a certification run never gets here with one expired
+            if rec["state"] in ("expired", "due soon"):
+                log.warning("%s: calibration %s (%s, due %s)", what, rec["state"], rec["certificate"], rec["due"])
         streams = cls.streams(protocol, binding)
         since = time.time()
         for path in [out] if out.suffix == ".h5" else run_paths(out, protocol.name, protocol.cell.id):

@@ -112,6 +112,7 @@ class Header(Model):
     criteria: str = ""  # the pass criteria an abuse run is judged by (a standard of cellrig.analysis.safety.STANDARDS)
     kind: Literal["cycling", "characterisation", "abuse"] = "cycling"
     verify: bool = False  # built on values docs/standards.md marks unverified
+    certification: bool = False  # a test to a standard's clauses: refused on an instrument out of calibration
     description: str = ""
     sample_interval: Seconds = 10.0  # between DAQ scans (abuse tests: ≥ 1 Hz, docs/standards.md §9)
     observe_after_trip: Seconds | None = None  # recording after a trip (default: see engine.observation)

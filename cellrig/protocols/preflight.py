@@ -6,9 +6,11 @@ them only the lab's hardware limits bind.
 """
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..calibration import Certificate
 from ..lab import Lab
 from .kinds import KINDS
 from .language import Protocol
@@ -119,6 +121,8 @@ def check(protocol: Protocol, lab: Lab, binding: Binding) -> list[str]:
     if problems:
         return problems
     problems += _unsupervised(protocol, binding)
+    if protocol.header.certification:
+        problems += _out_of_calibration(protocol, lab, binding)
     limits = {kind: hardware_limits(lab, role) for kind, role in roles.items()}
     for leaf in protocol.leaves:
         for part in leaf.parts:
@@ -150,3 +154,35 @@ def _unsupervised(protocol: Protocol, binding: Binding) -> list[str]:
         if value is not None and signal is not None and signal not in provided:
             out.append(f"{protocol.origin}: limits.{name} needs {needs}, and the run has none")
     return out
+
+
+def certificates(lab: Lab, binding: Binding) -> dict[str, Certificate | None]:
+    """The certificate covering each instrument of the run (a DAQ: each probe's channel), by what it is."""
+    out: dict[str, Certificate | None] = {}
+    for kind, role in binding.roles().items():
+        calibration = lab.roles[role].calibration
+        if kind == "daq" and binding.probes:
+            for name, probe in binding.probes.items():
+                out[f"{role} channel {probe.channel} ({name})"] = calibration.of(probe.channel)
+        else:
+            channel = (binding.channel or lab.roles[role].options.get("channel")) if kind == "cycler" else None
+            out[role] = calibration.of(channel)
+    return out
+
+
+def calibration_record(lab: Lab, binding: Binding, today: dt.date) -> dict[str, dict[str, str]]:
+    """What a run file keeps of its instruments' calibration (``/meta/calibration``)."""
+    return {what: c.as_meta(today) if c else {"state": "none"} for what, c in certificates(lab, binding).items()}
+
+
+def _out_of_calibration(protocol: Protocol, lab: Lab, binding: Binding) -> list[str]:
+    """A certification run's instruments with an expired certificate, or none on record."""
+    today, problems = dt.date.today(), []
+    for what, cert in certificates(lab, binding).items():
+        if cert is None or cert.state(today) == "expired":
+            said = "no calibration on record" if cert is None else f"calibration {cert.says(today)}"
+            problems.append(
+                f"{protocol.origin}: {what}: {said}; a certification test needs every instrument it uses in "
+                f"calibration (the lab file's roles.<role>.calibration)"
+            )
+    return problems

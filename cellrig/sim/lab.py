@@ -10,6 +10,7 @@ names its port in ``[virtual] control = "127.0.0.1:<port>"``, a table cellrig it
 """
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import random
@@ -146,6 +147,26 @@ def speed_for(roles: Iterable[str], sample_interval: float) -> tuple[float, str]
     limits += [(ROLES[r].max_speed, f"the fastest the {r} simulation follows") for r in roles if r in ROLES]
     limits.append((SCANS_PER_REAL_SECOND * sample_interval, f"{sample_interval:g} s between DAQ scans"))
     return min(limits)
+
+
+#: A simulated instrument measures exactly: its certificate (renewed each day the lab starts) says so.
+VIRTUAL_CALIBRATION = {"uncertainty": "none: a simulated instrument reads its model exactly"}
+
+
+def _this_year() -> dict[str, dt.date]:
+    today = dt.date.today()
+    return {"date": today, "due": today + dt.timedelta(days=365)}
+
+
+def _toml(value: Any) -> str:
+    """A lab-file value as TOML (strings, numbers, dates, inline tables)."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a TOML basic string
+    return repr(value)
 
 
 class LabControl(SimInstrument):
@@ -312,6 +333,7 @@ class VirtualLab:
                 entry["options"] = dict(role.options)
             if role.limits:
                 entry["limits"] = dict(role.limits)
+            entry["calibration"] = {"certificate": f"virtual-{name}", **_this_year(), **VIRTUAL_CALIBRATION}
             roles[name] = entry
         clock = {"speed": self.clock.scale, "origin": self.clock.origin}
         name = f"virtual lab (clock ×{self.clock.scale:g})"
@@ -335,12 +357,7 @@ class VirtualLab:
         lines += [f'{key} = "{value}"' for key, value in data["virtual"].items()]
         for name, entry in data["roles"].items():
             lines += ["", f"[roles.{name}]"]
-            for key, value in entry.items():
-                if isinstance(value, dict):
-                    value = "{ " + ", ".join(f"{k} = {v!r}" for k, v in value.items()) + " }"
-                else:
-                    value = f'"{value}"'
-                lines.append(f"{key} = {value}")
+            lines += [f"{key} = {_toml(value)}" for key, value in entry.items()]
         return "\n".join(lines) + "\n"
 
     def write_lab(self, path: str | Path) -> Path:
