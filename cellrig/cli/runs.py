@@ -148,7 +148,10 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option(
     "--speed",
     type=click.FloatRange(min=1),
-    help="Virtual lab clock speed (default: the fastest the protocol's instruments can follow, said at start).",
+    help=(
+        "Virtual lab clock speed (default: the fastest the protocol's instruments can follow, said at start). "
+        "Faster than this host can follow, the run ends, naming the speed it held."
+    ),
 )
 @click.option(
     "--ageing",

@@ -20,7 +20,11 @@ from ._common import console, err
     type=click.FloatRange(min=1),
     default=DEFAULT_SPEED,
     show_default=True,
-    help="How much faster than real time the virtual lab's clock runs.",
+    help=(
+        "How much faster than real time the virtual lab's clock runs (a scaled wall clock, which other "
+        "processes share). A run whose readings fall 3 s of real time behind it ends, naming the speed "
+        "this host held."
+    ),
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the cells' cell-to-cell variation.")
 @click.option("--dt", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="World time step (s).")
