@@ -490,7 +490,8 @@ def _abuse(d: ReportData) -> str:
     note = (
         "<p>T1: first temperature with dT/dt ≥ 0.02 °C/min (long trailing regression window); T2: first with "
         "dT/dt ≥ 1 °C/s (short window); T3: the maximum. EUCAR hazard levels 0–7 follow the evidence shown: fire, "
-        "venting, rupture and explosion are operator observations (the run's <code>meta/observations</code>), "
+        "venting, rupture and explosion are operator observations (<code>cellrig observe</code>, or the run's "
+        "<code>meta/observations</code>), "
         "never inferred from temperature.</p>"
     )
     errors = f"<p>Not analysed: {'; '.join(failed)}</p>" if failed else ""

@@ -14,6 +14,7 @@ solid-state) the 50 %-of-electrolyte mass rule is not applicable: the raw mass l
 the evidence says so (docs/standards.md §6).
 """
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -421,12 +422,32 @@ def _abuse_signals(f: RunFile) -> dict[str, str]:
     return {k: v for k, v in found.items() if v}
 
 
+#: What ``cellrig observe`` records, each yes or no: the criteria the standards judge by observation
+#: and the EUCAR observables of docs/standards.md §6.
+OBSERVED = ("fire", "explosion", "rupture", "venting", "leakage")
+OBSERVATION_EVENT = "observation"
+
+
+def observation_message(seen: dict[str, bool], note: str, operator: str) -> str:
+    """The message of an ``observation`` event: JSON of each of :data:`OBSERVED`, the note and who saw it."""
+    if set(seen) != set(OBSERVED):
+        raise ValueError(f"an observation answers each of {', '.join(OBSERVED)}, yes or no")
+    return json.dumps({**{k: bool(seen[k]) for k in OBSERVED}, "note": note, "operator": operator}, ensure_ascii=False)
+
+
 def _observations(f: RunFile) -> tuple[Observations | None, dict[str, float]]:
-    """What the operator recorded in the run's ``meta/observations`` (fire, venting, masses ...), if anything."""
-    if "observations" not in f.file["meta"]:
+    """What the operator recorded: the last ``observation`` event (``cellrig observe``), else the run's
+    ``meta/observations`` (fire, venting, masses ...); None if neither."""
+    recorded = f.meta("observations") if "observations" in f.file["meta"] else None
+    events = f.file["events"]
+    rows = min(d.shape[0] for d in events.values())
+    kinds = events["kind"][:rows]
+    seen = np.flatnonzero(kinds == OBSERVATION_EVENT.encode())
+    if seen.size:
+        recorded = (recorded or {}) | json.loads(events["message"][seen[-1]])
+    if recorded is None:
         return None, {}
-    recorded = f.meta("observations")
-    flags = {k: bool(v) for k, v in recorded.items() if k in Observations.__dataclass_fields__}
+    flags = {k: bool(v) for k, v in recorded.items() if k in Observations.__dataclass_fields__ and k != "video_ref"}
     masses = {k: float(recorded[k]) for k in OBSERVATION_FIELDS if k in recorded}
     return Observations(**flags), masses
 

@@ -3,7 +3,7 @@
 import click
 
 from .. import __version__
-from . import analysis, lab, runs, sim
+from . import analysis, lab, observe, runs, sim
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,6 +22,7 @@ def main() -> None:
       cellrig summary runs/<file>.h5   status and per-cycle summary of any run file
       cellrig analyze runs/            per-cycle tables (Parquet, CSV) and life metrics of a campaign
       cellrig report runs/ -o r.html   a self-contained HTML report with plots
+      cellrig observe RUN --fire no …  what the operator saw in an abuse test, for its verdict
       cellrig sim --write-lab v.toml   serve the virtual lab; then: cellrig lab check v.toml
     """
 
@@ -38,6 +39,7 @@ for command in (
     runs.resume,
     runs.status,
     *runs.OPERATORS,
+    observe.observe,
     runs.protocols,
     runs.demo,
 ):

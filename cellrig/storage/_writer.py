@@ -210,6 +210,27 @@ class RunWriter:
         Refuses while another writer is alive.  Clears the flags a killed writer leaves,
         trims streams to the rows every column holds, and records a ``resume`` event.
         """
+        writer = cls._reopen(path, flush_interval=flush_interval, fsync=fsync)
+        writer.event("resume", "writer resumed", time=writer.last_time())
+        writer.flush()
+        return writer
+
+    @classmethod
+    def annotate(cls, path: str | os.PathLike, kind: str, message: str) -> None:
+        """Add one event to a run no writer holds (an operator's observation after the test); its status stays.
+
+        Appended as :meth:`resume` appends (SWMR, flushed and fsync'ed), so a kill meanwhile loses at most
+        the event.  Refuses while the run's writer is alive.
+        """
+        writer = cls._reopen(path, flush_interval=1.0, fsync=True)
+        try:
+            writer.event(kind, message)
+            writer.flush()
+        finally:
+            writer._release()
+
+    @classmethod
+    def _reopen(cls, path: str | os.PathLike, *, flush_interval: float, fsync: bool) -> Self:
         from ._reader import check_run_file  # the reader owns "is this a run file"
 
         path = Path(path)
@@ -230,10 +251,7 @@ class RunWriter:
         except BaseException:
             lock.release()
             raise
-        writer = cls(path, f, lock, cycle_stream=cycle_stream, flush_interval=flush_interval, fsync=fsync)
-        writer.event("resume", "writer resumed", time=writer.last_time())
-        writer.flush()
-        return writer
+        return cls(path, f, lock, cycle_stream=cycle_stream, flush_interval=flush_interval, fsync=fsync)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -296,22 +314,27 @@ class RunWriter:
         """
         if status not in L.EXIT_STATUSES:
             raise ValueError(f"status must be one of {L.EXIT_STATUSES}, not {status!r}")
+        with self._mutex:
+            if self._closed:
+                return
+            try:
+                self.event("end", status if not error else f"{status}: {error}", time=time)
+                self.status = status
+                self.flush()
+            finally:
+                self._release()
+
+    def _release(self) -> None:
+        """Close the file and release the lock (whatever failed before), and stop the flusher thread."""
         try:
             with self._mutex:
-                if self._closed:
-                    return
+                self._stop_flusher.set()
+                self._closed = True
                 try:
-                    self.event("end", status if not error else f"{status}: {error}", time=time)
-                    self.status = status
-                    self.flush()
+                    with contextlib.suppress(Exception) if self._lost else contextlib.nullcontext():
+                        self._file.close()
                 finally:
-                    self._stop_flusher.set()
-                    self._closed = True
-                    try:
-                        with contextlib.suppress(Exception) if self._lost else contextlib.nullcontext():
-                            self._file.close()
-                    finally:
-                        self._lock.release()
+                    self._lock.release()
         finally:
             if self._flusher is not threading.current_thread():
                 self._flusher.join()  # no writer thread outlives its writer (nor the process's exit)
