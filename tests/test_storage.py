@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import threading
 import time
 
 import h5py
@@ -304,6 +305,24 @@ def test_flush_interval_publishes_without_explicit_flush(tmp_path):
         time.sleep(0.01)
     assert open_run(path).rows("cycler") == 1
     w.close()
+
+
+def test_closing_never_waits_on_a_flusher_that_wants_the_writer(tmp_path):
+    """The flusher takes the writer's mutex to flush; closing (or adding an event to an ended run) joins it only
+    after letting go of that mutex, else a flush due at that moment deadlocks both."""
+
+    def write_close_annotate(path) -> None:
+        with RunWriter.create(path, {"cycler": CYCLER}, flush_interval=0.0005, fsync=False) as w:
+            w.append("cycler", time=0.0, voltage=3.7, current=1.0, step=1, cycle=1)
+        RunWriter.annotate(path, "note", "after the end")
+
+    for i in range(20):
+        path = tmp_path / f"run{i}.h5"
+        closer = threading.Thread(target=write_close_annotate, args=(path,), daemon=True)
+        closer.start()
+        closer.join(60.0)  # a deadlock guard only: a healthy close takes milliseconds
+        assert not closer.is_alive(), f"closing run {i} deadlocked"
+        assert open_run(path).events["kind"].iloc[-1] == "note" and open_run(path).status == "finished"
 
 
 FULL_DISK_WRITER = """

@@ -7,7 +7,7 @@ import re
 import threading
 import time as _time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -223,11 +223,7 @@ class RunWriter:
         the event.  Refuses while the run's writer is alive.
         """
         writer = cls._reopen(path, flush_interval=1.0, fsync=True)
-        try:
-            writer.event(kind, message)
-            writer.flush()
-        finally:
-            writer._release()
+        writer._close(lambda: writer.event(kind, message))
 
     @classmethod
     def _reopen(cls, path: str | os.PathLike, *, flush_interval: float, fsync: bool) -> Self:
@@ -314,27 +310,31 @@ class RunWriter:
         """
         if status not in L.EXIT_STATUSES:
             raise ValueError(f"status must be one of {L.EXIT_STATUSES}, not {status!r}")
-        with self._mutex:
-            if self._closed:
-                return
-            try:
-                self.event("end", status if not error else f"{status}: {error}", time=time)
-                self.status = status
-                self.flush()
-            finally:
-                self._release()
 
-    def _release(self) -> None:
-        """Close the file and release the lock (whatever failed before), and stop the flusher thread."""
+        def end() -> None:
+            self.event("end", status if not error else f"{status}: {error}", time=time)
+            self.status = status
+
+        self._close(end)
+
+    def _close(self, last: Callable[[], None]) -> None:
+        """Make the ``last`` writes and flush; then, whatever failed, close the file, release the lock and join
+        the flusher thread (outside the mutex, which the flusher takes)."""
         try:
             with self._mutex:
-                self._stop_flusher.set()
-                self._closed = True
+                if self._closed:
+                    return
                 try:
-                    with contextlib.suppress(Exception) if self._lost else contextlib.nullcontext():
-                        self._file.close()
+                    last()
+                    self.flush()
                 finally:
-                    self._lock.release()
+                    self._stop_flusher.set()
+                    self._closed = True
+                    try:
+                        with contextlib.suppress(Exception) if self._lost else contextlib.nullcontext():
+                            self._file.close()
+                    finally:
+                        self._lock.release()
         finally:
             if self._flusher is not threading.current_thread():
                 self._flusher.join()  # no writer thread outlives its writer (nor the process's exit)
