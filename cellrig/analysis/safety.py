@@ -439,12 +439,8 @@ def _observations(f: RunFile) -> tuple[Observations | None, dict[str, float]]:
     """What the operator recorded: the last ``observation`` event (``cellrig observe``), else the run's
     ``meta/observations`` (fire, venting, masses ...); None if neither."""
     recorded = f.meta("observations") if "observations" in f.file["meta"] else None
-    events = f.file["events"]
-    rows = min(d.shape[0] for d in events.values())
-    kinds = events["kind"][:rows]
-    seen = np.flatnonzero(kinds == OBSERVATION_EVENT.encode())
-    if seen.size:
-        recorded = (recorded or {}) | json.loads(events["message"][seen[-1]])
+    if (last := f.last_message(OBSERVATION_EVENT)) is not None:
+        recorded = (recorded or {}) | json.loads(last)
     if recorded is None:
         return None, {}
     flags = {k: bool(v) for k, v in recorded.items() if k in Observations.__dataclass_fields__ and k != "video_ref"}

@@ -348,13 +348,13 @@ class VirtualLab:
         """A lab file for cellrig that points at the running simulators."""
         data = self.lab_dict()
         lines = [
-            f'name = "{data["name"]}"',
+            f"name = {_toml(data['name'])}",
             "",
             "[clock]  # the virtual lab's: this many times real time, from this Unix time",
         ]
-        lines += [f"{key} = {value!r}" for key, value in data["clock"].items()]
+        lines += [f"{key} = {_toml(value)}" for key, value in data["clock"].items()]
         lines += ["", f"[virtual]  # the virtual lab's own: {LabControl.usage} on this port"]
-        lines += [f'{key} = "{value}"' for key, value in data["virtual"].items()]
+        lines += [f"{key} = {_toml(value)}" for key, value in data["virtual"].items()]
         for name, entry in data["roles"].items():
             lines += ["", f"[roles.{name}]"]
             lines += [f"{key} = {_toml(value)}" for key, value in entry.items()]

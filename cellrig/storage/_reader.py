@@ -158,9 +158,14 @@ def status_of(path: Path, end: tuple[str, str | None] | None) -> str:
     return "running" if writer_alive(path) else "interrupted"
 
 
+def event_kinds(events: h5py.Group) -> np.ndarray:
+    """The kind (bytes) of every event row that all the event columns hold (a crash may leave one longer)."""
+    return events["kind"][: min(d.shape[0] for d in events.values())]
+
+
 def read_end(events: h5py.Group) -> tuple[str, str | None] | None:
     """The run's last ``end`` event as (status, reason); None if it has none or was resumed after it."""
-    kinds = events["kind"][: min(d.shape[0] for d in events.values())]  # the rows every column holds
+    kinds = event_kinds(events)
     ends = np.flatnonzero(kinds == b"end")
     if not ends.size or (kinds[ends[-1] :] == b"resume").any():
         return None

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _layout as L
 from ._errors import NotARunFileError, UnknownStreamError
-from ._reader import Run, check_run_file, read_end, status_of
+from ._reader import Run, check_run_file, event_kinds, read_end, status_of
 
 _local = threading.local()
 
@@ -55,6 +55,15 @@ class RunFile:
         """The attributes of ``/meta/<name>`` (e.g. ``protocol``, ``observations``) as plain values; {} if absent."""
         group = self.file[L.META]
         return L.read_attrs(group[name]) if name in group else {}
+
+    def last_message(self, kind: str) -> str | None:
+        """The message of the run's last event of ``kind`` (e.g. ``observation``); None if it has none."""
+        events = self.file[L.EVENTS]
+        rows = np.flatnonzero(event_kinds(events) == kind.encode())
+        if not rows.size:
+            return None
+        message = events["message"][rows[-1]]
+        return message.decode() if isinstance(message, bytes) else str(message)
 
     def catalog_entry(self) -> dict[str, Any]:
         """The run's row of a campaign catalog (``CATALOG_COLUMNS``), from attributes and metadata only."""
