@@ -17,7 +17,8 @@ Every entry is checked (known driver, well-formed VISA resource, known options, 
 within the instrument's rating, a safe state the driver knows) and every problem is
 reported at once, with the file, the key and the reason, before any connection is made.
 A virtual lab's file also has ``[clock]`` (its scaled clock) and ``[virtual]`` (its control
-port, for tests that inject faults; cellrig ignores it).  ``locks = "DIR"`` names the lab-wide
+port, for tests that inject faults; cellrig ignores it).  ``[notify]`` says who is alerted of what
+(:mod:`cellrig.notify`).  ``locks = "DIR"`` names the lab-wide
 lock directory (:mod:`cellrig.lab_locks`; default ``<lab file stem>.locks`` beside the file).
 A served virtual lab's cells are reached through its control line (:mod:`cellrig.lab_control`).
 """
@@ -40,6 +41,7 @@ from .instruments.registry import DRIVERS, DriverInfo
 from .instruments.roles import Identity
 from .lab_control import ServedCells
 from .lab_locks import LabLocks
+from .notify import NotifySpec, read_notify
 
 _ENTRY_KEYS = {"driver", "resource", "options", "limits", "safe_state", "timeout_s", "retries", "calibration"}
 
@@ -100,6 +102,7 @@ class Lab:
     locks: LabLocks = field(default_factory=lambda: LabLocks(None))  # none: the lab is this process's alone
     _connections: dict[tuple[str, str], Any] = field(default_factory=dict)
     virtual: VirtualCells | None = None
+    notify: NotifySpec = field(default_factory=NotifySpec)  # where alerts go (:mod:`cellrig.notify`)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, clock: Clock | None = None) -> "Lab":
@@ -121,9 +124,10 @@ class Lab:
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "<lab>", clock: Clock | None = None) -> "Lab":
         problems: list[str] = []
-        unknown = sorted(set(data) - {"name", "roles", "clock", "virtual", "locks"})
+        unknown = sorted(set(data) - {"name", "roles", "clock", "virtual", "locks", "notify"})
         if unknown:
-            problems.append(f"{', '.join(unknown)}: unknown key(s) (known: name, roles, clock, virtual, locks)")
+            problems.append(f"{', '.join(unknown)}: unknown key(s) (known: name, roles, clock, virtual, locks, notify)")
+        notify = read_notify(data.get("notify"), "notify", problems)
         locks = data.get("locks")
         if locks is not None and (not isinstance(locks, str) or not locks.strip()):
             problems.append(f"locks: expected the lock directory's path, got {locks!r}")
@@ -139,7 +143,7 @@ class Lab:
                 roles[name] = spec
         if problems:
             raise LabFileError(f"{origin}: " + "".join(f"\n  {p}" for p in problems))
-        lab = cls(str(data.get("name", Path(origin).stem)), roles, origin, clock or wall_clock())
+        lab = cls(str(data.get("name", Path(origin).stem)), roles, origin, clock or wall_clock(), notify=notify)
         control = data.get("virtual", {}).get("control") if isinstance(data.get("virtual"), dict) else None
         if control:  # a virtual lab another process serves: its cells are reached through its control line
             lab.virtual = ServedCells(str(control))

@@ -3,7 +3,7 @@
 import click
 
 from .. import __version__
-from . import analysis, lab, observe, runs, sim
+from . import analysis, lab, notify, observe, runs, sim
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -24,6 +24,7 @@ def main() -> None:
       cellrig report runs/ -o r.html   a self-contained HTML report with plots
       cellrig observe RUN --fire no …  what the operator saw in an abuse test, for its verdict
       cellrig sim --write-lab v.toml   serve the virtual lab; then: cellrig lab check v.toml
+      cellrig notify test lab.toml     send a test alert to everyone the lab file's [notify] tells
     """
 
 
@@ -33,6 +34,7 @@ for command in (
     analysis.report,
     analysis.import_,
     lab.lab,
+    notify.notify,
     sim.sim,
     runs.run,
     runs.campaign,

@@ -6,6 +6,8 @@ A campaign file (YAML)::
     lab: lab.toml                  # relative to this file
     chambers:
       chamber: {lead: null, safe_on_trip: false}
+    notify:                        # alerts for these runs, beside the lab file's [notify] (cellrig.notify)
+      - {url: "ntfy://ntfy.sh/life-2026", events: [trip, stale, failed, campaign]}
     defaults: {protocol: cycle-life, cycler: cycler, daq: daq}
     cells:
       - {id: NMC-01, type: nmc811-5Ah, channel: 101, chamber: chamber, probes: {temperature: 101}}
@@ -31,9 +33,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..inputs import InputError, read_text
 from ..lab import Lab
+from ..notify import Notifier, Route, read_routes
 from ..storage import open_run
 from . import language as L
 from . import library
+from .alerts import CampaignEnd
 from .cells import cell_spec
 from .engine import POLL, PreflightError, Runner, Shared
 from .preflight import Binding, Probe, check
@@ -78,6 +82,7 @@ class CampaignFile(_Model):
     name: str
     lab: str | None = None
     chambers: dict[str, ChamberEntry] = {}
+    notify: list[Any] = []
     defaults: dict[str, Any] = {}
     cells: list[dict[str, Any]] = Field(min_length=1)
 
@@ -97,6 +102,7 @@ class Campaign:
     plans: list[Plan]
     chambers: dict[str, ChamberEntry] = field(default_factory=dict)
     origin: str = "<campaign>"
+    notify: list[Route] = field(default_factory=list)  # alerts for this campaign's runs, beside the lab's
 
 
 def binding_of(entry: CellEntry) -> Binding:
@@ -123,6 +129,9 @@ def load_campaign(path: str | Path, lab: Lab | None = None, overrides: dict[str,
         if spec.lab is None:
             raise L.ProtocolError([f"{path}: lab: no lab file given (in the campaign or with --lab)"])
         lab = Lab.from_file(path.parent / spec.lab)
+    said: list[str] = []
+    routes = read_routes(spec.notify, "notify", said)
+    src.problems.extend(f"{src.origin}:{src.line(('notify',))}: {problem}" for problem in said)
     plans = []
     for i, raw in enumerate(spec.cells):
         loc: L.Loc = ("cells", i)
@@ -155,7 +164,7 @@ def load_campaign(path: str | Path, lab: Lab | None = None, overrides: dict[str,
             src.problem(("chambers", name, "lead"), f"no cell {chamber.lead!r} in the campaign")
     if src.problems:
         raise L.ProtocolError(src.problems)
-    return Campaign(spec.name, lab, plans, spec.chambers, str(path))
+    return Campaign(spec.name, lab, plans, spec.chambers, str(path), routes)
 
 
 def _relative(campaign: Path, protocol: str) -> str:
@@ -182,8 +191,17 @@ def preflight(campaign: Campaign) -> list[str]:
 Progress = Callable[[Runner], None]
 
 
-def _shared(lab: Lab, chambers: dict[str, ChamberEntry], poll: float, interrupt: StopRequest | None) -> Shared:
-    shared = Shared(lab, poll=poll, interrupt=interrupt or StopRequest())
+def _shared(
+    lab: Lab,
+    chambers: dict[str, ChamberEntry],
+    poll: float,
+    interrupt: StopRequest | None,
+    name: str | None,
+    routes: list[Route],
+) -> Shared:
+    notifier = Notifier([*lab.notify.routes, *routes]) if lab.notify.routes or routes else None
+    campaign = CampaignEnd(name) if name else None
+    shared = Shared(lab, poll=poll, interrupt=interrupt or StopRequest(), notifier=notifier, campaign=campaign)
     shared.chamber_safe_on_trip.update(name for name, chamber in chambers.items() if chamber.safe_on_trip)
     return shared
 
@@ -215,7 +233,7 @@ def start(
     wanted = {key: what for kinds in owned for key, what in kinds.values()}
     with campaign.lab.locks.holding(wanted, f"campaign {campaign.name} starting in {out}"):  # all or none
         out.mkdir(parents=True, exist_ok=True)
-        shared = _shared(campaign.lab, campaign.chambers, poll, interrupt)
+        shared = _shared(campaign.lab, campaign.chambers, poll, interrupt, campaign.name, campaign.notify)
         runners = [Runner.start(p.protocol, p.binding, out, shared, progress=progress) for p in campaign.plans]
     _set_leads(shared, campaign.chambers, runners)
     manifest = {
@@ -258,7 +276,7 @@ def resume(
         lab = _lab_of(manifest, open_run(todo[0]).meta["lab"], virtual_lab)
     try:
         chambers = {k: ChamberEntry(**v) for k, v in manifest.get("chambers", {}).items()}
-        shared = _shared(lab, chambers, poll, interrupt)
+        shared = _shared(lab, chambers, poll, interrupt, manifest.get("name"), _routes(manifest))
         runners = [Runner.resume(p, shared, progress=progress, ack_trip=ack_trip) for p in todo]
         _set_leads(shared, chambers, runners)
     except BaseException:
@@ -266,6 +284,18 @@ def resume(
             lab.close()
         raise
     return runners
+
+
+def _routes(manifest: dict[str, Any]) -> list[Route]:
+    """A resumed campaign's own alert routes: read again from its campaign file, if that is still there."""
+    origin = Path(manifest.get("origin", ""))
+    if not origin.is_file():
+        return []
+    try:
+        data, _ = L.read_yaml(read_text(origin, "campaign"), str(origin))
+    except (InputError, L.ProtocolError):
+        return []
+    return read_routes(data.get("notify", []) if isinstance(data, dict) else [], "notify", [])
 
 
 def _lab_of(

@@ -35,9 +35,11 @@ import numpy as np
 from ..inputs import path_in
 from ..lab import Lab
 from ..lab_locks import Claim
+from ..notify import Notifier
 from ..storage import Column, RunExistsError, RunWriter, open_run
 from . import control
 from . import language as L
+from .alerts import CampaignEnd, RunAlerts
 from .cells import CellSpec
 from .kinds import Activity, activity
 from .preflight import Binding, calibration_record, check, hardware_limits
@@ -139,7 +141,7 @@ def _lab_meta(lab: Lab) -> dict[str, str]:
 
 @dataclass
 class Shared:
-    """What the runs of a campaign share: the lab, DAQ hubs, chamber shares, the interrupt."""
+    """What the runs of a campaign share: the lab, DAQ hubs, chamber shares, the interrupt, who is alerted."""
 
     lab: Lab
     hubs: dict[str, DAQHub] = field(default_factory=dict)
@@ -147,6 +149,12 @@ class Shared:
     interrupt: StopRequest = field(default_factory=StopRequest)
     chamber_safe_on_trip: set[str] = field(default_factory=set)
     poll: float = POLL  # lab seconds between polls (MIN_WALL_POLL to MAX_WALL_POLL of real time)
+    notifier: Notifier | None = None  # default: the lab file's [notify] routes, if it has any
+    campaign: CampaignEnd | None = None  # the runs' campaign, told of once its last run ends
+
+    def __post_init__(self) -> None:
+        if self.notifier is None and self.lab.notify.routes:
+            self.notifier = Notifier(self.lab.notify.routes)
 
     def hub(self, role: str) -> DAQHub:
         if role not in self.hubs:
@@ -226,6 +234,7 @@ class Runner:
         self.chamber_read_at = -np.inf
         self.chamber_last: tuple[float, float] | None = None
         self.status = RunState.RUNNING
+        self.alerts = RunAlerts(self)
 
     # -- building -------------------------------------------------------------------------------
 
@@ -471,6 +480,7 @@ class Runner:
                 self._append("rig", t, position=s["position"], force=s["force"], voltage=s["voltage"])
         if self.supervising:
             self.supervisor.check_fresh(self.lab.clock.now(), time.monotonic(), self.now())
+        self.alerts.check_disk()
 
     def _cycler_records(self, t: np.ndarray) -> None:
         """New cycler records: the stream is fresh, and its spacing is what a running step is watched at."""
@@ -687,7 +697,8 @@ class Runner:
 
     def _finish(self, status: str, reason: str | None, trip: Trip | None) -> str | None:
         """Safe state for every output of the run (read back), a tripped run's observation, then the file
-        closed saying how and why; return the final reason.  Nothing here raises: whatever fails is said."""
+        closed saying how and why (and people told, :mod:`.alerts`); return the final reason.  Nothing here
+        raises: whatever fails is said."""
         failures: list[str] = []
 
         def safe(what: str, fn: Callable[[], None]) -> None:
@@ -698,6 +709,7 @@ class Runner:
 
         if trip is not None:
             self._record("trip", trip.reason)
+            self.alerts.trip(trip)
         if self.cycler is not None:
             safe("cycler", self.cycler.safe_state)
         if self.rig is not None:
@@ -709,6 +721,8 @@ class Runner:
         if failures:
             reason = f"{reason or status}; safe state NOT confirmed: {'; '.join(failures)}"
         self._record("safe_state", "all outputs of the run safe" if not failures else "; ".join(failures))
+        if failures:
+            self.alerts.unsafe(failures)
         if trip is not None:
             self._observe(trip)
         if self.hub is not None:
@@ -716,6 +730,8 @@ class Runner:
                 self.hub.leave(self.key)
             except Exception as exc:  # a logger has no output to make safe: say it, go on
                 self._record("note", f"the DAQ did not stop scanning: {type(exc).__name__}: {exc}")
+        self.alerts.ended(status, reason, bool(failures))
+        self.alerts.drain()  # off the safety path: the outputs are safe; their delivery lands in the file
         try:
             self.writer.close(status, reason, time=self.now())
         except Exception as exc:  # e.g. a full disk: the file keeps what it had, the lock is released
