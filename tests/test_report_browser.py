@@ -13,13 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from browser import chromium
 
 from cellrig.analysis.parallel import analyse_campaign
 from cellrig.analysis.report import render_report
 from cellrig.analysis.synthetic import FadeCurve, SyntheticAbuse, SyntheticCell, write_abuse_run, write_run
 from cellrig.storage import open_campaign
 
-CHROMIUM = Path("/usr/bin/chromium")
 CONTROL = "broken-control"
 CHECK = """
 <pre id="img-check"></pre>
@@ -32,16 +32,6 @@ window.addEventListener("load", () => {
 });
 </script>
 """
-
-
-def chromium() -> Path:
-    """The browser, or a failed test (never a skip) saying how to install it."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: the report's browser test needs Debian's chromium (apt-get install -y chromium)",
-            pytrace=False,
-        )
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import click
 
 from .. import __version__
-from . import analysis, lab, notify, observe, runs, sim
+from . import analysis, lab, notify, observe, runs, serve, sim
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -18,6 +18,7 @@ def main() -> None:
       cellrig protocols list           the standard test library (cycle life, HPPC, hot box, nail, crush …)
       cellrig run capacity --out runs/ run one on a virtual cell (no lab file: the virtual lab)
       cellrig campaign FILE --out DIR  many cells at once; cellrig status DIR to watch, pause/stop to steer
+      cellrig serve DIR                the runs as a live web page (phone or desktop); alerts: docs/serve.md
       cellrig resume DIR               continue interrupted runs from their last checkpoint
       cellrig summary runs/<file>.h5   status and per-cycle summary of any run file
       cellrig analyze runs/            per-cycle tables (Parquet, CSV) and life metrics of a campaign
@@ -40,6 +41,7 @@ for command in (
     runs.campaign,
     runs.resume,
     runs.status,
+    serve.serve,
     *runs.OPERATORS,
     observe.observe,
     runs.protocols,

@@ -54,6 +54,13 @@ def _columns(group: h5py.Group) -> dict[str, np.ndarray]:
     return {name: d[:rows] for name, d in group.items()}
 
 
+def _event_frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
+    df = pd.DataFrame(cols)
+    for c in ("kind", "message"):
+        df[c] = df[c].map(lambda b: b.decode() if isinstance(b, bytes) else b).astype("string")
+    return df
+
+
 class Run:
     """One run file.  Each access reads the file afresh, so a live run shows new rows."""
 
@@ -110,15 +117,31 @@ class Run:
         with _open(self.path) as f:
             return min(d.shape[0] for d in f[L.STREAMS][name].values())
 
+    def tail(self, name: str, since: float | None = None) -> dict[str, np.ndarray]:
+        """A stream's columns (``time`` too) from run time ``since`` (s) on, or whole; reads only those rows."""
+        self.columns(name)
+        with _open(self.path) as f:
+            group = f[L.STREAMS][name]
+            rows = min(d.shape[0] for d in group.values())
+            first = 0 if since is None else int(np.searchsorted(group[L.TIME][:rows], since))
+            return {c: d[first:rows] for c, d in group.items()}
+
+    def events_of(self, *kinds: str, last: int | None = None, but: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Only the events of ``kinds`` (no kinds: all ``but`` those), the ``last`` of them if given, reading the
+        messages of those rows only: cheap on a months-long run's thousands of events."""
+        with _open(self.path) as f:
+            events = f[L.EVENTS]
+            found = event_kinds(events)
+            wanted = np.isin(found, [k.encode() for k in kinds or but], invert=not kinds)
+            rows = np.flatnonzero(wanted)
+            rows = rows[-last:] if last else rows
+            return _event_frame({c: events[c][rows] if len(rows) else events[c][:0] for c in L.EVENT_COLUMNS})
+
     @property
     def events(self) -> pd.DataFrame:
         """Events (step start/end, checkpoint, pause, trip, note, end) in order."""
         with _open(self.path) as f:
-            cols = _columns(f[L.EVENTS])
-        df = pd.DataFrame(cols)
-        for c in ("kind", "message"):
-            df[c] = df[c].map(lambda b: b.decode() if isinstance(b, bytes) else b).astype("string")
-        return df
+            return _event_frame(_columns(f[L.EVENTS]))
 
     @property
     def cycle_index(self) -> pd.DataFrame:

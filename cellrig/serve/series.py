@@ -1,0 +1,83 @@
+"""A run's page: every stream's columns grouped by quantity, decimated on the server; its fade and events."""
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from ..storage import Run
+
+POINTS = 1200  # per trace: enough for a phone's or a desktop's width, whatever the run's length
+QUIET = ("checkpoint", "virtual_cell")  # events the log leaves out
+EVENTS = 200
+_DISCHARGED = re.compile(r": ([0-9.]+) Ah discharged")
+_SKIP = {"step", "cycle"}
+
+
+def decimate(t: np.ndarray, y: np.ndarray, points: int = POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``points`` points keeping each bucket's minimum and maximum in time order (spikes survive)."""
+    if len(t) <= points:
+        return t, y
+    buckets = points // 2
+    edges = np.linspace(0, len(t), buckets + 1).astype(np.int64)[:-1]
+    y_safe = np.where(np.isfinite(y), y, np.nan)
+    lo = np.fmin.reduceat(y_safe, edges)
+    hi = np.fmax.reduceat(y_safe, edges)
+    bucket = np.repeat(np.arange(buckets), np.diff(np.append(edges, len(t))))
+    pos = np.arange(len(t))
+    low_at = _where(bucket, y_safe, lo, pos, buckets)
+    high_at = _where(bucket, y_safe, hi, pos, buckets)
+    at = np.sort(np.concatenate([low_at, high_at]))
+    return t[at], y[at]
+
+
+def _where(bucket: np.ndarray, y: np.ndarray, target: np.ndarray, pos: np.ndarray, buckets: int) -> np.ndarray:
+    """The first row of each bucket holding its ``target`` value (the bucket's first row if all are NaN)."""
+    hit = (y == target[bucket]) | np.isnan(target[bucket])
+    first = np.full(buckets, len(y), dtype=np.int64)
+    np.minimum.at(first, bucket[hit], pos[hit])
+    return first
+
+
+def _finite(a: np.ndarray) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in a.tolist()]
+
+
+def plots(run: Run, hours: float | None) -> dict[str, list[dict[str, Any]]]:
+    """Units → traces ``{name, t (h), y}``; the last ``hours`` of the run, or all of it."""
+    end = max((run.last(s).get("time", 0.0) for s in run.streams), default=0.0)
+    since = None if hours is None else end - hours * 3600.0
+    out: dict[str, list[dict[str, Any]]] = {}
+    for stream in run.streams:
+        units = run.columns(stream)
+        data = run.tail(stream, since)
+        t = data.pop("time")
+        for column, y in data.items():
+            if column in _SKIP or y.dtype.kind not in "fi":
+                continue
+            td, yd = decimate(t, y.astype(np.float64))
+            trace = {"name": f"{stream} {column}", "t": _finite(td / 3600.0), "y": _finite(yd)}
+            out.setdefault(units[column] or "-", []).append(trace)
+    return out
+
+
+def fade(run: Run) -> list[tuple[int, float]]:
+    """(cycle, Ah discharged) of every cycle so far, from the steps' own records."""
+    ends = run.events_of("step_end")
+    per: dict[int, float] = {}
+    for cycle, message in zip(ends["cycle"].tolist(), ends["message"].tolist(), strict=True):
+        found = _DISCHARGED.search(message or "")
+        if found:
+            per[int(cycle)] = per.get(int(cycle), 0.0) + float(found.group(1))
+    return sorted(per.items())
+
+
+def events(run: Run) -> list[dict[str, Any]]:
+    said = run.events_of(but=QUIET, last=EVENTS)
+    rows = zip(said["time"].tolist(), said["kind"].tolist(), said["message"].tolist(), strict=True)
+    return [{"t_h": t / 3600.0, "kind": kind, "message": message} for t, kind, message in rows][::-1]
+
+
+def page(run: Run, hours: float | None) -> dict[str, Any]:
+    return {"plots": plots(run, hours), "fade": fade(run), "events": events(run), "status": run.status}

@@ -1,0 +1,146 @@
+"""The overview of the runs in some folders, refreshed by one thread that re-reads only what changed."""
+
+import hashlib
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..storage import Run, RunFileError, open_run
+
+REFRESH_S = 2.0  # real seconds between looks at the folders
+RECHECK_S = 10.0  # a live run's file unchanged this long is read again (its writer may have died)
+#: the order of the overview: what needs a person first
+RANK = {"tripped": 0, "failed": 1, "interrupted": 2, "paused": 3, "running": 4, "stopped": 5, "aborted": 5}
+
+
+def run_id(path: Path) -> str:
+    return hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+
+
+def _last(run: Run, stream: str, column: str) -> float | None:
+    if stream not in run.streams or column not in run.columns(stream):
+        return None
+    value = run.last(stream).get(column)
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _temperature(run: Run) -> float | None:
+    """The cell's temperature where a probe gives it, else the chamber air's."""
+    if "daq" in run.streams:
+        probes = [c for c, units in run.columns("daq").items() if units == "degC"]
+        named = [c for c in probes if "cell" in c or c == "temperature"] or probes
+        if named:
+            return _last(run, "daq", named[0])
+    return _last(run, "chamber", "temperature") or _last(run, run.cycle_stream or "", "temperature")
+
+
+def row(run: Run, folder: Path) -> dict[str, Any]:
+    """One run's line of the overview, read from its file (a few rows and the events that matter)."""
+    meta, status = run.meta, run.status
+    said = run.events_of("step_start", "pause", "continue", "trip", "end", "resume")
+    steps = said[said["kind"] == "step_start"]
+    state, reason = status, run.end_reason
+    held = said[said["kind"].isin(["pause", "continue"])]
+    trips = said[said["kind"] == "trip"]
+    if status == "running" and len(trips):  # the outputs are safe; the loggers still record the aftermath
+        state, reason = "tripped", f"{trips['message'].iloc[-1]} (still recording)"
+    elif status == "running" and len(held) and held["kind"].iloc[-1] == "pause":
+        state = "paused"
+    cycle_stream = run.cycle_stream or (run.streams[0] if run.streams else None)
+    elapsed = max((run.last(s).get("time", 0.0) for s in run.streams), default=0.0)
+    return {
+        "id": run_id(run.path),
+        "file": str(run.path.relative_to(folder.parent) if run.path.is_relative_to(folder.parent) else run.path),
+        "cell": str(meta.get("cell", {}).get("id", "?")),
+        "protocol": str(meta.get("protocol", {}).get("name", "?")),
+        "kind": str(meta.get("protocol", {}).get("kind", "cycling")),
+        "state": state,
+        "reason": reason or "",
+        "step": str(steps["message"].iloc[-1]) if len(steps) else "",
+        "cycle": int(steps["cycle"].iloc[-1]) if len(steps) else None,
+        "voltage": _last(run, cycle_stream, "voltage") if cycle_stream else None,
+        "current": _last(run, cycle_stream, "current") if cycle_stream else None,
+        "temperature": _temperature(run),
+        "elapsed_h": elapsed / 3600.0,
+        "started": str(run.attrs.get("started", "")),
+    }
+
+
+@dataclass
+class _Seen:
+    stamp: tuple[int, int]
+    checked: float
+    row: dict[str, Any]
+    path: Path
+
+
+@dataclass
+class Watcher:
+    """The runs under ``folders``, as overview rows; :meth:`start` keeps them fresh on a thread."""
+
+    folders: list[Path]
+    seen: dict[Path, _Seen] = field(default_factory=dict)
+    version: int = 0  # bumped whenever a row changes
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def refresh(self) -> bool:
+        """Look at every folder once; True if any row changed."""
+        now, changed, present = time.monotonic(), False, set()
+        for folder in self.folders:
+            for path in sorted(folder.glob("**/*.h5")):
+                present.add(path)
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue
+                stamp, old = (stat.st_mtime_ns, stat.st_size), self.seen.get(path)
+                live = old is not None and old.row["state"] in ("running", "paused", "tripped")
+                if old is not None and old.stamp == stamp and not (live and now - old.checked > RECHECK_S):
+                    continue
+                try:
+                    new = row(open_run(path), folder)
+                except (RunFileError, OSError, KeyError, ValueError):  # being created, or not a run
+                    continue
+                if old is None or new != old.row:
+                    changed = True
+                self.seen[path] = _Seen(stamp, now, new, path)
+        for gone in set(self.seen) - present:
+            del self.seen[gone]
+            changed = True
+        if changed:
+            with self._changed:
+                self.version += 1
+                self._changed.notify_all()
+        return changed
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every run, what needs a person first, then the newest first."""
+        rows = sorted((s.row for s in self.seen.values()), key=lambda r: r["started"], reverse=True)
+        return sorted(rows, key=lambda r: RANK.get(r["state"], 6))
+
+    def path(self, run: str) -> Path | None:
+        return next((s.path for s in self.seen.values() if s.row["id"] == run), None)
+
+    def wait(self, version: int, timeout: float) -> int:
+        """Block until the rows are newer than ``version`` (or ``timeout`` real seconds); the version now."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.version != version or self._stop.is_set(), timeout)
+            return self.version
+
+    def start(self) -> "Watcher":
+        self.refresh()
+        threading.Thread(target=self._loop, name="serve-watch", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(REFRESH_S):
+            self.refresh()
