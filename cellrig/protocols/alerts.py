@@ -9,13 +9,11 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any, Protocol
 
-from ..notify import Notifier
+from ..notify import Notifier, Record
 from .states import RunState, Trip
-
-if TYPE_CHECKING:
-    from .engine import Runner
 
 log = logging.getLogger(__name__)
 DISK_CHECK_S = 60.0  # real seconds between looks at the run folder's free space
@@ -40,12 +38,27 @@ class CampaignEnd:
             return dict(self.ended) if last else None
 
 
+class Alerting(Protocol):
+    """What alerts read of a run (the engine's ``Runner``)."""
+
+    key: str
+    shared: Any  # engine.Shared: its notifier and campaign
+    lab: Any
+    protocol: Any
+    leaf: Any
+    state: Any
+
+    @property
+    def path(self) -> Path: ...
+    def now(self) -> float: ...
+
+
 class RunAlerts:
     """One run's alerts; silent when the lab has nobody to tell, except the disk warning, which is
     always recorded in the run file."""
 
-    def __init__(self, runner: "Runner") -> None:
-        self.runner = runner
+    def __init__(self, runner: Alerting, record: Record) -> None:
+        self.runner, self.record = runner, record
         self.notifier: Notifier | None = runner.shared.notifier
         self.free_gb = runner.lab.notify.disk_free_gb
         self.campaign: CampaignEnd | None = runner.shared.campaign
@@ -64,9 +77,9 @@ class RunAlerts:
     def _compose(self, kind: str, headline: str, detail: str) -> None:
         r = self.runner
         step = f"step {r.leaf.number} ({r.leaf.label}), cycle {r.state.cycle}" if r.leaf else "before the first step"
-        lines = [detail, f"run: {r.writer.path.resolve()}", f"protocol: {r.protocol.name}; {step}"]
+        lines = [detail, f"run: {r.path.resolve()}", f"protocol: {r.protocol.name}; {step}"]
         lines.append(f"lab: {r.lab.name} on {socket.gethostname()}; run time {r.now() / 3600:.2f} h")
-        self.notifier.send(kind, f"{r.protocol.cell.id} {headline} ({r.lab.name})", "\n".join(lines), r._record)
+        self.notifier.send(kind, f"{r.protocol.cell.id} {headline} ({r.lab.name})", "\n".join(lines), self.record)
 
     def trip(self, trip: Trip) -> None:
         kind = "stale" if trip.signal == "stale data" else "trip"
@@ -98,7 +111,7 @@ class RunAlerts:
             return
         self.disk_checked = time.monotonic()
         try:
-            free = shutil.disk_usage(self.runner.writer.path.parent).free / 1e9
+            free = shutil.disk_usage(self.runner.path.parent).free / 1e9
         except OSError:  # a lost volume: the next write says so, and ends the run
             return
         if free >= self.free_gb or self.disk_low:
@@ -106,5 +119,5 @@ class RunAlerts:
             return
         self.disk_low = True
         said = f"{free:.2f} GB free on the run folder's volume (alert below {self.free_gb:g} GB)"
-        self.runner._record("disk_low", said)
+        self.record("disk_low", said)
         self._send("disk", "disk nearly full", said + "; a full disk ends the run")

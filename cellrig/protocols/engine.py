@@ -234,7 +234,7 @@ class Runner:
         self.chamber_read_at = -np.inf
         self.chamber_last: tuple[float, float] | None = None
         self.status = RunState.RUNNING
-        self.alerts = RunAlerts(self)
+        self.alerts = RunAlerts(self, self._record)
 
     # -- building -------------------------------------------------------------------------------
 
@@ -410,6 +410,10 @@ class Runner:
         return control.take(self.writer.path, self.writer.run_id, lambda why: self._record("command_discarded", why))
 
     # -- time and recording -----------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self.writer.path
 
     def now(self) -> float:
         """Seconds since the run started, on the lab clock."""

@@ -34,7 +34,8 @@ def _temperature(run: Run) -> float | None:
         named = [c for c in probes if "cell" in c or c == "temperature"] or probes
         if named:
             return _last(run, "daq", named[0])
-    return _last(run, "chamber", "temperature") or _last(run, run.cycle_stream or "", "temperature")
+    air = _last(run, "chamber", "temperature")
+    return air if air is not None else _last(run, run.cycle_stream or "", "temperature")
 
 
 def row(run: Run, folder: Path) -> dict[str, Any]:
