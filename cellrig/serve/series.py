@@ -17,27 +17,19 @@ _SKIP = {"step", "cycle"}
 
 def decimate(t: np.ndarray, y: np.ndarray, points: int = POINTS) -> tuple[np.ndarray, np.ndarray]:
     """At most ``points`` points keeping each bucket's minimum and maximum in time order (spikes survive)."""
-    if len(t) <= points:
+    n = len(t)
+    if n <= points:
         return t, y
     buckets = points // 2
-    edges = np.linspace(0, len(t), buckets + 1).astype(np.int64)[:-1]
-    y_safe = np.where(np.isfinite(y), y, np.nan)
-    lo = np.fmin.reduceat(y_safe, edges)
-    hi = np.fmax.reduceat(y_safe, edges)
-    bucket = np.repeat(np.arange(buckets), np.diff(np.append(edges, len(t))))
-    pos = np.arange(len(t))
-    low_at = _where(bucket, y_safe, lo, pos, buckets)
-    high_at = _where(bucket, y_safe, hi, pos, buckets)
-    at = np.sort(np.concatenate([low_at, high_at]))
+    per = -(-n // buckets)
+    padded = np.full(buckets * per, np.nan)
+    padded[:n] = y
+    finite = np.isfinite(padded)
+    base = np.arange(buckets) * per
+    low = base + np.where(finite, padded, np.inf).reshape(buckets, per).argmin(axis=1)
+    high = base + np.where(finite, padded, -np.inf).reshape(buckets, per).argmax(axis=1)
+    at = np.unique(np.minimum(np.concatenate([low, high]), n - 1))
     return t[at], y[at]
-
-
-def _where(bucket: np.ndarray, y: np.ndarray, target: np.ndarray, pos: np.ndarray, buckets: int) -> np.ndarray:
-    """The first row of each bucket holding its ``target`` value (the bucket's first row if all are NaN)."""
-    hit = (y == target[bucket]) | np.isnan(target[bucket])
-    first = np.full(buckets, len(y), dtype=np.int64)
-    np.minimum.at(first, bucket[hit], pos[hit])
-    return first
 
 
 def _finite(a: np.ndarray) -> list[float | None]:
