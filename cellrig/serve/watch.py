@@ -50,7 +50,8 @@ def row(run: Run, folder: Path) -> dict[str, Any]:
         state, reason = "tripped", f"{trips['message'].iloc[-1]} (still recording)"
     elif status == "running" and len(held) and held["kind"].iloc[-1] == "pause":
         state = "paused"
-    cycle_stream = run.cycle_stream or (run.streams[0] if run.streams else None)
+    electrical = [s for s in run.streams if "voltage" in run.columns(s)]  # an abuse run's: the rig's
+    cycle_stream = run.cycle_stream or (electrical[0] if electrical else None)
     elapsed = max((run.last(s).get("time", 0.0) for s in run.streams), default=0.0)
     return {
         "id": run_id(run.path),
