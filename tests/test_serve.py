@@ -21,6 +21,10 @@ from playwright.sync_api import sync_playwright
 from waiting import wait_for
 
 from cellrig.analysis.synthetic import SyntheticCell, write_run
+from cellrig.protocols import parse
+from cellrig.protocols.engine import State
+from cellrig.protocols.program import Enter
+from cellrig.serve.eta import time_left
 from cellrig.serve.series import decimate
 from cellrig.sim.process import served_lab
 
@@ -68,6 +72,33 @@ def test_decimation_keeps_spikes_order_and_a_bounded_size():
     assert len(td) == 1000 and np.all(np.diff(td) > 0)
     assert np.nanmax(yd) == 9.0 and td[np.nanargmax(yd)] == 654_321
     assert np.nanmin(yd) == pytest.approx(-1.0, abs=1e-6)
+
+
+TIMED = """
+name: timed
+steps:
+  - rest: 2 h
+  - repeat:
+      times: 3
+      steps:
+        - rest: 1 h
+        - wait: 30 min
+"""
+
+
+def test_time_left_walks_the_remaining_steps_through_their_loops():
+    program = parse(TIMED).program
+    assert time_left(program, State(), None) == (2 * 3600 + 3 * 5400, True)
+    assert time_left(program, State(), 1800.0) == (1.5 * 3600 + 3 * 5400, True)  # half an hour into the rest
+    first = next(i for i, ins in enumerate(program) if getattr(ins, "label", "") == "repeat/wait")
+    loop = next(ins.loop for ins in program if isinstance(ins, Enter))
+    in_second = State(pc=first, count={loop: 1})  # the wait of the second time round (one done), not started
+    assert time_left(program, in_second, None) == (1800 + 5400, True)
+    bounded = time_left(parse(cccv_cycles("c", 2)).program, State(), None)
+    assert bounded == (2 * (3 * 3600 + 600 + 3 * 3600 + 600), False)  # charges end on a current: at most
+    loop = "{times: 100, until: retention < 80 %, steps: [{cc: {current: -1C, until_voltage: $v_min}}]}"
+    until = f"name: u\nsteps:\n  - repeat: {loop}\n"
+    assert time_left(parse(until).program, State(), None) is None
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -121,6 +152,8 @@ def test_a_live_campaign_shows_in_a_phone_and_a_desktop_browser_updates_and_puts
                 phone = browser.new_page(viewport=PHONE)
                 phone.goto(url)
                 wait_for(lambda: len(_cells(phone)) == 2, "both runs on the page", 60, 0.1)
+                lefts = phone.locator("#runs td[data-label=left]")
+                wait_for(lambda: any(t.startswith("≤ ") for t in lefts.all_inner_texts()), "a time left", 60, 0.1)
                 first = {cell: elapsed for cell, _, elapsed in _cells(phone)}
                 wait_for(
                     lambda: any(first[c] != e for c, _, e in _cells(phone)), "a run's elapsed time to move", 60, 0.1

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..storage import Run, RunFileError, open_run
+from .eta import run_time_left
 
 REFRESH_S = 2.0  # real seconds between looks at the folders
 RECHECK_S = 10.0  # a live run's file unchanged this long is read again (its writer may have died)
@@ -38,14 +41,22 @@ def _temperature(run: Run) -> float | None:
     return air if air is not None else _last(run, run.cycle_stream or "", "temperature")
 
 
+def _left(run: Run, step: pd.DataFrame, now: float) -> tuple[float, bool] | None:
+    """Time left, from the last checkpoint and the step started after it (if one has)."""
+    checkpoint = run.events_of("checkpoint", last=1)
+    since = float(checkpoint["time"].iloc[-1]) if len(checkpoint) else -1.0
+    started = len(step) and float(step["time"].iloc[-1]) >= since
+    in_step = now - float(step["time"].iloc[-1]) if started else None
+    return run_time_left(run.meta, str(checkpoint["message"].iloc[-1]) if len(checkpoint) else None, in_step)
+
+
 def row(run: Run, folder: Path) -> dict[str, Any]:
-    """One run's line of the overview, read from its file (a few rows and the events that matter)."""
-    meta, status = run.meta, run.status
-    said = run.events_of("step_start", "pause", "continue", "trip", "end", "resume")
-    steps = said[said["kind"] == "step_start"]
-    state, reason = status, run.end_reason
-    held = said[said["kind"].isin(["pause", "continue"])]
-    trips = said[said["kind"] == "trip"]
+    """One run's line of the overview, read from its file: a few rows, and the last event of each kind that
+    matters (a months-long run has tens of thousands of events; their messages are not read)."""
+    meta, status, state, reason = run.meta, run.status, run.status, run.end_reason
+    steps = run.events_of("step_start", last=1)
+    held = run.events_of("pause", "continue", last=1)
+    trips = run.events_of("trip", last=1)
     if status == "running" and len(trips):  # the outputs are safe; the loggers still record the aftermath
         state, reason = "tripped", f"{trips['message'].iloc[-1]} (still recording)"
     elif status == "running" and len(held) and held["kind"].iloc[-1] == "pause":
@@ -53,6 +64,7 @@ def row(run: Run, folder: Path) -> dict[str, Any]:
     electrical = [s for s in run.streams if "voltage" in run.columns(s)]  # an abuse run's: the rig's
     cycle_stream = run.cycle_stream or (electrical[0] if electrical else None)
     elapsed = max((run.last(s).get("time", 0.0) for s in run.streams), default=0.0)
+    left = _left(run, steps, elapsed) if state in ("running", "paused") else None
     return {
         "id": run_id(run.path),
         "file": str(run.path.relative_to(folder.parent) if run.path.is_relative_to(folder.parent) else run.path),
@@ -67,6 +79,8 @@ def row(run: Run, folder: Path) -> dict[str, Any]:
         "current": _last(run, cycle_stream, "current") if cycle_stream else None,
         "temperature": _temperature(run),
         "elapsed_h": elapsed / 3600.0,
+        "left_h": None if left is None else left[0] / 3600.0,
+        "left_exact": bool(left and left[1]),
         "started": str(run.attrs.get("started", "")),
     }
 
