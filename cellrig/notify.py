@@ -84,14 +84,14 @@ def read_routes(entries: Any, where: str, problems: list[str]) -> list[Route]:
             problems.append(f'{at}: expected {{url = "…", events = [...]}}, got {entry!r}')
             continue
         url, kinds = entry["url"], entry.get("events", sorted(KINDS))
-        if not isinstance(url, str) or not apprise.Apprise().add(url):
+        known_url = isinstance(url, str) and apprise.Apprise().add(url)
+        if not known_url:
             problems.append(f"{at}.url: not a notification URL apprise knows ({url!r})")
-            continue
         unknown = [k for k in kinds if k not in KINDS] if isinstance(kinds, list) else [kinds]
         if unknown:
             problems.append(f"{at}.events: unknown {unknown} (known: {', '.join(KINDS)})")
-            continue
-        routes.append(Route(url, frozenset(kinds)))
+        if known_url and not unknown:
+            routes.append(Route(url, frozenset(kinds)))
     return routes
 
 

@@ -52,13 +52,17 @@ def test_a_notify_section_with_mistakes_is_refused_with_every_reason(tmp_path):
         "roles": tomllib.loads(ROLES.read_text())["roles"],
         "notify": {
             "disk_free_gb": -1,
-            "to": [{"url": "nosuchservice://x"}, {"url": "json://127.0.0.1/x", "events": ["trip", "sunrise"]}, "x"],
+            "to": [
+                {"url": "nosuchservice://x", "events": ["dusk"]},
+                {"url": "json://127.0.0.1/x", "events": ["trip", "sunrise"]},
+                "x",
+            ],
         },
     }
     with pytest.raises(LabFileError) as err:
         Lab.from_dict(bad, "lab.toml")
     said = str(err.value)
-    for reason in ("notify.disk_free_gb", "notify.to[0].url", "sunrise", "notify.to[2]"):
+    for reason in ("notify.disk_free_gb", "notify.to[0].url", "notify.to[0].events", "sunrise", "notify.to[2]"):
         assert reason in said, said
 
 

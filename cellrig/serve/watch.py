@@ -100,15 +100,13 @@ class Watcher:
     folders: list[Path]
     seen: dict[Path, _Seen] = field(default_factory=dict)
     version: int = 0  # bumped whenever a row changes
-    _changed: threading.Condition = field(default_factory=threading.Condition)
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    def refresh(self) -> bool:
-        """Look at every folder once; True if any row changed."""
-        now, changed, present = time.monotonic(), False, set()
+    def refresh(self) -> None:
+        """Look at every folder once.  The rows are swapped in whole: a request never sees them half-made."""
+        now, changed, seen = time.monotonic(), False, {}
         for folder in self.folders:
             for path in sorted(folder.glob("**/*.h5")):
-                present.add(path)
                 try:
                     stat = path.stat()
                 except OSError:
@@ -116,36 +114,28 @@ class Watcher:
                 stamp, old = (stat.st_mtime_ns, stat.st_size), self.seen.get(path)
                 live = old is not None and old.row["state"] in ("running", "paused", "tripped")
                 if old is not None and old.stamp == stamp and not (live and now - old.checked > RECHECK_S):
+                    seen[path] = old
                     continue
                 try:
                     new = row(open_run(path), folder)
                 except (RunFileError, OSError, KeyError, ValueError):  # being created, or not a run
+                    if old is not None:  # a read that failed this once: keep what it said before
+                        seen[path] = old
                     continue
-                if old is None or new != old.row:
-                    changed = True
-                self.seen[path] = _Seen(stamp, now, new, path)
-        for gone in set(self.seen) - present:
-            del self.seen[gone]
-            changed = True
+                changed = changed or old is None or new != old.row
+                seen[path] = _Seen(stamp, now, new, path)
+        changed = changed or set(seen) != set(self.seen)
+        self.seen = seen
         if changed:
-            with self._changed:
-                self.version += 1
-                self._changed.notify_all()
-        return changed
+            self.version += 1  # the event stream sends the rows again
 
     def rows(self) -> list[dict[str, Any]]:
         """Every run, what needs a person first, then the newest first."""
-        rows = sorted((s.row for s in self.seen.values()), key=lambda r: r["started"], reverse=True)
+        rows = sorted((s.row for s in self.seen.values()), key=lambda r: r["started"], reverse=True)  # one dict
         return sorted(rows, key=lambda r: RANK.get(r["state"], 6))
 
     def path(self, run: str) -> Path | None:
         return next((s.path for s in self.seen.values() if s.row["id"] == run), None)
-
-    def wait(self, version: int, timeout: float) -> int:
-        """Block until the rows are newer than ``version`` (or ``timeout`` real seconds); the version now."""
-        with self._changed:
-            self._changed.wait_for(lambda: self.version != version or self._stop.is_set(), timeout)
-            return self.version
 
     def start(self) -> "Watcher":
         self.refresh()
@@ -154,8 +144,6 @@ class Watcher:
 
     def stop(self) -> None:
         self._stop.set()
-        with self._changed:
-            self._changed.notify_all()
 
     def _loop(self) -> None:
         while not self._stop.wait(REFRESH_S):
