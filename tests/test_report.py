@@ -6,11 +6,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from cellrig.analysis.cycles import BDF_NAMES
 from cellrig.analysis.parallel import analyse_campaign
 from cellrig.analysis.report import SECTIONS, cycles_table, render_report, report_data, voltage_rows
 from cellrig.analysis.synthetic import FadeCurve, SyntheticAbuse, SyntheticCell, write_abuse_run, write_run
+from cellrig.cli import main
 from cellrig.storage import open_campaign
 
 BASE = SyntheticCell(cycles=120, samples=60)
@@ -205,3 +207,14 @@ def test_sections_say_so_when_the_campaign_has_no_such_runs(campaign):
     page = render_report(analysis, "no abuse", 3.0)
     assert "No abuse-test runs" in _section(page, "Abuse tests")
     assert "needs at least 5 cells with 100 complete cycles" in _section(page, "Early life prediction")
+
+
+def test_a_folder_of_abuse_tests_alone_gets_a_report_of_them(tmp_path):
+    for i, cell in enumerate(("N1", "N2")):
+        write_abuse_run(tmp_path / f"{cell}.h5", SyntheticAbuse(cell_id=cell, duration=1800.0, seed=i + 3))
+    result = CliRunner().invoke(main, ["report", str(tmp_path), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "No cycle-life runs; 2 characterisation or abuse runs" in _section(page, "Summary")
+    assert all(f'alt="abuse test {cell}: nail-gbt31485"' in _section(page, "Abuse tests") for cell in ("N1", "N2"))
+    assert "<h2>Capacity fade</h2>" not in page

@@ -10,7 +10,7 @@ workers must be able to read the run files under the same paths.
 import os
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ from dask.utils import key_split
 
 from ..storage import CATALOG_COLUMNS, Campaign, RunFileError, run_file
 from .characterisation import specific_energy
-from .cycles import cycle_summary
-from .life import life_metrics
+from .cycles import SUMMARY_COLUMNS, cycle_summary
+from .life import LifeMetrics, life_metrics
 from .steps import DEFAULT_DETECTION, StepDetection
 
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous", "sync", "single-threaded")
@@ -32,6 +32,7 @@ CAMPAIGN_PATTERN = "**/*.h5"  # open_campaign's default
 CYCLER = "cycler"  # the stream a run's cycles come from
 TASKS_PER_THREAD = 4  # on a cluster: batches small enough to balance, few enough to cost little
 CONNECT_TIMEOUT = 10  # s to reach a dask.distributed scheduler
+LIFE_COLUMNS = [f.name for f in fields(LifeMetrics)] + ["specific_energy"]  # every life row's, even with no row
 
 Progress = Callable[[int], None]  # called with the number of runs analysed so far
 
@@ -218,8 +219,9 @@ def _collect(results: Iterable[RunResult], catalog: pd.DataFrame | None) -> Camp
         for i, name in enumerate(("run_id", "cell_id")):  # repeat each run's label, then convert: not every row
             cycles.insert(i, name, pd.Index([r.summary.attrs[name] for r in done]).repeat(lengths).array)
     else:
-        cycles = pd.DataFrame(columns=["run_id", "cell_id", "cycle"])
+        cycles = pd.DataFrame(columns=["run_id", "cell_id", *SUMMARY_COLUMNS])  # e.g. a folder of abuse tests
     life = pd.DataFrame([r.life for r in done], index=pd.Index([r.path for r in done], name="path"))
+    life = life.reindex(columns=[*life.columns, *(c for c in LIFE_COLUMNS if c not in life.columns)])
     if catalog is not None:
         life = catalog.set_index("path").join(life, how="inner")
     errors = pd.DataFrame([(r.path, r.error) for r in results if r.error is not None], columns=["path", "error"])

@@ -169,7 +169,7 @@ def report(folder: Path, out_file: Path, tolerance: float, scheduler: str | None
     from ..analysis.report import SECTIONS, render_report
 
     _, analysis = analyse_folder(folder, scheduler)
-    if analysis.life.empty:
+    if analysis.life.empty and analysis.others.empty:  # a folder of abuse tests alone still has its section
         raise click.ClickException(f"{folder}: no run could be analysed")
     with progress() as bar:
         task = bar.add_task("writing report", total=len(SECTIONS))
