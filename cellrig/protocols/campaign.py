@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..inputs import InputError, read_text
 from ..lab import Lab
-from ..notify import Notifier, Route, read_routes
+from ..notify import Route, read_routes
 from ..storage import open_run
 from . import language as L
 from . import library
@@ -199,9 +199,8 @@ def _shared(
     name: str | None,
     routes: list[Route],
 ) -> Shared:
-    notifier = Notifier([*lab.notify.routes, *routes]) if lab.notify.routes or routes else None
     campaign = CampaignEnd(name) if name else None
-    shared = Shared(lab, poll=poll, interrupt=interrupt or StopRequest(), notifier=notifier, campaign=campaign)
+    shared = Shared(lab, poll=poll, interrupt=interrupt or StopRequest(), routes=tuple(routes), campaign=campaign)
     shared.chamber_safe_on_trip.update(name for name, chamber in chambers.items() if chamber.safe_on_trip)
     return shared
 

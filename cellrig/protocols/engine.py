@@ -22,6 +22,7 @@ import getpass
 import itertools
 import json
 import logging
+import re
 import socket
 import time
 from collections import deque
@@ -35,7 +36,7 @@ import numpy as np
 from ..inputs import path_in
 from ..lab import Lab
 from ..lab_locks import Claim
-from ..notify import Notifier
+from ..notify import Notifier, Route
 from ..storage import Column, RunExistsError, RunWriter, open_run
 from . import control
 from . import language as L
@@ -127,6 +128,15 @@ class State:
         return self.q_last[loop] / first if first else None
 
 
+_DISCHARGED = re.compile(r": ([0-9.]+) Ah discharged$")
+
+
+def step_discharge(message: str) -> float | None:
+    """The Ah a ``step_end`` event's message says its step discharged; None if it discharged nothing."""
+    found = _DISCHARGED.search(message)
+    return float(found.group(1)) if found else None
+
+
 #: The event that records, at each checkpoint of a run on the embedded virtual lab, its cell's state.
 VIRTUAL_CELL = "virtual_cell"
 
@@ -149,12 +159,13 @@ class Shared:
     interrupt: StopRequest = field(default_factory=StopRequest)
     chamber_safe_on_trip: set[str] = field(default_factory=set)
     poll: float = POLL  # lab seconds between polls (MIN_WALL_POLL to MAX_WALL_POLL of real time)
-    notifier: Notifier | None = None  # default: the lab file's [notify] routes, if it has any
+    routes: tuple[Route, ...] = ()  # alert routes beside the lab file's [notify] ones: a campaign file's
     campaign: CampaignEnd | None = None  # the runs' campaign, told of once its last run ends
+    notifier: Notifier | None = field(init=False, default=None)  # sends to every route; None without one
 
     def __post_init__(self) -> None:
-        if self.notifier is None and self.lab.notify.routes:
-            self.notifier = Notifier(self.lab.notify.routes)
+        routes = (*self.lab.notify.routes, *self.routes)
+        self.notifier = Notifier(routes) if routes else None
 
     def hub(self, role: str) -> DAQHub:
         if role not in self.hubs:
@@ -378,7 +389,7 @@ class Runner:
         checkpoints = run.events[run.events["kind"] == "checkpoint"]
         state = State.from_json(checkpoints["message"].iloc[-1]) if len(checkpoints) else State()
         started_clock = float(meta["clock"]["started"])
-        last = max((run.last(s)["time"] for s in run.streams if run.rows(s)), default=0.0)
+        last = run.elapsed
         claim = cls._claim(protocol, binding, shared.lab, f"run {Path(path).resolve()}")
         try:
             if shared.lab.virtual is not None:
@@ -648,6 +659,7 @@ class Runner:
             if not leaf.rpt:
                 for loop in self.state.active:
                     self.state.q_iter[loop] += self.leaf_discharge
+        # step_discharge reads the Ah back from this message
         message = leaf.label + (f": {self.leaf_discharge:.4f} Ah discharged" if self.leaf_discharge > 1e-6 else "")
         self.event("step_end", message)
 

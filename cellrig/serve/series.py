@@ -1,17 +1,16 @@
 """A run's page: every stream's columns grouped by quantity, decimated on the server; its fade and events."""
 
 import math
-import re
 from typing import Any
 
 import numpy as np
 
+from ..protocols.engine import VIRTUAL_CELL, step_discharge
 from ..storage import Run
 
 POINTS = 1200  # per trace: enough for a phone's or a desktop's width, whatever the run's length
-QUIET = ("checkpoint", "virtual_cell")  # events the log leaves out
+QUIET = ("checkpoint", VIRTUAL_CELL)  # events the log leaves out
 EVENTS = 200
-_DISCHARGED = re.compile(r": ([0-9.]+) Ah discharged")
 _SKIP = {"step", "cycle"}
 
 
@@ -38,8 +37,7 @@ def _finite(a: np.ndarray) -> list[float | None]:
 
 def plots(run: Run, hours: float | None) -> dict[str, list[dict[str, Any]]]:
     """Units → traces ``{name, t (h), y}``; the last ``hours`` of the run, or all of it."""
-    end = max((run.last(s).get("time", 0.0) for s in run.streams), default=0.0)
-    since = None if hours is None else end - hours * 3600.0
+    since = None if hours is None else run.elapsed - hours * 3600.0
     out: dict[str, list[dict[str, Any]]] = {}
     for stream in run.streams:
         units = run.columns(stream)
@@ -59,9 +57,9 @@ def fade(run: Run) -> list[tuple[int, float]]:
     ends = run.events_of("step_end")
     per: dict[int, float] = {}
     for cycle, message in zip(ends["cycle"].tolist(), ends["message"].tolist(), strict=True):
-        found = _DISCHARGED.search(message or "")
-        if found:
-            per[int(cycle)] = per.get(int(cycle), 0.0) + float(found.group(1))
+        ah = step_discharge(message or "")
+        if ah is not None:
+            per[int(cycle)] = per.get(int(cycle), 0.0) + ah
     return sorted(per.items())
 
 

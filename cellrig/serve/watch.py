@@ -23,22 +23,20 @@ def run_id(path: Path) -> str:
     return hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
 
 
-def _last(run: Run, stream: str, column: str) -> float | None:
-    if stream not in run.streams or column not in run.columns(stream):
-        return None
-    value = run.last(stream).get(column)
+def _value(lasts: dict[str, dict[str, float]], stream: str | None, column: str) -> float | None:
+    value = lasts.get(stream or "", {}).get(column)
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _temperature(run: Run) -> float | None:
+def _temperature(run: Run, lasts: dict[str, dict[str, float]]) -> float | None:
     """The cell's temperature where a probe gives it, else the chamber air's."""
     if "daq" in run.streams:
         probes = [c for c, units in run.columns("daq").items() if units == "degC"]
         named = [c for c in probes if "cell" in c or c == "temperature"] or probes
         if named:
-            return _last(run, "daq", named[0])
-    air = _last(run, "chamber", "temperature")
-    return air if air is not None else _last(run, run.cycle_stream or "", "temperature")
+            return _value(lasts, "daq", named[0])
+    air = _value(lasts, "chamber", "temperature")
+    return air if air is not None else _value(lasts, run.cycle_stream, "temperature")
 
 
 def _left(run: Run, step: pd.DataFrame, now: float) -> tuple[float, bool] | None:
@@ -63,7 +61,8 @@ def row(run: Run, folder: Path) -> dict[str, Any]:
         state = "paused"
     electrical = [s for s in run.streams if "voltage" in run.columns(s)]  # an abuse run's: the rig's
     cycle_stream = run.cycle_stream or (electrical[0] if electrical else None)
-    elapsed = max((run.last(s).get("time", 0.0) for s in run.streams), default=0.0)
+    lasts = run.lasts()  # every stream's last row, in one read
+    elapsed = max((last.get("time", 0.0) for last in lasts.values()), default=0.0)
     left = _left(run, steps, elapsed) if state in ("running", "paused") else None
     return {
         "id": run_id(run.path),
@@ -75,9 +74,9 @@ def row(run: Run, folder: Path) -> dict[str, Any]:
         "reason": reason or "",
         "step": str(steps["message"].iloc[-1]) if len(steps) else "",
         "cycle": int(steps["cycle"].iloc[-1]) if len(steps) else None,
-        "voltage": _last(run, cycle_stream, "voltage") if cycle_stream else None,
-        "current": _last(run, cycle_stream, "current") if cycle_stream else None,
-        "temperature": _temperature(run),
+        "voltage": _value(lasts, cycle_stream, "voltage"),
+        "current": _value(lasts, cycle_stream, "current"),
+        "temperature": _temperature(run, lasts),
         "elapsed_h": elapsed / 3600.0,
         "left_h": None if left is None else left[0] / 3600.0,
         "left_exact": bool(left and left[1]),

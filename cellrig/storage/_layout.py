@@ -24,6 +24,11 @@ EVENT_KIND_BYTES = 32
 EVENT_MESSAGE_BYTES = 2048
 
 
+def held_rows(datasets: Mapping[str, h5py.Dataset]) -> int:
+    """Rows every one of a table's columns holds (a crash between two columns' writes may leave one longer)."""
+    return min(d.shape[0] for d in datasets.values())
+
+
 def fit_text(text: str, size: int) -> bytes:
     """UTF-8 bytes of ``text`` cut (on a character boundary, marked …) to fit ``size`` bytes."""
     data = text.encode()

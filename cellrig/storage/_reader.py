@@ -49,9 +49,14 @@ def _open(path: Path) -> Iterator[h5py.File]:
 
 
 def _columns(group: h5py.Group) -> dict[str, np.ndarray]:
-    """Every column of a table, cut to the rows all of them hold (a crash may leave one longer)."""
-    rows = min(d.shape[0] for d in group.values())
+    """Every column of a table, cut to the rows all of them hold."""
+    rows = L.held_rows(group)
     return {name: d[:rows] for name, d in group.items()}
+
+
+def _last_row(group: h5py.Group) -> dict[str, float]:
+    rows = L.held_rows(group)
+    return {c: d[rows - 1].item() for c, d in group.items()} if rows else {}
 
 
 def _event_frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -106,23 +111,31 @@ class Run:
         """A stream's last row (reads only that row): column → value, empty if the stream has none."""
         self.columns(name)
         with _open(self.path) as f:
-            group = f[L.STREAMS][name]
-            rows = min(d.shape[0] for d in group.values())
-            return {c: d[rows - 1].item() for c, d in group.items()} if rows else {}
+            return _last_row(f[L.STREAMS][name])
+
+    def lasts(self) -> dict[str, dict[str, float]]:
+        """Every stream's last row (empty for a stream with none), in one opening of the file."""
+        with _open(self.path) as f:
+            return {name: _last_row(f[L.STREAMS][name]) for name in self.streams}
+
+    @property
+    def elapsed(self) -> float:
+        """Run time (s) of the newest row of any stream; 0 before the first."""
+        return max((row.get(L.TIME, 0.0) for row in self.lasts().values()), default=0.0)
 
     def rows(self, name: str) -> int:
         """Rows a stream holds now (cheap: reads no data)."""
         if name not in self._units:
             raise UnknownStreamError(f"{self.path}: unknown stream {name!r} (streams: {', '.join(self.streams)})")
         with _open(self.path) as f:
-            return min(d.shape[0] for d in f[L.STREAMS][name].values())
+            return L.held_rows(f[L.STREAMS][name])
 
     def tail(self, name: str, since: float | None = None) -> dict[str, np.ndarray]:
         """A stream's columns (``time`` too) from run time ``since`` (s) on, or whole; reads only those rows."""
         self.columns(name)
         with _open(self.path) as f:
             group = f[L.STREAMS][name]
-            rows = min(d.shape[0] for d in group.values())
+            rows = L.held_rows(group)
             first = 0 if since is None else int(np.searchsorted(group[L.TIME][:rows], since))
             return {c: d[first:rows] for c, d in group.items()}
 
@@ -183,7 +196,7 @@ def status_of(path: Path, end: tuple[str, str | None] | None) -> str:
 
 def event_kinds(events: h5py.Group) -> np.ndarray:
     """The kind (bytes) of every event row that all the event columns hold (a crash may leave one longer)."""
-    return events["kind"][: min(d.shape[0] for d in events.values())]
+    return events["kind"][: L.held_rows(events)]
 
 
 def read_end(events: h5py.Group) -> tuple[str, str | None] | None:

@@ -98,7 +98,7 @@ class RunFile:
         index = self.file.get(L.CYCLE_INDEX)
         if index is None or "first_row" not in index:
             return np.empty(0, np.int64)
-        return index["first_row"][: min(d.shape[0] for d in index.values())]
+        return index["first_row"][: L.held_rows(index)]
 
     def read(
         self,
@@ -114,7 +114,7 @@ class RunFile:
         if stream not in self.streams:
             raise UnknownStreamError(f"{self.path}: unknown stream {stream!r} (streams: {', '.join(self.streams)})")
         datasets = self._datasets(stream)
-        rows = min(d.shape[0] for d in datasets.values())
+        rows = L.held_rows(datasets)
         stop = rows if stop is None else min(stop, rows)
         count = max(stop - start, 0)
         wanted = [L.TIME, *(c for c in (names or datasets) if c != L.TIME)]

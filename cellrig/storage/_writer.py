@@ -44,7 +44,7 @@ class _Stream:
         self.columns = {c: L.Column(ds.attrs.get("units", ""), ds.dtype.str) for c, ds in group.items()}
         self.names = tuple(self.columns)
         self.datasets = {c: group[c] for c in self.names}
-        self.rows = min(d.shape[0] for d in self.datasets.values())
+        self.rows = L.held_rows(self.datasets)
         self.buffer = {c: np.empty(L.CHUNK_ROWS, np.dtype(col.dtype)) for c, col in self.columns.items()}
         self.pending = 0
         self.fast_types = {c: _FAST_TYPES[np.dtype(col.dtype).kind] for c, col in self.columns.items()}
@@ -238,9 +238,7 @@ class RunWriter:
             f = h5py.File(path, "a", **_OPEN)
             cycle_stream = f.attrs.get("cycle_stream") or None
             for group in f[L.STREAMS].values():
-                rows = min(d.shape[0] for d in group.values())
-                for d in group.values():
-                    d.resize((rows,))
+                _trim(group)
             _trim(f[L.EVENTS])
             _trim(f[L.CYCLE_INDEX])
             f.swmr_mode = True
@@ -522,6 +520,6 @@ def _table(
 
 
 def _trim(group: h5py.Group) -> None:
-    rows = min(d.shape[0] for d in group.values())
+    rows = L.held_rows(group)
     for d in group.values():
         d.resize((rows,))
