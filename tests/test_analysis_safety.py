@@ -13,9 +13,11 @@ from cellrig.analysis.safety import (
     safety_from_run,
     safety_metrics,
 )
+from cellrig.protocols import library
 from cellrig.sim.cell import NMC811, SULFIDE_ASSB, Cell, Chemistry
 from cellrig.storage import Column, RunWriter
 
+NAIL, CRUSH = (library.header(name).criteria.record() for name in ("nail-gbt31485", "crush-un38.3-t6"))
 NAIL_AT = 600  # s: the nail pierces the cell here, after a full T1 window of rest
 NOISE_C = 0.05  # °C thermocouple noise
 TRIGGER = 1.0  # °C/s
@@ -60,6 +62,11 @@ def arc_trace(chem: Chemistry, start: float, seed: int = 2) -> tuple[np.ndarray,
         temp.append(cell.temperature)
         tail -= cell.reacted >= 1.0
     return np.arange(len(temp), dtype=float), np.array(temp) + rng.normal(0, NOISE_C, len(temp))
+
+
+def met(verdict) -> dict:
+    """Each criterion's text and whether it was met."""
+    return {text: ok for text, ok, _ in verdict.criteria}
 
 
 def metrics(trace: dict, **kwargs):
@@ -112,11 +119,11 @@ def test_an_observed_fire_fails_the_nail_and_crush_criteria():
     trace = nail_trace(NMC811, seconds=NAIL_AT + 600)
     burning = metrics(trace, observed=Observations(fire=True, venting=True))
     assert burning.eucar_level == 5
-    verdict = passes("GB/T 31485-2015 nail", burning)
+    verdict = passes(NAIL, burning)
     assert verdict.passed is False
-    assert ("no fire", False) in verdict.criteria
-    assert ("observed 1 h with the nail in (§6.2.8)", False) in verdict.criteria
-    assert passes("UN 38.3 T.6 crush", burning).passed is False  # T3 > 170 °C too
+    assert met(verdict)["no fire"] is False
+    assert met(verdict)["observed 1 h with the nail in (§6.2.8)"] is False
+    assert passes(CRUSH, burning).passed is False  # T3 > 170 °C too
 
 
 def test_sulfide_nail_has_no_t2_eucar_at_most_2_with_the_adaptation_and_passes_the_nail_test(sulfide_nail):
@@ -128,21 +135,18 @@ def test_sulfide_nail_has_no_t2_eucar_at_most_2_with_the_adaptation_and_passes_t
     assert r.force_at_short is None  # its 1 Ω nail short pulls the voltage 100 mV down only after the rig log ends
     assert r.eucar_evidence["mass_loss_g"] == 0.0
     assert "50 % electrolyte-mass rule is not applicable" in r.eucar_evidence["adaptation"]
-    verdict = passes("GB/T 31485-2015 nail", r)  # signals alone: fire and explosion are judged by observation
+    verdict = passes(NAIL, r)  # signals alone: fire and explosion are judged by observation
     assert verdict.passed is None and verdict.state == "provisional" and len(verdict.criteria) == 3
-    assert ("no fire", None) in verdict.criteria and (
-        "observed 1 h with the nail in (§6.2.8)",
-        True,
-    ) in verdict.criteria
-    seen = passes("GB/T 31485-2015 nail", replace(r, observed=Observations()))  # the operator saw nothing happen
+    assert met(verdict) == {"no fire": None, "no explosion": None, "observed 1 h with the nail in (§6.2.8)": True}
+    seen = passes(NAIL, replace(r, observed=Observations()))  # the operator saw nothing happen
     assert seen.passed is True and seen.state == "PASS"
 
 
 def test_a_runaway_nobody_observed_is_never_passed(nmc_nail):
-    verdict = passes("GB/T 31485-2015 nail", nmc_nail)
+    verdict = passes(NAIL, nmc_nail)
     assert nmc_nail.eucar_level >= 3 and nmc_nail.observed is None
     assert verdict.state == "provisional" and verdict.passed is None
-    assert passes("UN 38.3 T.6 crush", nmc_nail).state == "FAIL"  # its 170 °C limit is measured, not observed
+    assert passes(CRUSH, nmc_nail).state == "FAIL"  # its 170 °C limit is measured, not observed
 
 
 def test_a_noisy_flat_trace_gives_no_t1_because_of_the_smoothing():
@@ -183,11 +187,20 @@ def test_eucar_evidence_records_raw_mass_loss_without_liquid_electrolyte():
     assert "mass_loss_pct_electrolyte" not in evidence and "not applicable" in evidence["adaptation"]
 
 
-def test_sae_j2464_is_report_only_and_unknown_standards_are_refused(sulfide_nail):
-    verdict = passes("SAE J2464", sulfide_nail)
-    assert verdict.passed is None and verdict.eucar_level == sulfide_nail.eucar_level
-    with pytest.raises(ValueError, match="unknown standard"):
-        passes("ISO 9999", sulfide_nail)
+def test_sae_j2464_is_report_only_and_no_criteria_are_refused(sulfide_nail):
+    verdict = passes(library.header("nail-sae-j2464").criteria.record(), sulfide_nail)
+    assert verdict.passed is None and verdict.state == "report only"
+    assert verdict.eucar_level == sulfide_nail.eucar_level and verdict.standard == "SAE J2464 nail penetration"
+    with pytest.raises(ValueError, match="no pass criteria"):
+        passes("", sulfide_nail)
+
+
+def test_each_criterion_says_the_evidence_that_decided_it(nmc_nail):
+    seen = passes(CRUSH, replace(nmc_nail, observed=Observations(smoke=True, venting=True)))
+    evidence = {text: why for text, _, why in seen.criteria}
+    assert evidence["external temperature ≤ 170 °C"].startswith(f"measured: T3 {nmc_nail.t3:.1f} °C")
+    assert evidence["no fire"] == "observed: not seen" and evidence["observed 6 h"].startswith("measured: recorded")
+    assert seen.standard == "UN 38.3 T.6 crush"
 
 
 def test_options_are_validated_and_short_traces_refused():

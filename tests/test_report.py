@@ -137,7 +137,6 @@ ABUSE = [
     SyntheticAbuse(
         cell_id="N2",
         protocol="crush-un38.3-t6",
-        criteria="UN 38.3 T.6 crush",
         runaway=False,
         duration=6 * 3600 + 700,
         observations=(("venting", True), ("mass_before_g", 70.0), ("mass_after_g", 68.0), ("electrolyte_mass_g", 10.0)),
@@ -186,7 +185,7 @@ def test_the_abuse_section_marks_t1_t2_t3_and_tabulates_eucar_with_evidence_and_
     assert nail[1].startswith("27.") or nail[1].startswith("28.")  # T1 near the 25 °C start
     assert "not reached" not in nail[2] and float(nail[3].split()[0]) == pytest.approx(650.0, abs=0.5)
     assert nail[7] == "<b>3</b>" and "thermal runaway (dT/dt ≥ 1 °C/s): yes" in nail[8]
-    assert nail[9] == "GB/T 31485-2015 nail" and "<b>FAIL</b>" in nail[10] and "✗ observed 1 h" in nail[10]
+    assert nail[9] == "GB/T 31485-2015 §6.2.8" and "<b>FAIL</b>" in nail[10] and "✗ observed 1 h" in nail[10]
     # N2: no runaway but vented (recorded): EUCAR 4, T2 not reached; UN 38.3 T.6 passes (below 170 °C, 6 h)
     assert crush[2] == "not reached" and crush[7] == "<b>4</b>" and "observed: venting" in crush[8]
     assert crush[9] == "UN 38.3 T.6 crush" and "<b>PASS</b>" in crush[10] and "✓ external temperature" in crush[10]

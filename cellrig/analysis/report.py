@@ -25,7 +25,7 @@ from .early import FEATURES, FINAL_CYCLE, fit_cycle_life, run_features
 from .ica import dqdv
 from .life import at_main_rate, measured_cycles
 from .parallel import CampaignAnalysis, Progress
-from .safety import STANDARDS, SafetyResult, Verdict, abuse_result, passes
+from .safety import SafetyResult, Verdict, abuse_result, marks, passes
 from .steps import DIRECTIONS, PULSE, find_steps, read_stream
 
 BDF_ONTOLOGY = "1.3.0"
@@ -388,7 +388,7 @@ def _at(value: float | None, when: float | None, unit: str = "°C") -> str:
 
 def _verdict_cell(verdict: Verdict) -> str:
     mark = {True: "✓", False: "✗", None: "?"}
-    criteria = "; ".join(f"{mark[met]} {html.escape(text)}" for text, met in verdict.criteria)
+    criteria = "; ".join(f"{mark[met]} {html.escape(text)}" for text, met, _ in verdict.criteria)
     if verdict.state == "provisional":
         criteria += " (? judged by observation, and no observation is recorded in the run)"
     return f"<b>{verdict.state}</b><br><small>{criteria}</small>"
@@ -409,7 +409,9 @@ def _evidence(result: SafetyResult) -> str:
     if e.get("adaptation") and e.get("mass_loss_g") is not None:
         items.append(e["adaptation"])
     seen = [
-        k for k in ("protection_activated", "damaged", "leakage", "venting", "fire", "rupture", "explosion") if e.get(k)
+        k
+        for k in ("protection_activated", "damaged", "leakage", "venting", "smoke", "fire", "rupture", "explosion")
+        if e.get(k)
     ]
     items.append(
         "observed: " + (", ".join(seen) if seen else "none")
@@ -429,30 +431,17 @@ def _abuse(d: ReportData) -> str:
         except Exception as exc:  # one unreadable abuse run must not sink the report
             failed.append(f"{html.escape(Path(path).name)}: {html.escape(f'{type(exc).__name__}: {exc}')}")
             continue
-        marks = {
-            "T1": (result.t1_time, result.t1) if result.t1 is not None else None,
-            "T2": (result.t2_time, result.t2) if result.t2 is not None else None,
-            "T3": (result.t3_time, result.t3),
-            "short": result.short_time,
-        }
         title = f"{info['cell_id']}: {info['protocol'] or Path(path).stem}"
         figures.append(
             _figure(
-                plots.abuse_traces(title, traces, marks),
+                plots.abuse_traces(title, traces, marks(result)),
                 f"abuse test {title}",
                 f"{html.escape(title)}: {', '.join(html.escape(k) for k in traces)} vs time; "
                 "T1 (self-heating onset), T2 (thermal runaway) and T3 (peak) marked; dotted: the short.",
             )
         )
         criteria = info["criteria"]
-        if criteria in STANDARDS:
-            verdict = _verdict_cell(passes(criteria, result))
-        else:
-            verdict = (
-                f"unknown pass criteria {html.escape(repr(criteria))}"
-                if criteria
-                else "no pass criteria in the protocol"
-            )
+        verdict = _verdict_cell(passes(criteria, result)) if criteria else "no pass criteria in the protocol"
         rows.append(
             [
                 html.escape(str(info["cell_id"])),
@@ -465,7 +454,7 @@ def _abuse(d: ReportData) -> str:
                 "—" if result.force_at_short is None else f"{result.force_at_short:.3g}",
                 f"<b>{result.eucar_level}</b>",
                 _evidence(result),
-                html.escape(criteria or "—"),
+                html.escape(criteria["clause"] if criteria else "—"),
                 verdict,
             ]
         )

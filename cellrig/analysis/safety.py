@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import observations
 from ..storage import Run, RunFile, open_run, run_file
 
 #: a signal sampled on the ``time`` argument, or a (time, values) pair on its own time base
@@ -38,7 +39,7 @@ class SafetyOptions:
     trigger_rate: float = TRIGGER_RATE  # °C/s for T2
     onset_window_s: float = 600.0  # regression window for T1: slope noise = noise·√(12/n³) ≪ 0.02 °C/min
     trigger_window_s: float = 5.0  # regression window for T2 and the peak rate (≥ 5 samples is enforced)
-    baseline_s: float = 10.0  # the pre-test voltage is the median over the first baseline_s
+    baseline_s: float = 10.0  # the pre-test voltage is the median over the first baseline_s (before any drop)
     short_drop_v: float = 0.1  # short onset: V this far below pre-test (UN 38.3 T.6 ΔV ≥ 100 mV, docs/standards.md §3)
     collapse_fraction: float = 0.5  # collapse: voltage below this share of the pre-test voltage …
     collapse_v: float = 0.5  # … or below this many volts, whichever threshold is higher
@@ -57,6 +58,7 @@ class Observations:
     damaged: bool = False  # irreversible damage
     leakage: bool = False
     venting: bool = False
+    smoke: bool = False  # smoke means the cell vented (or burnt): EUCAR level 4 at least
     fire: bool = False
     rupture: bool = False  # flying parts of the active mass
     explosion: bool = False
@@ -97,11 +99,11 @@ class SafetyResult:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Pass/fail against a named standard: each criterion's text and whether it was met."""
+    """Pass/fail against a clause: each criterion's text, whether it was met, and the evidence that decided."""
 
-    standard: str
+    standard: str  # the clause judged to
     passed: bool | None  # None: no pass/fail (the standard has none, or a criterion was not observed)
-    criteria: tuple[tuple[str, bool | None], ...]  # None: not known (an observation nobody recorded)
+    criteria: tuple[tuple[str, bool | None, str], ...]  # text, met (None: not observed), the evidence that decided
     eucar_level: int
 
     @property
@@ -109,7 +111,7 @@ class Verdict:
         """PASS, FAIL, provisional (signals pass, observations missing) or report only (no criteria)."""
         if self.passed is not None:
             return "PASS" if self.passed else "FAIL"
-        return "provisional" if any(met is None for _, met in self.criteria) else "report only"
+        return "provisional" if any(met is None for _, met, _ in self.criteria) else "report only"
 
 
 def _uniform(time: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -187,7 +189,7 @@ def eucar_level(
 ) -> tuple[int, dict[str, Any]]:
     """Get the EUCAR hazard level (0–7, docs/standards.md §6) and the evidence it rests on.
 
-    Explosion 7, rupture 6, fire 5; venting or mass loss ≥ 50 % of the electrolyte 4; leakage, a smaller
+    Explosion 7, rupture 6, fire 5; venting, smoke or mass loss ≥ 50 % of the electrolyte 4; leakage, a smaller
     mass loss or a thermal runaway (which levels 0–2 exclude) 3; irreversible damage or an internal short 2;
     passive protection 1.  Without liquid electrolyte (``electrolyte_mass_g`` 0 or unknown) the 50 % rule
     is not applied and the raw mass loss is recorded instead.
@@ -217,7 +219,7 @@ def eucar_level(
         (7, observed.explosion, "explosion"),
         (6, observed.rupture, "rupture (flying parts)"),
         (5, observed.fire, "fire or flame"),
-        (4, observed.venting or heavy_loss, "venting or mass loss ≥ 50 % of electrolyte"),
+        (4, observed.venting or observed.smoke or heavy_loss, "venting, smoke or mass loss ≥ 50 % of electrolyte"),
         (3, observed.leakage or light_loss or thermal_runaway, "leakage, mass loss < 50 % or thermal runaway"),
         (2, observed.damaged or shorted, "irreversible damage or internal short"),
         (1, observed.protection_activated, "passive protection activated"),
@@ -261,7 +263,10 @@ def safety_metrics(
     v = _series(voltage, t_raw)
     pretest = short = collapse = threshold = None
     if v is not None:
-        pretest = float(np.median(v[1][v[0] <= v[0][0] + options.baseline_s]))
+        before = v[0] <= v[0][0] + options.baseline_s  # the first baseline_s, up to a drop (a short so soon)
+        drop = np.flatnonzero(v[1] < v[1][0] - options.short_drop_v)
+        before[drop[0] if len(drop) else len(before) :] = False
+        pretest = float(np.median(v[1][before]))
         threshold = max(options.collapse_fraction * pretest, options.collapse_v)
         short = _first_below(v, pretest - options.short_drop_v)
         collapse = _first_below(v, threshold)
@@ -334,64 +339,44 @@ def safety_from_run(
     )
 
 
-def _seen(result: SafetyResult, *events: str) -> bool | None:
-    """Whether none of ``events`` was observed; None if no observation was recorded."""
-    o = result.observed
-    return None if o is None else not any(getattr(o, e) for e in events)
+def _criterion(c: dict[str, Any], r: SafetyResult) -> tuple[bool | None, str]:
+    """Whether criterion ``c`` (:meth:`cellrig.protocols.criteria.Criterion.record`) holds, and the evidence."""
+    if c["kind"] == "not_seen":
+        if r.observed is None:
+            return None, "judged by observation: none recorded"
+        seen = [k for k in c["seen"] if getattr(r.observed, k)]
+        return not seen, "observed: " + (", ".join(seen) + " seen" if seen else "not seen")
+    if c["kind"] == "temperature_max":
+        return r.t3 <= c["value"], f"measured: T3 {r.t3:.1f} °C at {r.t3_time:.0f} s"
+    start = r.short_time if r.short_time is not None else 0.0
+    since = "the short" if r.short_time is not None else "the start"
+    return r.end_time - start >= c["value"], f"measured: recorded {(r.end_time - start) / 3600:.2f} h after {since}"
 
 
-def _no_fire_no_explosion(result: SafetyResult) -> tuple[tuple[str, bool | None], ...]:
-    return (("no fire", _seen(result, "fire")), ("no explosion", _seen(result, "explosion")))
+def criteria_of(recorded: str | dict[str, Any]) -> dict[str, Any] | None:
+    """A protocol's criteria as its run file records them (JSON), or None if it has none."""
+    if isinstance(recorded, dict):
+        return recorded
+    return json.loads(recorded) if recorded else None
 
 
-def _observed_for(result: SafetyResult, seconds: float, text: str) -> tuple[str, bool]:
-    start = result.short_time if result.short_time is not None else 0.0
-    return text, result.end_time - start >= seconds
+def passes(criteria: str | dict[str, Any], result: SafetyResult) -> Verdict:
+    """Judge ``result`` by a protocol's criteria (as its run file records them: :func:`criteria_of`).
 
-
-def _gbt31485_nail(r: SafetyResult) -> tuple[tuple[str, bool | None], ...]:
-    return (*_no_fire_no_explosion(r), _observed_for(r, 3600.0, "observed 1 h with the nail in (§6.2.8)"))
-
-
-def _gb38031_cell(r: SafetyResult) -> tuple[tuple[str, bool | None], ...]:
-    return (*_no_fire_no_explosion(r), _observed_for(r, 3600.0, "observed 1 h after the test"))
-
-
-def _un383_t6(r: SafetyResult) -> tuple[tuple[str, bool | None], ...]:
-    return (
-        ("external temperature ≤ 170 °C", r.t3 <= 170.0),
-        ("no disassembly", _seen(r, "explosion", "rupture")),
-        ("no rupture", _seen(r, "rupture")),
-        ("no fire", _seen(r, "fire")),
-        _observed_for(r, 6 * 3600.0, "observed 6 h"),
-    )
-
-
-#: Standard → its criteria (docs/standards.md §2–§4, sources S1–S3, S9).  SAE J2464 has none.
-STANDARDS = {
-    "GB/T 31485-2015 nail": _gbt31485_nail,
-    "GB 38031-2025 hot box": _gb38031_cell,
-    "GB 38031-2025 crush": _gb38031_cell,
-    "UN 38.3 T.6 crush": _un383_t6,
-    "SAE J2464": None,
-}
-
-
-def passes(standard: str, result: SafetyResult) -> Verdict:
-    """Get the verdict of ``result`` against a standard of :data:`STANDARDS` (SAE J2464: report only).
-
-    A criterion judged by observation (fire, explosion, rupture) is open while no observation is recorded:
-    the verdict is then FAIL if a measured criterion failed, else provisional, never PASS.
+    A criterion judged by observation (fire, explosion, rupture …) is open while no observation is recorded:
+    the verdict is then FAIL if a measured criterion failed, else provisional, never PASS.  No criteria
+    (SAE J2464): report only, the EUCAR level.
     """
-    if standard not in STANDARDS:
-        raise ValueError(f"unknown standard {standard!r} (known: {', '.join(STANDARDS)})")
-    check = STANDARDS[standard]
-    if check is None:
-        return Verdict(standard, None, (("no pass/fail criteria: report the EUCAR level", True),), result.eucar_level)
-    criteria = check(result)
-    met = [m for _, m in criteria]
+    c = criteria_of(criteria)
+    if not c:
+        raise ValueError("no pass criteria: the protocol states none")
+    if not c["pass"]:
+        said = (("no pass/fail criteria: report the EUCAR level", True, f"EUCAR level {result.eucar_level}"),)
+        return Verdict(c["clause"], None, said, result.eucar_level)
+    judged = tuple((x["text"], *_criterion(x, result)) for x in c["pass"])
+    met = [m for _, m, _ in judged]
     passed = False if False in met else None if None in met else True
-    return Verdict(standard, passed, criteria, result.eucar_level)
+    return Verdict(c["clause"], passed, judged, result.eucar_level)
 
 
 # -- abuse runs from their files ---------------------------------------------------------------
@@ -422,25 +407,12 @@ def _abuse_signals(f: RunFile) -> dict[str, str]:
     return {k: v for k, v in found.items() if v}
 
 
-#: What ``cellrig observe`` records, each yes or no: the criteria the standards judge by observation
-#: and the EUCAR observables of docs/standards.md §6.
-OBSERVED = ("fire", "explosion", "rupture", "venting", "leakage")
-OBSERVATION_EVENT = "observation"
-
-
-def observation_message(seen: dict[str, bool], note: str, operator: str) -> str:
-    """The message of an ``observation`` event: JSON of each of :data:`OBSERVED`, the note and who saw it."""
-    if set(seen) != set(OBSERVED):
-        raise ValueError(f"an observation answers each of {', '.join(OBSERVED)}, yes or no")
-    return json.dumps({**{k: bool(seen[k]) for k in OBSERVED}, "note": note, "operator": operator}, ensure_ascii=False)
-
-
 def _observations(f: RunFile) -> tuple[Observations | None, dict[str, float]]:
     """What the operator recorded: the last ``observation`` event (``cellrig observe``), else the run's
     ``meta/observations`` (fire, venting, masses ...); None if neither."""
     recorded = f.meta("observations") if "observations" in f.file["meta"] else None
-    if (last := f.last_message(OBSERVATION_EVENT)) is not None:
-        recorded = (recorded or {}) | json.loads(last)
+    if (last := f.last_message(observations.EVENT)) is not None:
+        recorded = (recorded or {}) | observations.read(last)
     if recorded is None:
         return None, {}
     flags = {k: bool(v) for k, v in recorded.items() if k in Observations.__dataclass_fields__ and k != "video_ref"}
@@ -458,7 +430,7 @@ def abuse_result(path: str) -> tuple[dict[str, Any], SafetyResult, dict[str, tup
         info = {
             "cell_id": f.cell.get("id", ""),
             "protocol": protocol.get("name", ""),
-            "criteria": protocol.get("criteria", ""),  # the protocol's own: a standard of STANDARDS
+            "criteria": criteria_of(protocol.get("criteria", "")),  # the protocol's own (None: it has none)
         }
         traces = {}
         for key, label in (("temperature", "temperature (°C)"), ("voltage", "voltage (V)"), ("force", "force")):
@@ -475,6 +447,16 @@ def abuse_result(path: str) -> tuple[dict[str, Any], SafetyResult, dict[str, tup
     result = safety_from_run(path, signals["temperature"], **kwargs, observed=observed, **masses)
     info["signals"] = signals
     return info, result, traces
+
+
+def marks(result: SafetyResult) -> dict[str, Any]:
+    """What a trace plot marks (:func:`cellrig.analysis.plots.abuse_traces`): T1, T2, T3 and the short."""
+    return {
+        "T1": (result.t1_time, result.t1) if result.t1 is not None else None,
+        "T2": (result.t2_time, result.t2) if result.t2 is not None else None,
+        "T3": (result.t3_time, result.t3),
+        "short": result.short_time,
+    }
 
 
 def _units(f: RunFile, stream: str, column: str) -> str:

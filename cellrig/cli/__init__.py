@@ -24,6 +24,7 @@ def main() -> None:
       cellrig analyze runs/            per-cycle tables (Parquet, CSV) and life metrics of a campaign
       cellrig report runs/ -o r.html   a self-contained HTML report with plots
       cellrig observe RUN --fire no …  what the operator saw in an abuse test, for its verdict
+      cellrig test-report RUN -o t.pdf an abuse test's report to its standard (PDF or HTML)
       cellrig sim --write-lab v.toml   serve the virtual lab; then: cellrig lab check v.toml
       cellrig notify test lab.toml     send a test alert to everyone the lab file's [notify] tells
     """
@@ -33,6 +34,7 @@ for command in (
     analysis.summary,
     analysis.analyze,
     analysis.report,
+    analysis.test_report,
     analysis.import_,
     lab.lab,
     notify.notify,

@@ -1,4 +1,4 @@
-"""The commands that read run files: summary, analyze, report, import."""
+"""The commands that read run files: summary, analyze, report, test-report, import."""
 
 import re
 import sys
@@ -184,6 +184,36 @@ def report(folder: Path, out_file: Path, tolerance: float, scheduler: str | None
     console.print(f"report: {out_file}", highlight=False, soft_wrap=True)
     if not analysis.errors.empty:
         sys.exit(1)
+
+
+@click.command("test-report")
+@click.argument("run_file", metavar="RUN", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The report to write: FILE.pdf or FILE.html (self-contained).",
+)
+def test_report(run_file: Path, out_file: Path) -> None:
+    """Write the report of one abuse test in RUN to its standard: sample, clause, conditions, instruments
+    with serial, firmware and calibration, traces with T1/T2/T3, observations, the verdict per criterion
+    with its evidence, and the run file's sha256.  Record the operator's observation first
+    (`cellrig observe`): without it the verdict is only provisional."""
+    from ..analysis.abuse_report import write
+    from ..sim.cell import CHEMISTRIES  # the OCV curves of the chemistries cellrig models
+
+    if out_file.suffix.lower() not in (".pdf", ".html", ".htm"):
+        raise click.BadParameter(f"{out_file}: write FILE.pdf or FILE.html", param_hint="--out")
+    if open_run(run_file).meta.get("protocol", {}).get("kind") != "abuse":
+        raise click.ClickException(f"{run_file}: not an abuse test (protocol kind abuse); see `cellrig report`")
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write(run_file, out_file, {name: (c.soc, c.ocv) for name, c in CHEMISTRIES.items()})
+    except (ValueError, RunFileError) as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(f"test report: {out_file}", highlight=False, soft_wrap=True)
 
 
 @click.command("import")

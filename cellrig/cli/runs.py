@@ -1,9 +1,13 @@
 """The commands that run tests and steer them: run, campaign, resume, status, pause/continue/stop/abort,
 protocols, demo."""
 
+import getpass
 import sys
+import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,7 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .. import observations
 from ..demo import MARK as DEMO_MARK
 from ..demo import run_demo
 from ..instruments._connection import InstrumentError
@@ -75,8 +80,10 @@ def _stopping() -> AbstractContextManager[StopRequest]:
     return signals_ask_to_stop(StopRequest(), lambda text: err.print(f"[yellow]{text}[/]"))
 
 
-def _execute(runners: list[Runner]) -> None:
-    """Run with a progress bar per run; print how each ended; exit 1 if any failed, 130 if a signal stopped them."""
+def _execute(runners: list[Runner], ask: bool = True) -> None:
+    """Run with a progress bar per run; print how each ended; exit 1 if any failed, 130 if a signal stopped them.
+
+    ``ask``: a run whose criteria need the operator's observation asks for it here, if this is a terminal."""
     bars = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -96,6 +103,8 @@ def _execute(runners: list[Runner]) -> None:
             where += f" · retention {loops[-1]:.1%}" if loops else ""
             bars.update(tasks[r.key], completed=r.state.steps_done, where=where)
 
+    if runners and ask and sys.stdin.isatty():
+        runners[0].shared.ask = _asker(bars)
     with bars:
         results = campaigns.run_all(runners, on_wait=update)
         update()
@@ -112,6 +121,27 @@ def _execute(runners: list[Runner]) -> None:
         sys.exit(130)
     if "failed" in statuses:
         sys.exit(1)
+
+
+def _asker(bars: Progress) -> Callable[[str], str]:
+    """Ask the operator at this terminal for a run's observation, one run at a time, the bars held meanwhile."""
+    one = threading.Lock()
+
+    def yes_no(what: str) -> bool:
+        return click.prompt(f"  {what}", type=click.Choice(["yes", "no"]), err=True) == "yes"
+
+    def ask(cell: str) -> str:
+        with one:
+            bars.stop()
+            try:
+                err.print(f"[bold]{cell}: what did you see during the test?[/] (or `cellrig observe` later)")
+                seen = {what: yes_no(what) for what in observations.OBSERVED}
+                note = click.prompt("  note (optional)", default="", show_default=False, err=True).strip()
+            finally:
+                bars.start()
+        return observations.message(seen, note, getpass.getuser())
+
+    return ask
 
 
 def _fail(exc: Exception) -> click.ClickException:
@@ -376,7 +406,7 @@ def _operator(command: str, doc: str) -> click.Command:
             for path in paths:
                 control.send(path, command, expires=timeout)  # unanswered by then, it is withdrawn or void
             deadline = time.monotonic() + timeout
-            unanswered = [p for p in paths if not _answer(p, answered[p], deadline)]
+            unanswered = [p for p in paths if not answer(p, answered[p], deadline)]
         except RunFileError as exc:
             raise _fail(exc) from None
         if unanswered:
@@ -386,17 +416,20 @@ def _operator(command: str, doc: str) -> click.Command:
     return send
 
 
-def _answer(path: Path, answered: int, deadline: float) -> bool:
-    """Wait for the engine of ``path`` to take its command and record the event that answers it; print it."""
+def answer(path: Path, answered: int, deadline: float, command: str = "") -> bool:
+    """Wait for the engine of ``path`` to take its ``command`` and record the event that answers it (one
+    more than ``answered`` of them); print it.  Unanswered by ``deadline`` (monotonic), it is withdrawn."""
+    kinds = (observations.EVENT,) if command == "observe" else control.REPLIES
     while time.monotonic() < deadline:
         run = open_run(path)
-        if control.replies(run) > answered:
+        if control.replies(run, kinds) > answered:
             events = run.events
-            reply = events[events["kind"].isin(control.REPLIES)].iloc[-1]
-            console.print(f"{path.name}: {reply['kind']}: {reply['message']}", highlight=False, soft_wrap=True)
+            reply = events[events["kind"].isin(kinds)].iloc[-1]
+            said = f"{reply['kind']} at t = {reply['time']:.0f} s" if command == "observe" else reply["kind"]
+            console.print(f"{path.name}: {said}: {reply['message']}", highlight=False, soft_wrap=True)
             return True
         time.sleep(0.05)
-    if control.withdraw(path):
+    if control.withdraw(path, command):
         err.print(f"{path.name}: not taken; withdrawn", highlight=False)
     return False
 
@@ -506,7 +539,8 @@ def _demo(out_dir: Path, resume: bool = False) -> None:
 
     with _stopping() as stop:
         try:
-            run_demo(out_dir, _execute, lambda text: err.print(f"\n[bold]{text}[/]"), stop, resume=resume)
+            watched = partial(_execute, ask=False)  # a demo is watched, not observed: its abuse runs await one
+            run_demo(out_dir, watched, lambda text: err.print(f"\n[bold]{text}[/]"), stop, resume=resume)
         except (RuntimeError, *REFUSED) as exc:  # e.g. the virtual lab could not start
             raise _fail(exc) from None
     if stop.is_set():

@@ -43,7 +43,8 @@ from . import language as L
 from .alerts import CampaignEnd, RunAlerts
 from .cells import CellSpec
 from .kinds import Activity, activity
-from .preflight import Binding, calibration_record, check, hardware_limits
+from .observing import Ask, RunObservation
+from .preflight import Binding, calibration_record, check, hardware_limits, instruments_record
 from .program import Check, Count, Enter, Leaf
 from .schema import Limits
 from .sharing import ChamberShare, DAQHub, Timebase
@@ -161,6 +162,7 @@ class Shared:
     poll: float = POLL  # lab seconds between polls (MIN_WALL_POLL to MAX_WALL_POLL of real time)
     routes: tuple[Route, ...] = ()  # alert routes beside the lab file's [notify] ones: a campaign file's
     campaign: CampaignEnd | None = None  # the runs' campaign, told of once its last run ends
+    ask: Ask | None = None  # asks the operator at the terminal for an observation; None: nobody is there
     notifier: Notifier | None = field(init=False, default=None)  # sends to every route; None without one
 
     def __post_init__(self) -> None:
@@ -246,6 +248,7 @@ class Runner:
         self.chamber_last: tuple[float, float] | None = None
         self.status = RunState.RUNNING
         self.alerts = RunAlerts(self, self._record)
+        self.observation = RunObservation(self)
 
     # -- building -------------------------------------------------------------------------------
 
@@ -329,7 +332,7 @@ class Runner:
                 "name": protocol.name,
                 "title": protocol.header.title,
                 "standard": protocol.header.standard,
-                "criteria": protocol.header.criteria,
+                "criteria": protocol.header.criteria.record() if protocol.header.criteria else "",
                 "kind": protocol.header.kind,
                 "origin": protocol.origin,
                 "text": protocol.source,
@@ -341,6 +344,7 @@ class Runner:
             "binding": binding.as_meta(),
             "lab": _lab_meta(shared.lab),
             "calibration": calibration_record(shared.lab, binding, dt.date.today()),
+            "instruments": instruments_record(shared.lab, binding),
             "clock": {"scale": clock.scale, "started": clock.now()},
             "started": dt.datetime.now(dt.UTC).isoformat(),
             "operator": getpass.getuser(),
@@ -496,6 +500,7 @@ class Runner:
         if self.supervising:
             self.supervisor.check_fresh(self.lab.clock.now(), time.monotonic(), self.now())
         self.alerts.check_disk()
+        self.observation.take()
 
     def _cycler_records(self, t: np.ndarray) -> None:
         """New cycler records: the stream is fresh, and its spacing is what a running step is watched at."""
@@ -741,6 +746,7 @@ class Runner:
             self.alerts.unsafe(failures)
         if trip is not None:
             self._observe(trip)
+        self.observation.at_end(status)
         if self.hub is not None:
             try:
                 self.hub.leave(self.key)

@@ -44,6 +44,7 @@ from pydantic import AfterValidator, Field, ValidationError
 from ..inputs import InputError, check_name, read_text
 from . import quantity
 from .cells import CellSpec
+from .criteria import Criteria
 from .kinds import KINDS
 from .program import Check, Count, Enter, Instruction, Leaf
 from .schema import Limits, Model, Seconds
@@ -109,7 +110,7 @@ class Header(Model):
     name: ProtocolName
     title: str = ""
     standard: str = ""
-    criteria: str = ""  # the pass criteria an abuse run is judged by (a standard of cellrig.analysis.safety.STANDARDS)
+    criteria: Criteria | None = None  # what an abuse run passes by (.criteria)
     kind: Literal["cycling", "characterisation", "abuse"] = "cycling"
     verify: bool = False  # built on values docs/standards.md marks unverified
     certification: bool = False  # a test to a standard's clauses: refused on an instrument out of calibration

@@ -175,6 +175,21 @@ def calibration_record(lab: Lab, binding: Binding, today: dt.date) -> dict[str, 
     return {what: c.as_meta(today) if c else {"state": "none"} for what, c in certificates(lab, binding).items()}
 
 
+def instruments_record(lab: Lab, binding: Binding) -> dict[str, dict[str, str]]:
+    """What a run file keeps of each instrument it uses (``/meta/instruments``): its kind, driver and
+    resource, and who it says it is (``*IDN?``: manufacturer, model, serial, firmware)."""
+    out = {}
+    for kind, role in binding.roles().items():
+        spec = lab.roles[role]
+        record = {"kind": kind, "driver": spec.driver, "resource": spec.resource}
+        try:
+            record |= dataclasses.asdict(lab[role].identify())
+        except Exception as exc:  # recorded as unread: the run goes on; connecting worked a moment ago
+            record["identity"] = f"not read: {type(exc).__name__}: {exc}"
+        out[role] = record
+    return out
+
+
 def _out_of_calibration(protocol: Protocol, lab: Lab, binding: Binding) -> list[str]:
     """A certification run's instruments with an expired certificate, or none on record."""
     today, problems = dt.date.today(), []

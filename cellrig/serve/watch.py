@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import observations
 from ..storage import Run, RunFileError, open_run
 from .eta import run_time_left
 
@@ -59,6 +60,9 @@ def row(run: Run, folder: Path) -> dict[str, Any]:
         state, reason = "tripped", f"{trips['message'].iloc[-1]} (still recording)"
     elif status == "running" and len(held) and held["kind"].iloc[-1] == "pause":
         state = "paused"
+    seen = run.events_of(observations.AWAITING_EVENT, observations.EVENT, last=1)
+    if status != "running" and len(seen) and seen["kind"].iloc[-1] == observations.AWAITING_EVENT:
+        state = f"{status}, awaiting observation"  # ranked as its status: a tripped one stays at the top
     electrical = [s for s in run.streams if "voltage" in run.columns(s)]  # an abuse run's: the rig's
     cycle_stream = run.cycle_stream or (electrical[0] if electrical else None)
     lasts = run.lasts()  # every stream's last row, in one read
@@ -131,7 +135,7 @@ class Watcher:
     def rows(self) -> list[dict[str, Any]]:
         """Every run, what needs a person first, then the newest first."""
         rows = sorted((s.row for s in self.seen.values()), key=lambda r: r["started"], reverse=True)  # one dict
-        return sorted(rows, key=lambda r: RANK.get(r["state"], 6))
+        return sorted(rows, key=lambda r: RANK.get(r["state"].split(",")[0], 6))
 
     def path(self, run: str) -> Path | None:
         return next((s.path for s in self.seen.values() if s.row["id"] == run), None)
